@@ -1,0 +1,57 @@
+# luoinit: Linux live update userspace.
+#
+#   make demo     a live update (kexec with preserved memfds) in a VM
+#   make test     every test: lint, unit, uapi layout, VM scenarios
+#   make kernel   build (or reuse the cached) VM-test kernel
+#   make vmtest   the VM scenarios only
+#   make unit     unit tests only (no VM, no root)
+
+GO      ?= go
+CACHE   ?= $(or $(LUOINIT_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/luoinit)
+BIN     := bin
+
+export LUOINIT_CACHE := $(CACHE)
+
+# The kernel's path comes from build.sh on stdout; its progress goes to stderr.
+KERNEL_CMD = tests/kernel/build.sh "$(CACHE)"
+
+.PHONY: all build kernel test lint unit layout vmtest demo fuzz clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./tests/guest/...
+
+kernel:
+	@$(KERNEL_CMD)
+
+lint:
+	@fmt=$$(gofmt -l .); if [ -n "$$fmt" ]; then echo "gofmt needed on:"; echo "$$fmt"; exit 1; fi
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v /tests/scenarios)
+
+# The uapi layout test: Go structs and ioctl numbers against the header of
+# the kernel the VM tests run. It must run here, not skip.
+layout:
+	@k=$$($(KERNEL_CMD)) && \
+	LUOINIT_UAPI_HEADER=$$(dirname $$k)/liveupdate.h LUOINIT_REQUIRE_UAPI=1 \
+	$(GO) test -count=1 -v -run TestUAPIMatchesKernelHeader ./luo/
+
+vmtest:
+	@k=$$($(KERNEL_CMD)) && echo "VM tests on kernel $$(cat $$(dirname $$k)/version) ($$k)" && \
+	LUOINIT_KERNEL=$$k LUOINIT_VMTEST=required \
+	$(GO) test -count=1 -v -timeout 40m ./tests/scenarios/
+
+test: lint unit layout vmtest
+
+demo:
+	@k=$$($(KERNEL_CMD)) && LUOINIT_KERNEL=$$k $(GO) run ./tests/demo
+
+fuzz:
+	@echo "no fuzz targets yet"
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,126 @@
+package luo
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// Session is an open LUO session fd.
+type Session struct {
+	f    *os.File
+	name string
+}
+
+// NewSession wraps a session fd received from elsewhere (for example over
+// a unix socket). name is what errors will call it; it is not checked with
+// the kernel (use GetName for that).
+func NewSession(f *os.File, name string) *Session {
+	return &Session{f: f, name: name}
+}
+
+// Name returns the name the session was created or retrieved with.
+func (s *Session) Name() string { return s.name }
+
+// File returns the session's fd. It stays owned by the Session.
+func (s *Session) File() *os.File { return s.f }
+
+// Close closes the session fd. Before a kexec this unpreserves every file
+// in the session; after one, unfinished resources stay with the kernel
+// until the next live update.
+func (s *Session) Close() error {
+	if s.f == nil {
+		return nil
+	}
+	err := s.f.Close()
+	s.f = nil
+	return err
+}
+
+func (s *Session) fd(op string, token uint64, hasToken bool) (int, error) {
+	if s.f == nil {
+		return -1, &Error{Op: op, Session: s.name, Token: token, HasToken: hasToken, FD: -1, Err: ErrClosed}
+	}
+	return int(s.f.Fd()), nil
+}
+
+// PreserveFD marks fd for preservation across the next kexec under token.
+// Tokens are chosen by the caller and must be unique within the session.
+// The kernel refuses files it cannot preserve (today: anything but a
+// memfd) with an errno the returned error wraps.
+func (s *Session) PreserveFD(fd int, token uint64) error {
+	const op = "preserve fd"
+	sfd, err := s.fd(op, token, true)
+	if err != nil {
+		return err
+	}
+	arg := preserveFDArg{Size: sizeOf[preserveFDArg](), FD: int32(fd), Token: token}
+	if err := ioctl(sfd, ioctlPreserveFD, &arg); err != nil {
+		return &Error{Op: op, Session: s.name, Token: token, HasToken: true, FD: fd,
+			Syscall: ioctlString(sfd, ioctlPreserveFD), Hint: hint(op, err.(unix.Errno)), Err: err}
+	}
+	return nil
+}
+
+// RetrieveFD gets back the file preserved under token in the previous
+// kernel. The returned file has close-on-exec set. A retrieve that failed
+// once fails the same way again.
+func (s *Session) RetrieveFD(token uint64) (*os.File, error) {
+	const op = "retrieve fd"
+	sfd, err := s.fd(op, token, true)
+	if err != nil {
+		return nil, err
+	}
+	arg := retrieveFDArg{Size: sizeOf[retrieveFDArg](), FD: -1, Token: token}
+	if err := ioctl(sfd, ioctlRetrieveFD, &arg); err != nil {
+		return nil, &Error{Op: op, Session: s.name, Token: token, HasToken: true, FD: -1,
+			Syscall: ioctlString(sfd, ioctlRetrieveFD), Hint: hint(op, err.(unix.Errno)), Err: err}
+	}
+	// FD_CLOEXEC does not survive the live update; a retrieved fd must not
+	// leak into a child that was not meant to have it.
+	if _, err := unix.FcntlInt(uintptr(arg.FD), unix.F_SETFD, unix.FD_CLOEXEC); err != nil {
+		unix.Close(int(arg.FD))
+		return nil, &Error{Op: op, Session: s.name, Token: token, HasToken: true, FD: int(arg.FD),
+			Syscall: fmt.Sprintf("fcntl(%d, F_SETFD, FD_CLOEXEC)", arg.FD), Err: err}
+	}
+	return os.NewFile(uintptr(arg.FD), fmt.Sprintf("liveupdate:%s:%d", s.name, token)), nil
+}
+
+// Finish tells the kernel that every file of this retrieved session has
+// been restored, releasing its hold on them. If it fails, the resources
+// stay preserved and Finish may be called again.
+func (s *Session) Finish() error {
+	const op = "finish"
+	sfd, err := s.fd(op, 0, false)
+	if err != nil {
+		return err
+	}
+	arg := finishArg{Size: sizeOf[finishArg]()}
+	if err := ioctl(sfd, ioctlFinish, &arg); err != nil {
+		return &Error{Op: op, Session: s.name, FD: -1,
+			Syscall: ioctlString(sfd, ioctlFinish), Hint: hint(op, err.(unix.Errno)), Err: err}
+	}
+	return nil
+}
+
+// GetName asks the kernel for the session's full name. Kernels without
+// the GET_NAME ioctl make it return an error wrapping both
+// ErrGetNameUnsupported and unix.ENOTTY; callers then use Name.
+func (s *Session) GetName() (string, error) {
+	const op = "get name"
+	sfd, err := s.fd(op, 0, false)
+	if err != nil {
+		return "", err
+	}
+	arg := getNameArg{Size: sizeOf[getNameArg]()}
+	if err := ioctl(sfd, ioctlGetName, &arg); err != nil {
+		if errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EINVAL) {
+			err = fmt.Errorf("%w: %w", ErrGetNameUnsupported, err)
+		}
+		return "", &Error{Op: op, Session: s.name, FD: -1,
+			Syscall: ioctlString(sfd, ioctlGetName), Err: err}
+	}
+	return cString(arg.Name[:]), nil
+}

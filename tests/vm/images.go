@@ -1,0 +1,74 @@
+package vm
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/luoinit/luoinit/initramfs"
+)
+
+// Guest paths of what a kexec scenario needs in its first initramfs.
+const (
+	GuestKernel     = "/boot/bzImage"
+	GuestInitramfs2 = "/boot/initramfs2.cpio"
+)
+
+// BuildStatic builds the Go package pkg (an import path or ./dir relative
+// to the module root) as a static binary at out.
+func BuildStatic(pkg, out string) error {
+	cmd := exec.Command("go", "build", "-trimpath", "-o", out, pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	if root, err := ModuleRoot(); err == nil {
+		cmd.Dir = root
+	}
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
+	}
+	return nil
+}
+
+// ModuleRoot returns the directory of the luoinit go.mod.
+func ModuleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", fmt.Errorf("not inside the luoinit module")
+	}
+	return filepath.Dir(mod), nil
+}
+
+// KexecImages writes the two initramfs images of a guest that kexecs into
+// the same kernel: the second holds init alone; the first holds init, the
+// kernel at GuestKernel and the second image at GuestInitramfs2. It
+// returns the first image's path.
+func KexecImages(dir, init, kernel string) (string, error) {
+	second := initramfs.New()
+	if err := second.AddFileFrom("init", init, 0o755); err != nil {
+		return "", err
+	}
+	p2 := filepath.Join(dir, "initramfs2.cpio")
+	if err := second.WriteFile(p2); err != nil {
+		return "", err
+	}
+	first := initramfs.New()
+	for _, f := range []struct{ dst, src string }{
+		{"init", init},
+		{GuestKernel, kernel},
+		{GuestInitramfs2, p2},
+	} {
+		if err := first.AddFileFrom(f.dst, f.src, 0); err != nil {
+			return "", err
+		}
+	}
+	p1 := filepath.Join(dir, "initramfs1.cpio")
+	if err := first.WriteFile(p1); err != nil {
+		return "", err
+	}
+	return p1, nil
+}
