@@ -15,7 +15,7 @@ export LUOINIT_CACHE := $(CACHE)
 # The kernel's path comes from build.sh on stdout; its progress goes to stderr.
 KERNEL_CMD = tests/kernel/build.sh "$(CACHE)"
 
-.PHONY: all build kernel test lint unit layout vmtest demo fuzz clean
+.PHONY: all build deps kernel test lint unit layout vmtest demo fuzz clean
 
 all: build
 
@@ -23,7 +23,10 @@ build:
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./tests/guest/...
 
-kernel:
+deps:
+	@tests/deps.sh
+
+kernel: deps
 	@$(KERNEL_CMD)
 
 lint:
@@ -35,23 +38,24 @@ unit:
 
 # The uapi layout test: Go structs and ioctl numbers against the header of
 # the kernel the VM tests run. It must run here, not skip.
-layout:
+layout: deps
 	@k=$$($(KERNEL_CMD)) && \
 	LUOINIT_UAPI_HEADER=$$(dirname $$k)/liveupdate.h LUOINIT_REQUIRE_UAPI=1 \
 	$(GO) test -count=1 -v -run TestUAPIMatchesKernelHeader ./luo/
 
-vmtest:
+vmtest: deps
 	@k=$$($(KERNEL_CMD)) && echo "VM tests on kernel $$(cat $$(dirname $$k)/version) ($$k)" && \
 	LUOINIT_KERNEL=$$k LUOINIT_VMTEST=required \
 	$(GO) test -count=1 -v -timeout 40m ./tests/scenarios/
 
 test: lint unit layout vmtest
 
-demo:
+demo: deps
 	@k=$$($(KERNEL_CMD)) && LUOINIT_KERNEL=$$k $(GO) run ./tests/demo
 
+FUZZTIME ?= 60s
 fuzz:
-	@echo "no fuzz targets yet"
+	$(GO) test -run XXX -fuzz FuzzParseMarker -fuzztime $(FUZZTIME) ./tests/vm/
 
 clean:
 	rm -rf $(BIN)

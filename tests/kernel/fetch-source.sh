@@ -63,7 +63,8 @@ pkg=$(apt-cache "${apt_opts[@]}" pkgnames linux-source- 2>/dev/null |
   sort -n | tail -1 | cut -d' ' -f2)
 [ -n "$pkg" ] || { log "no linux-source-X.Y >= 6.19 in the private index"; exit 1; }
 ver=${pkg#linux-source-}
-pkgver=$(apt-cache "${apt_opts[@]}" show "$pkg" 2>/dev/null | awk '/^Version:/ { print $2; exit }')
+pkgver=$(apt-cache "${apt_opts[@]}" policy "$pkg" 2>/dev/null | awk '/Candidate:/ { print $2; exit }')
+[ -n "$pkgver" ] && [ "$pkgver" != "(none)" ] || { log "no installable version of $pkg"; exit 1; }
 log "newest source package: $pkg $pkgver"
 
 tree=$cache/src/$pkg-$pkgver

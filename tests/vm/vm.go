@@ -93,10 +93,23 @@ func ParseMarker(line string) (Marker, bool) {
 	}
 	rest := strings.TrimRight(line[i+len(MarkerPrefix):], "\r\n")
 	kind, text, _ := strings.Cut(rest, " ")
-	if kind == "" || strings.ToUpper(kind) != kind {
+	if !validKind(kind) {
 		return Marker{}, false
 	}
 	return Marker{Kind: kind, Text: text}, true
+}
+
+// validKind reports whether s is a marker kind: [A-Z][A-Z0-9_]*.
+func validKind(s string) bool {
+	if s == "" || s[0] < 'A' || s[0] > 'Z' {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // panicLine reports whether a console line says the kernel panicked.

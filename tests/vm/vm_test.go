@@ -104,3 +104,27 @@ func TestArgs(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseMarker(f *testing.F) {
+	for _, s := range []string{"LUOTEST:PASS ok", "x LUOTEST:STAGE 2\r\n", "LUOTEST:", "LUOTEST:a b", "LUOTEST:FAIL\x00", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		m, ok := ParseMarker(line)
+		if !ok {
+			if m != (Marker{}) {
+				t.Fatalf("not a marker but %+v returned", m)
+			}
+			return
+		}
+		if !strings.Contains(line, MarkerPrefix+m.Kind) {
+			t.Fatalf("kind %q not in %q", m.Kind, line)
+		}
+		if m.Kind == "" || strings.ToUpper(m.Kind) != m.Kind || strings.ContainsAny(m.Kind, " \r\n") {
+			t.Fatalf("bad kind %q from %q", m.Kind, line)
+		}
+		if !strings.Contains(line, m.Text) || strings.HasSuffix(m.Text, "\n") || strings.HasSuffix(m.Text, "\r") {
+			t.Fatalf("text %q from %q", m.Text, line)
+		}
+	})
+}
