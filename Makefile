@@ -5,6 +5,8 @@
 #   make kernel   build (or reuse the cached) VM-test kernel
 #   make vmtest   the VM scenarios only
 #   make unit     unit tests only (no VM, no root)
+#   make build    bin/luoinit, static
+#   make fuzz     every fuzz target for FUZZTIME (default 60s) each
 
 GO      ?= go
 CACHE   ?= $(or $(LUOINIT_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/luoinit)
@@ -19,9 +21,10 @@ KERNEL_CMD = tests/kernel/build.sh "$(CACHE)"
 
 all: build
 
+# luoinit goes into initramfs images: static, no cgo.
 build:
 	@mkdir -p $(BIN)
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./tests/guest/...
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/luoinit ./init
 
 deps:
 	@tests/deps.sh
@@ -55,7 +58,11 @@ demo: deps
 
 FUZZTIME ?= 60s
 fuzz:
-	$(GO) test -run XXX -fuzz FuzzParseMarker -fuzztime $(FUZZTIME) ./tests/vm/
+	$(GO) test -run XXX -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./manifest/
+	$(GO) test -run XXX -fuzz '^FuzzParseConfig$$' -fuzztime $(FUZZTIME) ./manifest/
+	$(GO) test -run XXX -fuzz '^FuzzDecodeMessage$$' -fuzztime $(FUZZTIME) ./handoff/
+	$(GO) test -run XXX -fuzz '^FuzzReceiveFiles$$' -fuzztime $(FUZZTIME) ./handoff/
+	$(GO) test -run XXX -fuzz '^FuzzParseMarker$$' -fuzztime $(FUZZTIME) ./tests/vm/
 
 clean:
 	rm -rf $(BIN)

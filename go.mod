@@ -3,6 +3,7 @@ module github.com/luoinit/luoinit
 go 1.26.0
 
 require (
+	github.com/BurntSushi/toml v1.6.0
 	github.com/u-root/u-root v0.16.0
 	golang.org/x/sys v0.49.0
 )

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,9 +17,10 @@ import (
 )
 
 var (
-	buildOnce sync.Once
-	guestBin  string
-	buildErr  error
+	buildOnce  sync.Once
+	guestBin   string
+	luoinitBin string
+	buildErr   error
 )
 
 // kernel returns the VM-test kernel, skipping (or failing, under `make
@@ -44,7 +46,10 @@ func luotest(t *testing.T) string {
 			return
 		}
 		guestBin = filepath.Join(dir, "luotest")
-		buildErr = vm.BuildStatic("./tests/guest/luotest", guestBin)
+		luoinitBin = filepath.Join(dir, "luoinit")
+		if buildErr = vm.BuildStatic("./tests/guest/luotest", guestBin); buildErr == nil {
+			buildErr = vm.BuildStatic("./init", luoinitBin)
+		}
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)
@@ -52,11 +57,10 @@ func luotest(t *testing.T) string {
 	return guestBin
 }
 
-// runKexec boots scenario name in a guest that kexecs once into the same
-// kernel, and checks that both kernels ran and the guest passed.
-func runKexec(t *testing.T, name string) *vm.Result {
+// boot runs scenario name; the first initramfs also holds /bin/luoinit.
+func boot(t *testing.T, name string) *vm.Result {
 	k := kernel(t)
-	img, err := vm.KexecImages(t.TempDir(), luotest(t), k.BzImage)
+	img, err := vm.KexecImages(t.TempDir(), luotest(t), k.BzImage, vm.File{Guest: "bin/luoinit", Host: luoinitBin})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,6 +79,13 @@ func runKexec(t *testing.T, name string) *vm.Result {
 	if !res.Passed {
 		t.Fatalf("scenario %s failed: %s", name, res.Message)
 	}
+	return res
+}
+
+// runKexec boots scenario name in a guest that kexecs once into the same
+// kernel, and checks that both kernels ran and the guest passed.
+func runKexec(t *testing.T, name string) *vm.Result {
+	res := boot(t, name)
 	stages := res.Find("STAGE")
 	if len(stages) != 2 || stages[0].Text != "1" || stages[1].Text != "2" {
 		t.Fatalf("stages seen %v, want 1 then 2 (the kexec did not happen)", stages)
@@ -106,4 +117,37 @@ func TestNegative(t *testing.T) {
 		t.Fatalf("no REFUSED marker with the kernel's errno: %v", refused)
 	}
 	t.Logf("PRESERVE_FD of a pipe was refused with %s", refused[0].Text)
+}
+
+// TestPrepare: `luoinit prepare` takes two memfds pushed over the handoff
+// socket and one taken with pidfd_getfd, preserves them, appends the
+// manifest to the next initramfs and kexecs; in the new kernel every fd is
+// retrieved by the manifest's tokens and verified.
+func TestPrepare(t *testing.T) {
+	res := runKexec(t, "prepare")
+	if acks := res.Find("WORKLOAD_ACK"); len(acks) != 1 || acks[0].Text != "kv ok" {
+		t.Fatalf("the socket workload's ACK: %v, want one \"kv ok\"", acks)
+	}
+}
+
+// TestPrepareCancel: a --no-reboot prepare cancelled by SIGTERM leaves no
+// session and no kexec image; the same session names work again at once.
+func TestPrepareCancel(t *testing.T) {
+	res := boot(t, "cancel")
+	if res.Boots != 1 {
+		t.Fatalf("%d kernels booted, want 1 (nothing may kexec)", res.Boots)
+	}
+}
+
+// TestPrepareRefused: an fd LUO refuses fails prepare before any freeze,
+// with workload, fd and errno named; optional, it is dropped and recorded.
+func TestPrepareRefused(t *testing.T) {
+	res := boot(t, "refused")
+	if res.Boots != 1 {
+		t.Fatalf("%d kernels booted, want 1", res.Boots)
+	}
+	acks := res.Find("WORKLOAD_ACK")
+	if len(acks) < 1 || !strings.Contains(acks[0].Text, "events") {
+		t.Fatalf("the workload was not told which fd failed: %v", acks)
+	}
 }

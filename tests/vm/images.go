@@ -16,6 +16,9 @@ const (
 	GuestInitramfs2 = "/boot/initramfs2.cpio"
 )
 
+// File is an extra file for a guest image.
+type File struct{ Guest, Host string }
+
 // BuildStatic builds the Go package pkg (an import path or ./dir relative
 // to the module root) as a static binary at out.
 func BuildStatic(pkg, out string) error {
@@ -45,9 +48,9 @@ func ModuleRoot() (string, error) {
 
 // KexecImages writes the two initramfs images of a guest that kexecs into
 // the same kernel: the second holds init alone; the first holds init, the
-// kernel at GuestKernel and the second image at GuestInitramfs2. It
-// returns the first image's path.
-func KexecImages(dir, init, kernel string) (string, error) {
+// kernel at GuestKernel, the second image at GuestInitramfs2 and the extra
+// files (guest path: host path). It returns the first image's path.
+func KexecImages(dir, init, kernel string, extra ...File) (string, error) {
 	second := initramfs.New()
 	if err := second.AddFileFrom("init", init, 0o755); err != nil {
 		return "", err
@@ -63,6 +66,11 @@ func KexecImages(dir, init, kernel string) (string, error) {
 		{GuestInitramfs2, p2},
 	} {
 		if err := first.AddFileFrom(f.dst, f.src, 0); err != nil {
+			return "", err
+		}
+	}
+	for _, f := range extra {
+		if err := first.AddFileFrom(f.Guest, f.Host, 0); err != nil {
 			return "", err
 		}
 	}

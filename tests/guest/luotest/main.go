@@ -4,15 +4,24 @@
 package main
 
 import (
+	"os"
+
 	"github.com/luoinit/luoinit/tests/vm/guest"
 )
 
 var scenarios = map[string]map[string]func() error{
 	"proof":    {"1": proofBefore, "2": proofAfter},
 	"negative": {"1": negativeBefore, "2": negativeAfter},
+	"prepare":  {"1": prepareBefore, "2": prepareAfter},
+	"cancel":   {"1": cancelScenario},
+	"refused":  {"1": refusedScenario},
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "workload" {
+		workloadMain(os.Args[2:])
+		return
+	}
 	defer guest.Recover()
 	guest.Setup()
 	name, stage := guest.Flag("luotest.scenario"), guest.Stage()

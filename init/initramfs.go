@@ -1,0 +1,108 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/luoinit/luoinit/initramfs"
+	"github.com/luoinit/luoinit/manifest"
+)
+
+// ConfigPath is where `initramfs build --config` puts the config.
+const ConfigPath = "etc/luoinit/config.toml"
+
+func cmdInitramfsBuild(args []string) error {
+	fs := newFlags("initramfs build", "luoinit initramfs build -o OUT [--config FILE] [--file SRC:DST]...")
+	out := fs.String("o", "", "write the image to `OUT` (required)")
+	config := fs.String("config", "", "validate `FILE` and put it at /"+ConfigPath)
+	initBin := fs.String("init", "", "the program to put at /init (default: this luoinit, which must be static)")
+	var files fileSpec
+	fs.Var(&files, "file", "add the file `SRC:DST` (repeatable)")
+	if help, err := parse(fs, args); help || err != nil {
+		return err
+	}
+	if *out == "" {
+		return usagef("initramfs build: -o OUT is required")
+	}
+	if fs.NArg() > 0 {
+		return usagef("initramfs build: unexpected argument %q", fs.Arg(0))
+	}
+	a, err := buildArchive(*initBin, *config, files)
+	if err != nil {
+		return err
+	}
+	if err := a.WriteFile(*out); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s (%d entries)\n", *out, len(a.Paths()))
+	return nil
+}
+
+// buildArchive makes the standard luoinit image: init, the config, files.
+func buildArchive(initBin, config string, files fileSpec) (*initramfs.Archive, error) {
+	if initBin == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("finding this luoinit: %w", err)
+		}
+		initBin = self
+	}
+	if err := initramfs.CheckStatic(initBin); err != nil {
+		return nil, err
+	}
+	a := initramfs.New()
+	if err := a.AddFileFrom("init", initBin, 0o755); err != nil {
+		return nil, err
+	}
+	if config != "" {
+		if _, err := manifest.LoadConfig(config); err != nil {
+			return nil, err
+		}
+		if err := a.AddFileFrom(ConfigPath, config, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	if err := addFiles(a, files); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func addFiles(a *initramfs.Archive, files fileSpec) error {
+	for i := range files.src {
+		if err := a.AddFileFrom(files.dst[i], files.src[i], 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func cmdInitramfsAppend(args []string) error {
+	fs := newFlags("initramfs append", "luoinit initramfs append -o OUT --base IMG --file SRC:DST...")
+	out := fs.String("o", "", "write the image to `OUT` (required)")
+	base := fs.String("base", "", "the existing image `IMG`, compressed or not; it is copied, not unpacked (required)")
+	var files fileSpec
+	fs.Var(&files, "file", "add the file `SRC:DST` (repeatable, at least one)")
+	if help, err := parse(fs, args); help || err != nil {
+		return err
+	}
+	switch {
+	case *out == "":
+		return usagef("initramfs append: -o OUT is required")
+	case *base == "":
+		return usagef("initramfs append: --base IMG is required")
+	case len(files.src) == 0:
+		return usagef("initramfs append: at least one --file SRC:DST is required")
+	case fs.NArg() > 0:
+		return usagef("initramfs append: unexpected argument %q", fs.Arg(0))
+	}
+	a := initramfs.New()
+	if err := addFiles(a, files); err != nil {
+		return err
+	}
+	if err := initramfs.Append(*out, *base, a); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s (%s + %d files)\n", *out, *base, len(files.src))
+	return nil
+}

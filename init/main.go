@@ -1,0 +1,26 @@
+// Command luoinit is the userspace of Linux kernel live update: run as a
+// command it prepares a live update and builds initramfs images; run as
+// PID 1 of the next kernel's initramfs it restores what was preserved.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(os.Stderr, "luoinit: %v\nRun 'luoinit --help' for usage.\n", err)
+			os.Exit(2)
+		}
+		var ee exitError
+		if errors.As(err, &ee) {
+			os.Exit(ee.code)
+		}
+		fmt.Fprintf(os.Stderr, "luoinit: %v\n", err)
+		os.Exit(1)
+	}
+}

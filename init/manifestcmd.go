@@ -1,0 +1,39 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/luoinit/luoinit/manifest"
+)
+
+func cmdManifestCheck(args []string) error {
+	fs := newFlags("manifest check", "luoinit manifest check FILE")
+	if help, err := parse(fs, args); help || err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("manifest check: one FILE expected")
+	}
+	if _, err := manifest.Load(fs.Arg(0)); err != nil {
+		fmt.Fprintf(stderr, "%v\n", err)
+		return exitError{1}
+	}
+	fmt.Fprintf(stdout, "%s: valid\n", fs.Arg(0))
+	return nil
+}
+
+func cmdManifestShow(args []string) error {
+	fs := newFlags("manifest show", "luoinit manifest show FILE")
+	if help, err := parse(fs, args); help || err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("manifest show: one FILE expected")
+	}
+	m, err := manifest.Load(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(stdout, m.Summary())
+	return nil
+}

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/luoinit/luoinit/luo"
+	"github.com/luoinit/luoinit/manifest"
+	"github.com/luoinit/luoinit/prepare"
+)
+
+const prepareUsage = `luoinit prepare --config FILE --kernel BZIMAGE [options]
+
+Phase prepared (the workloads keep running): open /dev/liveupdate; take the
+fds of every workload of the config, pushed over the handoff socket
+(handoff = "socket") or taken from the process with pidfd_getfd
+(handoff = "pidfd"); preserve each in the workload's LUO session; write the
+manifest; build the next initramfs with the manifest at
+/etc/luoinit/manifest.toml; load the next kernel with kexec_file_load.
+Phase frozen: stop the workloads (SIGTERM then SIGKILL after stop_timeout,
+or SIGSTOP), sync, and reboot(LINUX_REBOOT_CMD_KEXEC) with the sessions
+still open.
+
+A failure, SIGINT or SIGTERM at any point before the reboot cancels: the
+sessions are closed (the kernel unpreserves their files), the kexec image is
+unloaded, stopped workloads are resumed, and luoinit exits 1 saying so.
+An fd LUO refuses fails prepare before anything is stopped, unless the
+config marks it optional; then it is left out and recorded as dropped.`
+
+func cmdPrepare(args []string) error {
+	fs := newFlags("prepare", prepareUsage)
+	config := fs.String("config", "", "the workload config `FILE` (required)")
+	kernel := fs.String("kernel", "", "the next kernel `BZIMAGE` (required)")
+	initrd := fs.String("initrd", "", "base initramfs `IMG` for the next kernel; the manifest is appended to it (default: build one with this luoinit as /init and the config)")
+	appendArgs := fs.String("append", "", "kernel command line `ARGS` for the next kernel (liveupdate=on is always ensured)")
+	reuse := fs.Bool("reuse-cmdline", false, "start from the running kernel's /proc/cmdline, then add --append")
+	socket := fs.String("socket", prepare.DefaultSocket, "unix socket `PATH` where socket-mode workloads push their fds")
+	collect := fs.Duration("collect-timeout", 0, "how long to wait for socket-mode workloads (default 30s)")
+	workdir := fs.String("workdir", prepare.DefaultWorkDir, "`DIR` for the manifest and the next initramfs")
+	device := fs.String("device", luo.DefaultPath, "the LUO device `PATH`")
+	dryRun := fs.Bool("dry-run", false, "do everything but stopping workloads and rebooting, print the manifest, then cancel")
+	noReboot := fs.Bool("no-reboot", false, "stop after phase prepared and hold the sessions until SIGUSR1 (reboot) or SIGTERM (cancel)")
+	if help, err := parse(fs, args); help || err != nil {
+		return err
+	}
+	switch {
+	case *config == "":
+		return usagef("prepare: --config FILE is required")
+	case *kernel == "":
+		return usagef("prepare: --kernel BZIMAGE is required")
+	case fs.NArg() > 0:
+		return usagef("prepare: unexpected argument %q", fs.Arg(0))
+	case *dryRun && *noReboot:
+		return usagef("prepare: --dry-run and --no-reboot exclude each other")
+	}
+	cfg, err := manifest.LoadConfig(*config)
+	if err != nil {
+		return err
+	}
+
+	// SIGINT and SIGTERM cancel; SIGUSR1 continues a --no-reboot prepare.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	cont := make(chan struct{})
+	go func() { <-usr1; close(cont) }()
+
+	err = prepare.Run(ctx, prepare.Options{
+		Config:         cfg,
+		ConfigPath:     *config,
+		Kernel:         *kernel,
+		Initrd:         *initrd,
+		Append:         *appendArgs,
+		ReuseCmdline:   *reuse,
+		Socket:         *socket,
+		CollectTimeout: *collect,
+		WorkDir:        *workdir,
+		Device:         *device,
+		DryRun:         *dryRun,
+		NoReboot:       *noReboot,
+		Continue:       cont,
+		Log:            stderr,
+		Out:            stdout,
+	})
+	if err != nil {
+		return err
+	}
+	if !*dryRun {
+		return errors.New("reboot returned without error")
+	}
+	fmt.Fprintln(stderr, "prepare: dry run complete")
+	return nil
+}

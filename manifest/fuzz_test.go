@@ -1,0 +1,112 @@
+package manifest
+
+import (
+	"bytes"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/BurntSushi/toml"
+)
+
+// seeds adds the example files and a few small documents.
+func seeds(f *testing.F) {
+	for _, name := range []string{"testdata/manifest.toml", "testdata/config.toml"} {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	b, err := fullManifest().Marshal()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	for _, s := range []string{
+		withoutSession(sockWorkload),
+		sockWorkload + "[[workload.fd]]\nname = \"a\"\ntoken = 1\n",
+		pidfdWorkload + "fd = [{name = \"a\", number = 3, token = 1}]\n",
+		"version = 1\nwritten = 2025-01-01T00:00:00+02:00\n[timing]\nreboot = {monotonic_ns = 5, realtime = 2025-01-01T00:00:00Z}\n",
+		"version = 1\nworkload = []\n",
+	} {
+		f.Add([]byte(s))
+	}
+}
+
+// FuzzParse: Parse never panics, and whatever it accepts marshals and
+// parses back to the same manifest, and marshals again to the same bytes.
+func FuzzParse(f *testing.F) {
+	seeds(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		indexLines(data)
+		m, err := Parse(data)
+		if err != nil {
+			if strings.TrimSpace(err.Error()) == "" {
+				t.Fatal("an error without text")
+			}
+			return
+		}
+		b, err := m.Marshal()
+		if err != nil {
+			t.Fatalf("Parse accepted what Marshal refuses: %v", err)
+		}
+		m2, err := Parse(b)
+		if err != nil {
+			t.Fatalf("Parse refuses what Marshal wrote: %v\n%s", err, b)
+		}
+		if !reflect.DeepEqual(m, m2) {
+			t.Fatalf("round trip changed the manifest:\n%+v\n%+v\n%s", m, m2, b)
+		}
+		b2, err := m2.Marshal()
+		if err != nil || !bytes.Equal(b, b2) {
+			t.Fatalf("second Marshal differs (%v):\n%s\n---\n%s", err, b, b2)
+		}
+	})
+}
+
+// FuzzParseConfig: ParseConfig never panics; whatever it accepts encodes
+// and parses back to the same config, and makes a valid manifest once
+// tokens are assigned.
+func FuzzParseConfig(f *testing.F) {
+	seeds(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := ParseConfig(data)
+		if err != nil {
+			if strings.TrimSpace(err.Error()) == "" {
+				t.Fatal("an error without text")
+			}
+			return
+		}
+		var buf bytes.Buffer
+		if err := toml.NewEncoder(&buf).Encode(c); err != nil {
+			t.Fatalf("encode: %v", err)
+		}
+		c2, err := ParseConfig(buf.Bytes())
+		if err != nil {
+			t.Fatalf("ParseConfig refuses its own config encoded: %v\n%s", err, buf.Bytes())
+		}
+		if !reflect.DeepEqual(c, c2) {
+			t.Fatalf("round trip changed the config:\n%+v\n%+v\n%s", c, c2, buf.Bytes())
+		}
+
+		m := c.NewManifest()
+		for i := range m.Workloads {
+			for j := range m.Workloads[i].FDs {
+				m.Workloads[i].FDs[j].Token = uint64(j + 1)
+			}
+		}
+		b, err := m.Marshal()
+		if err != nil {
+			t.Fatalf("a valid config makes an invalid manifest: %v", err)
+		}
+		m2, err := Parse(b)
+		if err != nil {
+			t.Fatalf("Parse refuses what Marshal wrote: %v\n%s", err, b)
+		}
+		if !reflect.DeepEqual(m, m2) {
+			t.Fatalf("round trip changed the manifest:\n%+v\n%+v\n%s", m, m2, b)
+		}
+	})
+}

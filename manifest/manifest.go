@@ -1,0 +1,423 @@
+// Package manifest reads and writes luoinit's two TOML files: the config,
+// which declares the workloads, and the manifest, which luoinit prepare
+// writes into the next kernel's initramfs (at Path) and PID 1 reads after
+// the kexec. A manifest is the config plus what preservation produced:
+//
+//	cfg, err := manifest.LoadConfig("/etc/luoinit/config.toml")
+//	m := cfg.NewManifest()      // sessions named, tokens still to assign
+//	m.Workloads[0].FDs[0].Token = 1
+//	err = m.WriteFile(filepath.Join(root, manifest.Path))
+//	m, err = manifest.Load("/" + manifest.Path) // in the next kernel
+//
+// Parsing validates: every problem found is reported, one per line, with
+// the file's line number where it can be found (see docs/manifest.md).
+package manifest
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"golang.org/x/sys/unix"
+)
+
+// Version is the format version this build writes and understands. A
+// reader refuses a file with a newer version.
+const Version = 1
+
+// Path is where the manifest sits inside the initramfs (no leading slash).
+const Path = "etc/luoinit/manifest.toml"
+
+// SessionPrefix starts the name of every LUO session luoinit creates.
+const SessionPrefix = "luoinit."
+
+// sessionNameMax is the longest LUO session name in bytes (luo.NameMax).
+const sessionNameMax = 63
+
+// workloadNameMax is the longest workload name: its session name must fit.
+const workloadNameMax = sessionNameMax - len(SessionPrefix)
+
+// The values of Workload.Handoff, Workload.Stop and Workload.Restart.
+const (
+	handoffSocket = "socket"
+	handoffPidfd  = "pidfd"
+	stopTerm      = "term"
+	stopSigstop   = "sigstop"
+	restartNever  = "never"
+	restartOnFail = "on-failure"
+)
+
+// defaultStopTimeout is how long prepare waits after SIGTERM before
+// SIGKILL when a workload sets no stop_timeout.
+const defaultStopTimeout = 5 * time.Second
+
+// SessionName is the LUO session that holds the fds of a workload.
+func SessionName(workload string) string { return SessionPrefix + workload }
+
+// Config is the file that declares the workloads.
+type Config struct {
+	Version   int        `toml:"version"`
+	Workloads []Workload `toml:"workload"`
+}
+
+// Manifest is what prepare hands to the next kernel: the config's
+// workloads with their sessions and tokens, and when things happened.
+type Manifest struct {
+	Version       int        `toml:"version"`
+	Generation    uint64     `toml:"generation"`        // live updates this system has been through with luoinit (1 for the first)
+	Written       time.Time  `toml:"written,omitempty"` // UTC, when written
+	KernelRelease string     `toml:"kernel_release"`    // uname -r of the outgoing kernel
+	Timing        Timing     `toml:"timing,omitempty"`  // when prepare did what, in the old kernel
+	Workloads     []Workload `toml:"workload"`          // as configured, plus sessions and tokens
+}
+
+// Timing holds CLOCK_MONOTONIC in the old kernel (ns) plus CLOCK_REALTIME
+// for the record. Realtime does not survive a kexec precisely (the RTC has
+// 1 s resolution); durations use monotonic.
+type Timing struct {
+	PrepareStart Stamp `toml:"prepare_start,omitempty"`
+	Preserved    Stamp `toml:"preserved,omitempty"`     // all fds preserved
+	FirstStopped Stamp `toml:"first_stopped,omitempty"` // first workload stopped
+	Reboot       Stamp `toml:"reboot,omitempty"`        // just before reboot(LINUX_REBOOT_CMD_KEXEC)
+}
+
+// Stamp is one moment on both clocks. A zero MonotonicNS means unset.
+type Stamp struct {
+	MonotonicNS int64     `toml:"monotonic_ns"`
+	Realtime    time.Time `toml:"realtime,omitempty"`
+}
+
+// Now reads both clocks.
+func Now() Stamp {
+	var ts unix.Timespec
+	var mono int64
+	if unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts) == nil {
+		mono = ts.Nano()
+	}
+	return Stamp{MonotonicNS: mono, Realtime: time.Now().UTC().Round(0)}
+}
+
+// Blackout is the time the workloads were out of service in the old
+// kernel: from the first workload stopped to the reboot into the new one
+// (monotonic). It is 0 if either stamp is unset.
+func (t Timing) Blackout() time.Duration {
+	if t.FirstStopped.MonotonicNS == 0 || t.Reboot.MonotonicNS == 0 {
+		return 0
+	}
+	return time.Duration(t.Reboot.MonotonicNS - t.FirstStopped.MonotonicNS)
+}
+
+// Workload is a program whose fds survive the live update.
+type Workload struct {
+	Name        string   `toml:"name"`
+	Argv        []string `toml:"argv"`
+	Env         []string `toml:"env,omitempty"` // "KEY=value"
+	Dir         string   `toml:"dir,omitempty"` // absolute; "" means /
+	UID         uint32   `toml:"uid"`
+	GID         uint32   `toml:"gid"`
+	Handoff     string   `toml:"handoff"`                // "socket" (workload pushes its fds over the handoff socket) or "pidfd" (prepare takes them with pidfd_getfd)
+	PID         int      `toml:"pid,omitempty,omitzero"` // pidfd mode: the process (or PIDFile)
+	PIDFile     string   `toml:"pidfile,omitempty"`      // absolute
+	Stop        string   `toml:"stop,omitempty"`         // how prepare quiesces it: "term" (SIGTERM, SIGKILL after StopTimeout; default) or "sigstop"
+	StopTimeout Duration `toml:"stop_timeout,omitempty"` // default 5s
+	Restart     string   `toml:"restart,omitempty"`      // "never" (default) or "on-failure"
+	Session     string   `toml:"session,omitempty"`      // manifest only: the LUO session holding its fds
+	FDs         []FD     `toml:"fd"`
+}
+
+// FD is one fd of a workload, preserved under a token of its session.
+type FD struct {
+	Name       string `toml:"name"`
+	Optional   bool   `toml:"optional,omitempty"`       // if LUO refuses it, drop it (recorded) instead of failing prepare
+	Number     *int   `toml:"number,omitempty"`         // pidfd mode: the fd number in the workload
+	Token      uint64 `toml:"token,omitempty,omitzero"` // manifest only: LUO token (prepare assigns from 1 up; 0 means none)
+	Kind       string `toml:"kind,omitempty"`           // manifest only: "memfd", ...
+	Dropped    bool   `toml:"dropped,omitempty"`        // manifest only: optional fd left out
+	DropReason string `toml:"drop_reason,omitempty"`    // manifest only: why (e.g. the errno)
+}
+
+// Duration is a time.Duration written as a TOML string like "5s".
+type Duration struct{ time.Duration }
+
+// MarshalText writes the duration as time.Duration.String does.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.String()), nil }
+
+// UnmarshalText reads a duration as time.ParseDuration does.
+func (d *Duration) UnmarshalText(text []byte) error {
+	v, err := time.ParseDuration(string(text))
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+// ParseConfig reads and validates a config.
+func ParseConfig(data []byte) (*Config, error) { return parseConfig("config.toml", data) }
+
+// LoadConfig reads and validates the config file at path.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return parseConfig(path, data)
+}
+
+// Parse reads and validates a manifest.
+func Parse(data []byte) (*Manifest, error) { return parseManifest("manifest.toml", data) }
+
+// Load reads and validates the manifest file at path.
+func Load(path string) (*Manifest, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("manifest: %w", err)
+	}
+	return parseManifest(path, data)
+}
+
+func parseConfig(name string, data []byte) (*Config, error) {
+	c := new(Config)
+	if err := parse(name, data, c, false); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func parseManifest(name string, data []byte) (*Manifest, error) {
+	m := new(Manifest)
+	if err := parse(name, data, m, true); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// NewManifest starts the manifest of this config: a deep copy of the
+// workloads, each with its session named; tokens and timing are prepare's.
+func (c *Config) NewManifest() *Manifest {
+	m := &Manifest{Version: Version}
+	if len(c.Workloads) > 0 {
+		m.Workloads = make([]Workload, len(c.Workloads))
+	}
+	for i, w := range c.Workloads {
+		w.Argv = cloneStrings(w.Argv)
+		w.Env = cloneStrings(w.Env)
+		w.Session = SessionName(w.Name)
+		if len(w.FDs) > 0 {
+			fds := make([]FD, len(w.FDs))
+			for j, fd := range w.FDs {
+				if fd.Number != nil {
+					n := *fd.Number
+					fd.Number = &n
+				}
+				fds[j] = fd
+			}
+			w.FDs = fds
+		}
+		m.Workloads[i] = w
+	}
+	return m
+}
+
+func cloneStrings(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	return append([]string(nil), s...)
+}
+
+const header = "# luoinit manifest: written by luoinit prepare, read by luoinit (PID 1)\n# after the kexec. See docs/manifest.md.\n\n"
+
+// Marshal encodes the manifest, after validating it: whatever Marshal
+// returns, Parse accepts. The same content always gives the same bytes.
+func (m *Manifest) Marshal() ([]byte, error) {
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	enc := toml.NewEncoder(&b)
+	enc.Indent = ""
+	if err := enc.Encode(m); err != nil {
+		return nil, fmt.Errorf("manifest: encode: %w", err)
+	}
+	// The encoder writes strings and arrays on one line each, so every
+	// line that starts with '[' is a table header: set each apart.
+	out := []byte(header)
+	prev := ""
+	for _, line := range strings.SplitAfter(b.String(), "\n") {
+		if strings.HasPrefix(line, "[") && prev != "\n" && prev != "" {
+			out = append(out, '\n')
+		}
+		out = append(out, line...)
+		prev = line
+	}
+	return out, nil
+}
+
+// WriteFile writes the manifest to path atomically: a temporary file in the
+// same directory is written, synced and renamed over path, and the
+// directory is synced.
+func (m *Manifest) WriteFile(path string) (err error) {
+	data, err := m.Marshal()
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("manifest: %w", err)
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if _, err = f.Write(data); err != nil {
+		return fmt.Errorf("manifest: write %s: %w", tmp, err)
+	}
+	if err = f.Chmod(0o644); err != nil {
+		return fmt.Errorf("manifest: %w", err)
+	}
+	if err = f.Sync(); err != nil {
+		return fmt.Errorf("manifest: sync %s: %w", tmp, err)
+	}
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("manifest: close %s: %w", tmp, err)
+	}
+	if err = os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("manifest: %w", err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("manifest: %w", err)
+	}
+	defer d.Close()
+	if err = d.Sync(); err != nil {
+		return fmt.Errorf("manifest: sync directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// Summary describes the manifest for a person, on several lines.
+func (m *Manifest) Summary() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "manifest version %d, generation %d\n", m.Version, m.Generation)
+	if !m.Written.IsZero() || m.KernelRelease != "" {
+		written := "(unknown time)"
+		if !m.Written.IsZero() {
+			written = m.Written.UTC().Format(time.RFC3339)
+		}
+		release := m.KernelRelease
+		if release == "" {
+			release = "(unknown)"
+		}
+		fmt.Fprintf(&b, "written %s by kernel %s\n", written, release)
+	}
+	t := m.Timing
+	if d := t.Blackout(); d != 0 {
+		fmt.Fprintf(&b, "blackout %v (first workload stopped to kexec)\n", d)
+	}
+	if t.PrepareStart.MonotonicNS != 0 {
+		if t.Preserved.MonotonicNS != 0 {
+			fmt.Fprintf(&b, "preserving took %v\n", time.Duration(t.Preserved.MonotonicNS-t.PrepareStart.MonotonicNS))
+		}
+		if t.Reboot.MonotonicNS != 0 {
+			fmt.Fprintf(&b, "prepare took %v up to the kexec\n", time.Duration(t.Reboot.MonotonicNS-t.PrepareStart.MonotonicNS))
+		}
+	}
+	var kept, dropped int
+	for _, w := range m.Workloads {
+		for _, fd := range w.FDs {
+			if fd.Dropped {
+				dropped++
+			} else {
+				kept++
+			}
+		}
+	}
+	fmt.Fprintf(&b, "%d workloads, %d fds preserved, %d dropped\n", len(m.Workloads), kept, dropped)
+	for _, w := range m.Workloads {
+		fmt.Fprintf(&b, "\nworkload %s: session %q, handoff %s", w.Name, w.Session, w.Handoff)
+		if w.PID != 0 {
+			fmt.Fprintf(&b, ", pid %d", w.PID)
+		}
+		if w.PIDFile != "" {
+			fmt.Fprintf(&b, ", pidfile %s", w.PIDFile)
+		}
+		b.WriteString("\n")
+		fmt.Fprintf(&b, "  run   %s\n", quoteArgv(w.Argv))
+		dir := w.Dir
+		if dir == "" {
+			dir = "/"
+		}
+		fmt.Fprintf(&b, "  as    uid %d gid %d in %s\n", w.UID, w.GID, dir)
+		for _, e := range w.Env {
+			fmt.Fprintf(&b, "  env   %s\n", e)
+		}
+		stop := w.Stop
+		if stop == "" {
+			stop = stopTerm
+		}
+		if stop == stopTerm {
+			timeout := w.StopTimeout.Duration
+			if timeout == 0 {
+				timeout = defaultStopTimeout
+			}
+			stop = fmt.Sprintf("%s (SIGKILL after %v)", stop, timeout)
+		}
+		restart := w.Restart
+		if restart == "" {
+			restart = restartNever
+		}
+		fmt.Fprintf(&b, "  stop  %s, restart %s\n", stop, restart)
+		if len(w.FDs) == 0 {
+			continue
+		}
+		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		for _, fd := range w.FDs {
+			fmt.Fprintf(tw, "  fd %s\t", fd.Name)
+			switch {
+			case fd.Dropped:
+				reason := fd.DropReason
+				if reason == "" {
+					reason = "no reason recorded"
+				}
+				fmt.Fprintf(tw, "dropped\t%s", reason)
+			default:
+				fmt.Fprintf(tw, "token %d\t%s", fd.Token, fd.Kind)
+			}
+			if fd.Number != nil {
+				fmt.Fprintf(tw, "\tfrom fd %d", *fd.Number)
+			}
+			if fd.Optional {
+				fmt.Fprint(tw, "\toptional")
+			}
+			fmt.Fprintln(tw)
+		}
+		tw.Flush()
+	}
+	return b.String()
+}
+
+// quoteArgv shows an argv as a shell would need it typed.
+func quoteArgv(argv []string) string {
+	q := make([]string, len(argv))
+	for i, a := range argv {
+		if a != "" && strings.IndexFunc(a, func(r rune) bool {
+			return !(r == '/' || r == '.' || r == '-' || r == '_' || r == '=' || r == ':' || r == ',' ||
+				r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
+		}) < 0 {
+			q[i] = a
+		} else {
+			q[i] = fmt.Sprintf("%q", a)
+		}
+	}
+	return strings.Join(q, " ")
+}

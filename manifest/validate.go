@@ -1,0 +1,424 @@
+package manifest
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"path/filepath"
+	"sort"
+	"strings"
+	"unicode/utf8"
+)
+
+// problem is one thing wrong with a config or manifest.
+type problem struct {
+	path  string   // the field: workload[2].fd[1].token
+	ctx   string   // who it is about: workload "kv" fd "arena"
+	text  string   // what is wrong
+	ref   string   // the field it clashes with, if any
+	deps  []string // other fields the verdict depends on
+	err   error    // the underlying error, if any
+	file  string   // set by parse
+	line  int      // set by parse: line of path in file, 0 if not found
+	refLn int      // set by parse: line of ref
+}
+
+func (p *problem) Error() string {
+	var b strings.Builder
+	switch {
+	case p.file != "" && p.line > 0:
+		fmt.Fprintf(&b, "%s:%d: ", p.file, p.line)
+	case p.file != "":
+		b.WriteString(p.file + ": ")
+	}
+	if p.line == 0 && p.path != "" && p.path != p.ctx {
+		b.WriteString(p.path + ": ")
+	}
+	if p.ctx != "" {
+		b.WriteString(p.ctx + ": ")
+	}
+	b.WriteString(p.text)
+	if p.refLn > 0 {
+		fmt.Fprintf(&b, " (line %d)", p.refLn)
+	} else if p.ref != "" && p.line == 0 {
+		fmt.Fprintf(&b, " (%s)", p.ref)
+	}
+	return b.String()
+}
+
+func (p *problem) Unwrap() error { return p.err }
+
+// joinProblems orders problems by line (those without one last) and joins
+// them: the error's text has one problem a line.
+func joinProblems(probs []*problem) error {
+	if len(probs) == 0 {
+		return nil
+	}
+	sort.SliceStable(probs, func(i, j int) bool {
+		li, lj := probs[i].line, probs[j].line
+		if li == 0 || lj == 0 {
+			return li != 0 && lj == 0
+		}
+		return li < lj
+	})
+	errs := make([]error, len(probs))
+	for i, p := range probs {
+		errs[i] = p
+	}
+	return errors.Join(errs...)
+}
+
+// Validate checks the config as ParseConfig does, naming fields by path
+// (workload[2].fd[1].name) rather than by line.
+func (c *Config) Validate() error {
+	ch := &checker{}
+	ch.config(c)
+	return joinProblems(ch.probs)
+}
+
+// Validate checks the manifest as Parse does, naming fields by path
+// (workload[2].fd[1].token) rather than by line.
+func (m *Manifest) Validate() error {
+	ch := &checker{}
+	ch.manifest(m)
+	return joinProblems(ch.probs)
+}
+
+// checker collects the problems of a config or manifest.
+type checker struct {
+	probs []*problem
+	// present reports whether a field was set in the file, even to its
+	// zero value; nil when there is no file.
+	present func(path string) bool
+}
+
+func (c *checker) add(path, ctx, format string, args ...any) *problem {
+	p := &problem{path: path, ctx: ctx, text: fmt.Sprintf(format, args...)}
+	c.probs = append(c.probs, p)
+	return p
+}
+
+func (c *checker) set(path string, nonzero bool) bool {
+	return nonzero || c.present != nil && c.present(path)
+}
+
+func versionProblem(v int, isManifest bool) *problem {
+	what := "written by"
+	if !isManifest {
+		what = "made for"
+	}
+	return &problem{path: "version", text: fmt.Sprintf("%s a newer luoinit: version %d, this build understands %d", what, v, Version)}
+}
+
+func (c *checker) version(v int, isManifest bool) bool {
+	switch {
+	case v > Version:
+		c.probs = append(c.probs, versionProblem(v, isManifest))
+		return false
+	case v == 0 && !c.set("version", false):
+		c.add("", "", "version is missing (this build writes version %d)", Version)
+	case v < 1:
+		c.add("version", "", "version %d is not valid: versions start at 1", v)
+	}
+	return true
+}
+
+func (c *checker) config(cfg *Config) {
+	if !c.version(cfg.Version, false) {
+		return
+	}
+	c.workloads(cfg.Workloads, false)
+}
+
+func (c *checker) manifest(m *Manifest) {
+	if !c.version(m.Version, true) {
+		return
+	}
+	if m.Generation > math.MaxInt64 {
+		c.add("generation", "", "generation %d is out of range: TOML integers are signed 64-bit", m.Generation)
+	}
+	c.text("kernel_release", "", "kernel_release", m.KernelRelease)
+	c.timing(m.Timing)
+	c.workloads(m.Workloads, true)
+}
+
+func (c *checker) timing(t Timing) {
+	stamps := []struct {
+		key string
+		s   Stamp
+	}{
+		{"prepare_start", t.PrepareStart},
+		{"preserved", t.Preserved},
+		{"first_stopped", t.FirstStopped},
+		{"reboot", t.Reboot},
+	}
+	for _, st := range stamps {
+		if st.s.MonotonicNS < 0 {
+			c.add("timing."+st.key+".monotonic_ns", "timing", "%s.monotonic_ns %d is negative", st.key, st.s.MonotonicNS)
+		}
+	}
+	// Every stamp falls between prepare_start and reboot.
+	first, last := t.PrepareStart.MonotonicNS, t.Reboot.MonotonicNS
+	if first > 0 && last > 0 && last < first {
+		c.add("timing.reboot.monotonic_ns", "timing", "reboot is before prepare_start").deps = []string{"timing.prepare_start.monotonic_ns"}
+	}
+	for _, st := range stamps[1:3] {
+		v := st.s.MonotonicNS
+		if v <= 0 {
+			continue
+		}
+		if first > 0 && v < first {
+			c.add("timing."+st.key+".monotonic_ns", "timing", "%s is before prepare_start", st.key).deps = []string{"timing.prepare_start.monotonic_ns"}
+		}
+		if last > 0 && v > last {
+			c.add("timing."+st.key+".monotonic_ns", "timing", "%s is after reboot", st.key).deps = []string{"timing.reboot.monotonic_ns"}
+		}
+	}
+}
+
+// text checks that a string can be written as TOML (valid UTF-8).
+func (c *checker) text(path, ctx, what, s string) bool {
+	if !utf8.ValidString(s) {
+		c.add(path, ctx, "%s is not valid UTF-8", what)
+		return false
+	}
+	return true
+}
+
+// arg checks a string that goes to the kernel as a C string.
+func (c *checker) arg(path, ctx, what, s string) bool {
+	if !c.text(path, ctx, what, s) {
+		return false
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		c.add(path, ctx, "%s contains a NUL byte", what)
+		return false
+	}
+	return true
+}
+
+func workloadCtx(i int, w *Workload) string {
+	if w.Name != "" && validWorkloadName(w.Name) {
+		return fmt.Sprintf("workload %q", w.Name)
+	}
+	return fmt.Sprintf("workload[%d]", i)
+}
+
+func fdCtx(wctx string, j int, fd *FD) string {
+	if fd.Name != "" && utf8.ValidString(fd.Name) {
+		return fmt.Sprintf("%s fd %q", wctx, fd.Name)
+	}
+	return fmt.Sprintf("%s fd[%d]", wctx, j)
+}
+
+func validWorkloadName(name string) bool {
+	if len(name) == 0 || len(name) > workloadNameMax {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		b := name[i]
+		if !(b >= 'A' && b <= 'Z' || b >= 'a' && b <= 'z' || b >= '0' && b <= '9' || b == '.' || b == '_' || b == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *checker) workloads(ws []Workload, isManifest bool) {
+	names := map[string]int{}
+	sessions := map[string]int{}
+	for i := range ws {
+		w := &ws[i]
+		wp := fmt.Sprintf("workload[%d]", i)
+		ctx := workloadCtx(i, w)
+
+		switch {
+		case w.Name == "":
+			c.add(wp+".name", ctx, "name is missing")
+		case !validWorkloadName(w.Name):
+			if !c.text(wp+".name", ctx, "name", w.Name) {
+				break
+			}
+			if len(w.Name) > workloadNameMax {
+				c.add(wp+".name", ctx, "name %q is %d bytes, at most %d are allowed (its session name %q must fit in %d)",
+					w.Name, len(w.Name), workloadNameMax, SessionName(w.Name), sessionNameMax)
+			} else {
+				c.add(wp+".name", ctx, "name %q: only letters, digits, '.', '_' and '-' are allowed", w.Name)
+			}
+		default:
+			if first, dup := names[w.Name]; dup {
+				c.add(wp+".name", "", "workload name %q is used twice", w.Name).ref = fmt.Sprintf("workload[%d].name", first)
+			} else {
+				names[w.Name] = i
+			}
+		}
+
+		switch {
+		case w.Argv == nil && !c.set(wp+".argv", false):
+			c.add(wp+".argv", ctx, "argv is missing")
+		case len(w.Argv) == 0:
+			c.add(wp+".argv", ctx, "argv is empty")
+		default:
+			for k, a := range w.Argv {
+				c.arg(fmt.Sprintf("%s.argv[%d]", wp, k), ctx, fmt.Sprintf("argv[%d]", k), a)
+			}
+			if a := w.Argv[0]; !filepath.IsAbs(a) {
+				c.add(wp+".argv[0]", ctx, "argv[0] %q is not an absolute path", a)
+			}
+		}
+		for k, e := range w.Env {
+			ep := fmt.Sprintf("%s.env[%d]", wp, k)
+			what := fmt.Sprintf("env[%d]", k)
+			if !c.arg(ep, ctx, what, e) {
+				continue
+			}
+			if key, _, ok := strings.Cut(e, "="); !ok || key == "" {
+				c.add(ep, ctx, "%s %q is not KEY=value", what, e)
+			}
+		}
+		if w.Dir != "" && c.arg(wp+".dir", ctx, "dir", w.Dir) && !filepath.IsAbs(w.Dir) {
+			c.add(wp+".dir", ctx, "dir %q is not an absolute path", w.Dir)
+		}
+
+		pidfd := w.Handoff == handoffPidfd
+		switch w.Handoff {
+		case handoffSocket, handoffPidfd:
+		case "":
+			c.add(wp+".handoff", ctx, "handoff is missing: it must be %q or %q", handoffSocket, handoffPidfd)
+		default:
+			c.add(wp+".handoff", ctx, "handoff %q: it must be %q or %q", w.Handoff, handoffSocket, handoffPidfd)
+		}
+		if w.PID < 0 {
+			c.add(wp+".pid", ctx, "pid %d is not valid", w.PID)
+		}
+		if w.PIDFile != "" && c.arg(wp+".pidfile", ctx, "pidfile", w.PIDFile) && !filepath.IsAbs(w.PIDFile) {
+			c.add(wp+".pidfile", ctx, "pidfile %q is not an absolute path", w.PIDFile)
+		}
+		if w.PID != 0 && w.PIDFile != "" {
+			c.add(wp+".pidfile", ctx, "set pid or pidfile, not both").deps = []string{wp + ".pid"}
+		}
+		if pidfd && w.PID == 0 && w.PIDFile == "" {
+			c.add(wp+".handoff", ctx, "handoff %q needs pid or pidfile", handoffPidfd).deps = []string{wp + ".pid", wp + ".pidfile"}
+		}
+
+		switch w.Stop {
+		case "", stopTerm, stopSigstop:
+		default:
+			c.add(wp+".stop", ctx, "stop %q: it must be %q or %q", w.Stop, stopTerm, stopSigstop)
+		}
+		if w.StopTimeout.Duration < 0 {
+			c.add(wp+".stop_timeout", ctx, "stop_timeout %v is negative", w.StopTimeout.Duration)
+		}
+		switch w.Restart {
+		case "", restartNever, restartOnFail:
+		default:
+			c.add(wp+".restart", ctx, "restart %q: it must be %q or %q", w.Restart, restartNever, restartOnFail)
+		}
+
+		if isManifest {
+			switch {
+			case w.Session == "":
+				c.add(wp+".session", ctx, "session is missing")
+			case len(w.Session) > sessionNameMax:
+				c.add(wp+".session", ctx, "session name %q is %d bytes, at most %d are allowed", w.Session, len(w.Session), sessionNameMax)
+			case c.arg(wp+".session", ctx, "session name", w.Session):
+				if first, dup := sessions[w.Session]; dup {
+					c.add(wp+".session", ctx, "session %q already used by %s", w.Session, workloadCtx(first, &ws[first])).ref = fmt.Sprintf("workload[%d].session", first)
+				} else {
+					sessions[w.Session] = i
+				}
+			}
+		} else if c.set(wp+".session", w.Session != "") {
+			c.add(wp+".session", ctx, "a config cannot set session; the manifest gets it from prepare")
+		}
+
+		c.fds(w, wp, ctx, pidfd, isManifest)
+	}
+}
+
+func (c *checker) fds(w *Workload, wp, wctx string, pidfd, isManifest bool) {
+	names := map[string]int{}
+	numbers := map[int]int{}
+	tokens := map[uint64]int{}
+	for j := range w.FDs {
+		fd := &w.FDs[j]
+		fp := fmt.Sprintf("%s.fd[%d]", wp, j)
+		ctx := fdCtx(wctx, j, fd)
+
+		switch {
+		case fd.Name == "":
+			c.add(fp+".name", ctx, "fd name is missing")
+		case c.arg(fp+".name", ctx, "fd name", fd.Name):
+			if first, dup := names[fd.Name]; dup {
+				c.add(fp+".name", wctx, "fd name %q is used twice", fd.Name).ref = fmt.Sprintf("%s.fd[%d].name", wp, first)
+			} else {
+				names[fd.Name] = j
+			}
+		}
+
+		switch {
+		case fd.Number == nil:
+			if pidfd {
+				c.add(fp+".number", ctx, "handoff %q needs the fd's number", handoffPidfd).deps = []string{wp + ".handoff"}
+			}
+		case !pidfd:
+			if w.Handoff == handoffSocket {
+				c.add(fp+".number", ctx, "number is only for handoff %q: in socket mode the workload sends its fds", handoffPidfd).deps = []string{wp + ".handoff"}
+			}
+		case *fd.Number < 0:
+			c.add(fp+".number", ctx, "number %d is not a valid fd", *fd.Number)
+		default:
+			if first, dup := numbers[*fd.Number]; dup {
+				c.add(fp+".number", ctx, "number %d already used by %s", *fd.Number, fdCtx(wctx, first, &w.FDs[first])).ref = fmt.Sprintf("%s.fd[%d].number", wp, first)
+			} else {
+				numbers[*fd.Number] = j
+			}
+		}
+
+		if !isManifest {
+			for _, f := range []struct {
+				key string
+				set bool
+			}{
+				{"token", fd.Token != 0},
+				{"kind", fd.Kind != ""},
+				{"dropped", fd.Dropped},
+				{"drop_reason", fd.DropReason != ""},
+			} {
+				if c.set(fp+"."+f.key, f.set) {
+					c.add(fp+"."+f.key, ctx, "a config cannot set %s; the manifest gets it from prepare", f.key)
+				}
+			}
+			continue
+		}
+
+		c.text(fp+".kind", ctx, "kind", fd.Kind)
+		c.text(fp+".drop_reason", ctx, "drop_reason", fd.DropReason)
+		switch {
+		case fd.Dropped:
+			if !fd.Optional {
+				c.add(fp+".dropped", ctx, "dropped, but the fd is not optional").deps = []string{fp + ".optional"}
+			}
+			if fd.Token != 0 {
+				c.add(fp+".token", ctx, "token %d on a dropped fd", fd.Token).deps = []string{fp + ".dropped"}
+			}
+		case fd.DropReason != "":
+			c.add(fp+".drop_reason", ctx, "drop_reason on an fd that is not dropped").deps = []string{fp + ".dropped"}
+			fallthrough
+		default:
+			if fd.Token == 0 {
+				c.add(fp+".token", ctx, "token is missing (only a dropped fd has none)").deps = []string{fp + ".dropped"}
+				break
+			}
+			if fd.Token > math.MaxInt64 {
+				c.add(fp+".token", ctx, "token %d is out of range: TOML integers are signed 64-bit", fd.Token)
+				break
+			}
+			if first, dup := tokens[fd.Token]; dup {
+				c.add(fp+".token", ctx, "token %d already used by fd %q in session %q", fd.Token, w.FDs[first].Name, w.Session).ref = fmt.Sprintf("%s.fd[%d].token", wp, first)
+			} else {
+				tokens[fd.Token] = j
+			}
+		}
+	}
+}

@@ -1,0 +1,23 @@
+package prepare
+
+import "testing"
+
+func TestCmdline(t *testing.T) {
+	for _, tc := range []struct {
+		current string
+		reuse   bool
+		extra   string
+		want    string
+	}{
+		{"console=ttyS0 liveupdate=on quiet", true, "", "console=ttyS0 quiet liveupdate=on"},
+		{"console=ttyS0 quiet", false, "console=tty0", "console=tty0 liveupdate=on"},
+		{"BOOT_IMAGE=/vmlinuz root=/dev/vda initrd=/initrd.img", true, "luotest.stage=2", "root=/dev/vda luotest.stage=2 liveupdate=on"},
+		{"liveupdate=off console=ttyS0", true, "", "console=ttyS0 liveupdate=on"},
+		{"", false, "", "liveupdate=on"},
+		{"a=1", true, "liveupdate", "a=1 liveupdate=on"},
+	} {
+		if got := Cmdline(tc.current, tc.reuse, tc.extra); got != tc.want {
+			t.Errorf("Cmdline(%q, %v, %q) = %q, want %q", tc.current, tc.reuse, tc.extra, got, tc.want)
+		}
+	}
+}

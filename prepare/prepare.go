@@ -1,0 +1,367 @@
+// Package prepare is the pre-kexec half of luoinit: it collects the fds of
+// running workloads, preserves them in LUO sessions, writes the manifest,
+// builds the next initramfs with the manifest inside, loads the next
+// kernel and, after quiescing the workloads, reboots into it.
+//
+//	cfg, err := manifest.LoadConfig("/etc/luoinit/config.toml")
+//	err = prepare.Run(ctx, prepare.Options{Config: cfg, Kernel: "/boot/vmlinuz-next"})
+//
+// Everything expensive happens while the workloads still run (phase
+// "prepared"); the freeze only stops them, records two timestamps and
+// calls reboot(LINUX_REBOOT_CMD_KEXEC). Any failure or a cancel before the
+// reboot closes the sessions (the kernel unpreserves their files), unloads
+// the kexec image and resumes stopped workloads.
+package prepare
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/luoinit/luoinit/handoff"
+	"github.com/luoinit/luoinit/initramfs"
+	"github.com/luoinit/luoinit/luo"
+	"github.com/luoinit/luoinit/manifest"
+	"golang.org/x/sys/unix"
+)
+
+// Defaults.
+const (
+	DefaultSocket  = "/run/luoinit/prepare.sock"
+	DefaultWorkDir = "/run/luoinit"
+	// ConfigPath is where the config goes in a built initramfs.
+	ConfigPath = "etc/luoinit/config.toml"
+)
+
+// ErrCancelled is wrapped by the error of a prepare that was cancelled.
+var ErrCancelled = errors.New("prepare cancelled")
+
+// Options says what to prepare and how.
+type Options struct {
+	Config     *manifest.Config
+	ConfigPath string // if set, also put at /etc/luoinit/config.toml in a built initramfs
+
+	Kernel       string // the next kernel (bzImage)
+	Initrd       string // base initramfs for the next kernel; "" builds one with Self as /init
+	Self         string // luoinit binary for a built initramfs; "" = os.Executable
+	Append       string // kernel command line (after the reused one, if ReuseCmdline)
+	ReuseCmdline bool
+
+	Socket         string        // where socket-mode workloads push their fds
+	CollectTimeout time.Duration // how long to wait for them; default 30s
+	WorkDir        string        // manifest and next initramfs are written here
+	Device         string        // default luo.DefaultPath
+	PrevManifest   string        // the running system's manifest, for the generation; default /etc/luoinit/manifest.toml
+
+	DryRun   bool // everything but stopping and rebooting; print the manifest; then cancel
+	NoReboot bool // stop after prepared; SIGUSR1 (Continue) goes on, ctx cancel cancels
+
+	// Continue is read in NoReboot mode: a value means go on and reboot.
+	Continue <-chan struct{}
+	Log      io.Writer // progress lines; default os.Stderr
+	Out      io.Writer // the manifest in DryRun; default os.Stdout
+
+	// reboot is replaced in tests; default reboot(LINUX_REBOOT_CMD_KEXEC).
+	reboot func() error
+}
+
+// state is one prepare in progress; cancel undoes what it holds.
+type state struct {
+	o         Options
+	m         *manifest.Manifest
+	sessions  []*luo.Session
+	procs     []*process
+	kexecDone bool
+	files     []*os.File // fds received or taken from workloads
+	written   []string   // files to remove on cancel
+	listener  *handoff.Listener
+	record    *os.File // the freeze record memfd
+}
+
+func (s *state) logf(format string, args ...any) {
+	fmt.Fprintf(s.o.Log, "prepare: "+format+"\n", args...)
+}
+
+// Run prepares a live update and reboots into it. It returns only if the
+// prepare failed, was cancelled, was a dry run, or the reboot failed; in
+// every case nothing stays preserved or loaded.
+func Run(ctx context.Context, o Options) (err error) {
+	if o.Log == nil {
+		o.Log = os.Stderr
+	}
+	if o.Out == nil {
+		o.Out = os.Stdout
+	}
+	if o.Socket == "" {
+		o.Socket = DefaultSocket
+	}
+	if o.WorkDir == "" {
+		o.WorkDir = DefaultWorkDir
+	}
+	if o.Device == "" {
+		o.Device = luo.DefaultPath
+	}
+	if o.CollectTimeout == 0 {
+		o.CollectTimeout = 30 * time.Second
+	}
+	if o.PrevManifest == "" {
+		o.PrevManifest = "/" + manifest.Path
+	}
+	if o.reboot == nil {
+		o.reboot = func() error {
+			if err := unix.Reboot(unix.LINUX_REBOOT_CMD_KEXEC); err != nil {
+				return fmt.Errorf("reboot(LINUX_REBOOT_CMD_KEXEC): %w", err)
+			}
+			return nil
+		}
+	}
+	s := &state{o: o}
+	defer func() {
+		if err != nil || o.DryRun {
+			reason := "dry run"
+			if err != nil {
+				reason = err.Error()
+			}
+			undone := s.cancel()
+			if err != nil {
+				err = fmt.Errorf("%w: %w; %s", ErrCancelled, err, undone)
+			} else {
+				s.logf("dry run done; %s", undone)
+			}
+			_ = reason
+		}
+	}()
+	if err := s.check(); err != nil {
+		return err
+	}
+	if err := s.prepared(ctx); err != nil {
+		return err
+	}
+	if o.DryRun {
+		b, err := s.m.Marshal()
+		if err != nil {
+			return err
+		}
+		o.Out.Write(b)
+		return nil
+	}
+	if o.NoReboot {
+		s.logf("prepared; holding the sessions until SIGUSR1 (reboot) or SIGTERM (cancel)")
+		select {
+		case <-o.Continue:
+			s.logf("SIGUSR1: going on with the reboot")
+		case <-ctx.Done():
+			return fmt.Errorf("cancelled while prepared: %w", context.Cause(ctx))
+		}
+	}
+	return s.frozen()
+}
+
+// check validates the inputs before anything is touched.
+func (s *state) check() error {
+	o := s.o
+	if o.Config == nil {
+		return errors.New("no config")
+	}
+	if err := o.Config.Validate(); err != nil {
+		return err
+	}
+	if o.Kernel == "" {
+		return errors.New("no kernel given (--kernel)")
+	}
+	for _, f := range []struct{ what, path string }{{"kernel", o.Kernel}, {"initrd", o.Initrd}} {
+		if f.path == "" {
+			continue
+		}
+		st, err := os.Stat(f.path)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.what, err)
+		}
+		if !st.Mode().IsRegular() || st.Size() == 0 {
+			return fmt.Errorf("%s %s: not a non-empty regular file", f.what, f.path)
+		}
+	}
+	return os.MkdirAll(o.WorkDir, 0o700)
+}
+
+// prepared runs phase "prepared": fds collected and preserved, manifest
+// written, next initramfs built, next kernel loaded.
+func (s *state) prepared(ctx context.Context) error {
+	o := s.o
+	start := manifest.Now()
+	s.m = o.Config.NewManifest()
+	s.m.Timing.PrepareStart = start
+	s.m.Generation = 1
+	if prev, err := manifest.Load(o.PrevManifest); err == nil {
+		s.m.Generation = prev.Generation + 1
+	} else if !errors.Is(err, os.ErrNotExist) {
+		s.logf("previous manifest %s unreadable (%v); counting this as generation 1", o.PrevManifest, err)
+	}
+	var uts unix.Utsname
+	if err := unix.Uname(&uts); err == nil {
+		s.m.KernelRelease = unix.ByteSliceToString(uts.Release[:])
+	}
+	s.logf("phase prepared: %d workloads, generation %d, kernel %s -> %s", len(s.m.Workloads), s.m.Generation, s.m.KernelRelease, o.Kernel)
+
+	dev, err := luo.Open(o.Device)
+	if err != nil {
+		return err
+	}
+	// /dev/liveupdate admits one opener: hold it only while sessions are
+	// being created. The sessions stay valid after it is closed.
+	defer dev.Close()
+	if err := s.collect(ctx, dev); err != nil {
+		return err
+	}
+	if err := s.createRecord(dev); err != nil {
+		return err
+	}
+	dev.Close()
+	s.m.Timing.Preserved = manifest.Now()
+	s.logf("all fds preserved in %v", time.Duration(s.m.Timing.Preserved.MonotonicNS-start.MonotonicNS).Round(time.Millisecond))
+
+	s.m.Written = time.Now().UTC().Truncate(time.Second)
+	mpath := filepath.Join(o.WorkDir, "manifest.toml")
+	if err := s.m.WriteFile(mpath); err != nil {
+		return err
+	}
+	s.written = append(s.written, mpath)
+
+	next, err := s.buildInitramfs(mpath)
+	if err != nil {
+		return err
+	}
+	cmd := Cmdline(readCmdline(), o.ReuseCmdline, o.Append)
+	if err := kexecLoad(o.Kernel, next, cmd); err != nil {
+		return err
+	}
+	s.kexecDone = true
+	s.logf("loaded %s with initramfs %s, command line %q", o.Kernel, next, cmd)
+	s.logf("prepared in %v", time.Duration(manifest.Now().MonotonicNS-start.MonotonicNS).Round(time.Millisecond))
+	return nil
+}
+
+func readCmdline() string {
+	b, _ := os.ReadFile("/proc/cmdline")
+	return strings.TrimSpace(string(b))
+}
+
+// buildInitramfs writes the next initramfs: the given base with the
+// manifest appended, or a fresh image with luoinit as /init.
+func (s *state) buildInitramfs(mpath string) (string, error) {
+	o := s.o
+	next := filepath.Join(o.WorkDir, "initramfs.next.cpio")
+	a := initramfs.New()
+	if err := a.AddFileFrom(manifest.Path, mpath, 0o644); err != nil {
+		return "", err
+	}
+	if o.Initrd != "" {
+		if err := initramfs.Append(next, o.Initrd, a); err != nil {
+			return "", err
+		}
+	} else {
+		self := o.Self
+		if self == "" {
+			var err error
+			if self, err = os.Executable(); err != nil {
+				return "", fmt.Errorf("finding this luoinit: %w", err)
+			}
+		}
+		if err := initramfs.CheckStatic(self); err != nil {
+			return "", err
+		}
+		if err := a.AddFileFrom("init", self, 0o755); err != nil {
+			return "", err
+		}
+		if o.ConfigPath != "" {
+			if err := a.AddFileFrom(ConfigPath, o.ConfigPath, 0o644); err != nil {
+				return "", err
+			}
+		}
+		if err := a.WriteFile(next); err != nil {
+			return "", err
+		}
+	}
+	s.written = append(s.written, next)
+	st, _ := os.Stat(next)
+	if st != nil {
+		s.logf("built next initramfs %s (%d KiB)", next, st.Size()>>10)
+	}
+	return next, nil
+}
+
+// frozen runs phase "frozen": stop the workloads, record the time, sync,
+// reboot into the loaded kernel with the sessions still open.
+func (s *state) frozen() error {
+	s.logf("phase frozen: stopping %d workload processes", len(s.procs))
+	var first manifest.Stamp
+	for i, p := range s.procs {
+		if i == 0 {
+			first = manifest.Now()
+		}
+		if err := p.stop(); err != nil {
+			return fmt.Errorf("stopping workload %q: %w", p.workload, err)
+		}
+	}
+	if len(s.procs) == 0 {
+		first = manifest.Now()
+	}
+	unix.Sync()
+	reboot := manifest.Now()
+	if err := s.writeRecord(first, reboot); err != nil {
+		return err
+	}
+	s.logf("rebooting into the next kernel (freeze took %v)", time.Duration(reboot.MonotonicNS-first.MonotonicNS).Round(time.Microsecond))
+	return s.o.reboot()
+}
+
+// cancel undoes everything held and says what it did.
+func (s *state) cancel() string {
+	var did []string
+	if s.listener != nil {
+		s.listener.Close()
+	}
+	for _, p := range s.procs {
+		if p.stopped {
+			if err := p.resume(); err != nil {
+				did = append(did, fmt.Sprintf("resuming workload %q failed: %v", p.workload, err))
+			} else {
+				did = append(did, fmt.Sprintf("workload %q resumed", p.workload))
+			}
+		} else if p.killed {
+			did = append(did, fmt.Sprintf("workload %q was already terminated", p.workload))
+		}
+		p.close()
+	}
+	if n := len(s.sessions); n > 0 {
+		for _, sess := range s.sessions {
+			sess.Close()
+		}
+		did = append(did, fmt.Sprintf("%d sessions closed (nothing stays preserved)", n))
+		s.sessions = nil
+	}
+	for _, f := range s.files {
+		f.Close()
+	}
+	s.files = nil
+	if s.kexecDone {
+		if err := kexecUnload(); err != nil {
+			did = append(did, fmt.Sprintf("unloading the kexec image failed: %v", err))
+		} else {
+			did = append(did, "kexec image unloaded")
+		}
+		s.kexecDone = false
+	}
+	for _, p := range s.written {
+		os.Remove(p)
+	}
+	if len(did) == 0 {
+		return "nothing was held"
+	}
+	return strings.Join(did, ", ")
+}

@@ -1,0 +1,158 @@
+package prepare
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// process is a workload process prepare may stop and, on cancel, resume.
+type process struct {
+	workload string
+	pid      int
+	pidfd    int // -1 if pidfd_open failed
+	mode     string
+	timeout  time.Duration
+	stopped  bool // SIGSTOP sent (resume with SIGCONT on cancel)
+	killed   bool // SIGTERM/SIGKILL sent (cannot be undone)
+}
+
+func newProcess(workload string, pid int, mode string, timeout time.Duration) *process {
+	p := &process{workload: workload, pid: pid, mode: mode, timeout: timeout, pidfd: -1}
+	if p.mode == "" {
+		p.mode = "term"
+	}
+	if p.timeout <= 0 {
+		p.timeout = 5 * time.Second
+	}
+	// A pidfd pins the process: a pid reused after the workload exits can
+	// never receive our signals.
+	if fd, err := unix.PidfdOpen(pid, 0); err == nil {
+		p.pidfd = fd
+	}
+	return p
+}
+
+func (p *process) signal(sig unix.Signal) error {
+	var err error
+	if p.pidfd >= 0 {
+		err = unix.PidfdSendSignal(p.pidfd, sig, nil, 0)
+		if err != nil {
+			err = fmt.Errorf("pidfd_send_signal(pid %d, %s): %w", p.pid, unix.SignalName(sig), err)
+		}
+	} else {
+		err = unix.Kill(p.pid, sig)
+		if err != nil {
+			err = fmt.Errorf("kill(%d, %s): %w", p.pid, unix.SignalName(sig), err)
+		}
+	}
+	return err
+}
+
+// waitExit waits up to d for the process to exit.
+func (p *process) waitExit(d time.Duration) bool {
+	if p.pidfd >= 0 {
+		fds := []unix.PollFd{{Fd: int32(p.pidfd), Events: unix.POLLIN}}
+		deadline := time.Now().Add(d)
+		for {
+			left := time.Until(deadline)
+			if left < 0 {
+				left = 0
+			}
+			n, err := unix.Poll(fds, int(left/time.Millisecond))
+			if err == unix.EINTR {
+				continue
+			}
+			return err == nil && n > 0
+		}
+	}
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if !alive(p.pid) {
+			return true
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return !alive(p.pid)
+}
+
+func alive(pid int) bool {
+	st, err := procState(pid)
+	return err == nil && st != 'Z' && st != 'X'
+}
+
+// procState returns the state letter of /proc/PID/stat.
+func procState(pid int) (byte, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+2 >= len(s) {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	return s[i+2], nil
+}
+
+// stop quiesces the process as its workload's stop mode says: "term" sends
+// SIGTERM and SIGKILL after the timeout; "sigstop" sends SIGSTOP and waits
+// until the kernel reports it stopped.
+func (p *process) stop() error {
+	switch p.mode {
+	case "sigstop":
+		if err := p.signal(unix.SIGSTOP); err != nil {
+			return err
+		}
+		p.stopped = true
+		deadline := time.Now().Add(p.timeout)
+		for {
+			st, err := procState(p.pid)
+			if err != nil || st == 'T' || st == 't' {
+				return nil
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("workload %q (pid %d) did not stop within %v", p.workload, p.pid, p.timeout)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	default:
+		if err := p.signal(unix.SIGTERM); err != nil {
+			if errors.Is(err, unix.ESRCH) {
+				return nil // already gone
+			}
+			return err
+		}
+		p.killed = true
+		if p.waitExit(p.timeout) {
+			return nil
+		}
+		if err := p.signal(unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
+			return err
+		}
+		if !p.waitExit(5 * time.Second) {
+			return fmt.Errorf("workload %q (pid %d) survived SIGKILL", p.workload, p.pid)
+		}
+		return nil
+	}
+}
+
+// resume undoes a SIGSTOP. A terminated workload cannot be resumed.
+func (p *process) resume() error {
+	if !p.stopped {
+		return nil
+	}
+	p.stopped = false
+	return p.signal(unix.SIGCONT)
+}
+
+func (p *process) close() {
+	if p.pidfd >= 0 {
+		unix.Close(p.pidfd)
+		p.pidfd = -1
+	}
+}

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/luoinit/luoinit/handoff"
+	"golang.org/x/sys/unix"
+)
+
+// A memfd spec on the workload command line: name:size:seed.
+type memSpec struct {
+	name string
+	size int
+	seed uint64
+}
+
+func parseSpecs(s string) ([]memSpec, error) {
+	var out []memSpec
+	for _, part := range strings.Split(s, ",") {
+		f := strings.Split(part, ":")
+		if len(f) != 3 {
+			return nil, fmt.Errorf("memfd spec %q is not name:size:seed", part)
+		}
+		size, err := strconv.Atoi(f[1])
+		if err != nil {
+			return nil, err
+		}
+		seed, err := strconv.ParseUint(f[2], 0, 64)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, memSpec{f[0], size, seed})
+	}
+	return out, nil
+}
+
+// workloadMain runs when luotest is started as a test workload (not as
+// PID 1): `luotest workload push|hold ...`. It reports with markers too.
+func workloadMain(args []string) {
+	if len(args) == 0 {
+		fmt.Fprintln(os.Stderr, "workload: push or hold?")
+		os.Exit(2)
+	}
+	fs := flag.NewFlagSet("workload", flag.ExitOnError)
+	name := fs.String("name", "", "workload name")
+	socket := fs.String("socket", "/run/luoinit/prepare.sock", "prepare's socket")
+	memfds := fs.String("memfds", "", "name:size:seed,...")
+	pipe := fs.String("pipe", "", "also push a pipe under this name")
+	fdnum := fs.Int("fd", 10, "hold: put the memfd at this fd number")
+	pidfile := fs.String("pidfile", "", "hold: write the pid here")
+	fs.Parse(args[1:])
+	specs, err := parseSpecs(*memfds)
+	if err != nil {
+		fail(*name, err)
+	}
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+
+	var files []handoff.File
+	for _, sp := range specs {
+		f, err := memfd(sp.name, 0)
+		if err != nil {
+			fail(*name, err)
+		}
+		if err := fillPattern(f, sp.size, sp.seed); err != nil {
+			fail(*name, err)
+		}
+		files = append(files, handoff.File{Name: sp.name, File: f})
+	}
+	switch args[0] {
+	case "push":
+		if *pipe != "" {
+			r, _, err := os.Pipe()
+			if err != nil {
+				fail(*name, err)
+			}
+			files = append(files, handoff.File{Name: *pipe, File: r})
+		}
+		// prepare may not be listening yet.
+		var perr error
+		for i := 0; i < 600; i++ {
+			if _, err := os.Stat(*socket); err == nil {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		perr = handoff.Push(*socket, *name, files, 30*time.Second)
+		if perr != nil {
+			fmt.Printf("\nLUOTEST:WORKLOAD_ACK %s error: %v\n", *name, perr)
+		} else {
+			fmt.Printf("\nLUOTEST:WORKLOAD_ACK %s ok\n", *name)
+		}
+	case "hold":
+		if len(files) != 1 {
+			fail(*name, fmt.Errorf("hold takes one memfd"))
+		}
+		if err := unix.Dup2(int(files[0].File.Fd()), *fdnum); err != nil {
+			fail(*name, err)
+		}
+		if err := os.WriteFile(*pidfile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+			fail(*name, err)
+		}
+	default:
+		fail(*name, fmt.Errorf("unknown workload mode %q", args[0]))
+	}
+	<-term
+	fmt.Printf("\nLUOTEST:WORKLOAD_TERM %s\n", *name)
+	os.Exit(0)
+}
+
+func fail(name string, err error) {
+	fmt.Printf("\nLUOTEST:FAIL workload %s: %v\n", name, err)
+	os.Exit(1)
+}
