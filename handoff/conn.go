@@ -56,6 +56,7 @@ type Conn struct {
 	timeout  time.Duration // the time the current deadline allowed
 	buf      []byte
 	oob      []byte
+	sender   *Cred // SCM_CREDENTIALS of the last message, with PassCred
 }
 
 func newConn(uc *net.UnixConn) (*Conn, error) {
@@ -198,6 +199,34 @@ func (c *Conn) Peer() (Cred, error) {
 		return Cred{}, c.fail(c.step("reading credentials", "of"), "", err)
 	}
 	return Cred{PID: int(uc.Pid), UID: uc.Uid, GID: uc.Gid}, nil
+}
+
+// PassCred turns on SO_PASSCRED: from then on the kernel attaches the
+// sender's credentials to every message the peer sends, and Sender
+// returns them. On a Socketpair, Peer names this process (the pair's
+// creator), so this is how the init learns which process actually speaks
+// on the end it gave a child. Turn it on before the peer sends anything.
+func (c *Conn) PassCred() error {
+	var serr error
+	err := c.rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PASSCRED, 1)
+	})
+	if err == nil && serr != nil {
+		err = fmt.Errorf("setsockopt(fd %d, SO_PASSCRED, 1): %w", c.fd, serr)
+	}
+	if err != nil {
+		return c.fail(c.step("enabling credentials", "for"), "", err)
+	}
+	return nil
+}
+
+// Sender returns the credentials the kernel attached to the last message
+// received (see PassCred), or false if it carried none.
+func (c *Conn) Sender() (Cred, bool) {
+	if c.sender == nil {
+		return Cred{}, false
+	}
+	return *c.sender, true
 }
 
 // SetDeadline sets the time by which every following send and receive
@@ -464,7 +493,9 @@ func (c *Conn) send(m *message, fds []int) error {
 func (c *Conn) recv() (message, []int, error) {
 	if c.buf == nil {
 		c.buf = make([]byte, HeaderSize+MaxPayload)
-		c.oob = make([]byte, unix.CmsgSpace(MaxBatch*4))
+		// Room for SCM_CREDENTIALS too, which every message carries once
+		// PassCred is on: without it an FDS batch would be truncated.
+		c.oob = make([]byte, unix.CmsgSpace(MaxBatch*4)+unix.CmsgSpace(unix.SizeofUcred))
 	}
 	var n, oobn, flags int
 	var rerr error
@@ -490,6 +521,7 @@ func (c *Conn) recv() (message, []int, error) {
 		return message{}, nil, fmt.Errorf("recvmsg(fd %d): %w", c.fd, rerr)
 	}
 	fds := parseRights(c.oob[:oobn])
+	c.sender = parseCred(c.oob[:oobn])
 	switch {
 	case flags&unix.MSG_CTRUNC != 0:
 		closeFDs(fds)
@@ -518,6 +550,22 @@ func (c *Conn) recv() (message, []int, error) {
 		return message{}, nil, protocolErrorf("%v message came with %d fds (only FDS carries fds)", m.typ, len(fds))
 	}
 	return m, fds, nil
+}
+
+// parseCred returns the SCM_CREDENTIALS in oob, if any.
+func parseCred(oob []byte) *Cred {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil
+	}
+	for i := range msgs {
+		if msgs[i].Header.Level == unix.SOL_SOCKET && msgs[i].Header.Type == unix.SCM_CREDENTIALS {
+			if uc, err := unix.ParseUnixCredentials(&msgs[i]); err == nil {
+				return &Cred{PID: int(uc.Pid), UID: uc.Uid, GID: uc.Gid}
+			}
+		}
+	}
+	return nil
 }
 
 // parseRights returns every fd of the SCM_RIGHTS control messages in oob.

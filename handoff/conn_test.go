@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -581,5 +582,50 @@ func TestSocketpairChildEnd(t *testing.T) {
 	flags, err := unix.FcntlInt(uintptr(kept), unix.F_GETFD, 0)
 	if err != nil || flags&unix.FD_CLOEXEC == 0 {
 		t.Errorf("kept end: flags %d, %v; want FD_CLOEXEC", flags, err)
+	}
+}
+
+// On a socket pair SO_PEERCRED names the creator (this process); with
+// PassCred, Sender names the process that really sent the message.
+func TestPassCredNamesTheSender(t *testing.T) {
+	c, child, err := Socketpair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.PassCred(); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), helperEnv+"=receive", EnvFD+"=3")
+	cmd.ExtraFiles = []*os.File{child}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	child.Close()
+	defer cmd.Wait()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, ok := c.Sender(); ok {
+		t.Fatal("Sender set before anything was received")
+	}
+	if _, err := c.ReadHello(); err != nil {
+		t.Fatal(err)
+	}
+	peer, err := c.Peer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sender, ok := c.Sender()
+	if !ok || sender.PID != cmd.Process.Pid {
+		t.Fatalf("Sender = %+v, %v; want the child's pid %d", sender, ok, cmd.Process.Pid)
+	}
+	if peer.PID != os.Getpid() {
+		t.Fatalf("Peer pid %d; on a socket pair it is the creator, %d", peer.PID, os.Getpid())
+	}
+	if err := c.SendFiles(nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ReadAck(); err != nil {
+		t.Fatal(err)
 	}
 }

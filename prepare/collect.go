@@ -110,6 +110,14 @@ func (s *state) serve(dev *luo.Device, c *handoff.Conn, pending map[string]int) 
 		s.logf("connection from pid %d: %s (ignored)", cred.PID, msg)
 		return nil
 	}
+	// Only the workload's own user may speak for it: another local process
+	// must not get its fds preserved, nor have it stopped by the freeze.
+	if w := &s.m.Workloads[i]; cred.UID != 0 && cred.UID != w.UID {
+		msg := fmt.Sprintf("workload %q runs as uid %d, the connection is from uid %d (pid %d)", w.Name, w.UID, cred.UID, cred.PID)
+		c.SendError(msg)
+		s.logf("%s (ignored)", msg)
+		return nil
+	}
 	files, err := c.ReceiveFiles()
 	if err != nil {
 		// Tell the workload, so that it fails now instead of timing out.

@@ -1,0 +1,122 @@
+package restore
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/luoinit/luoinit/manifest"
+	"golang.org/x/sys/unix"
+)
+
+const bootConfig = `version = 1
+
+[[workload]]
+name = "kv"
+argv = ["/usr/bin/kv"]
+handoff = "socket"
+
+  [[workload.fd]]
+  name = "arena"
+`
+
+func bootManifest(t *testing.T) []byte {
+	t.Helper()
+	cfg, err := manifest.ParseConfig([]byte(bootConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := cfg.NewManifest()
+	m.Generation = 4
+	m.KernelRelease = "7.3.4"
+	m.Workloads[0].FDs[0].Token = 1
+	m.Workloads[0].FDs[0].Kind = "memfd"
+	b, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestBootKinds(t *testing.T) {
+	good := fakeDevice{"luoinit.kv": {name: "luoinit.kv", files: map[uint64]string{1: "arena"}}}
+	for _, tc := range []struct {
+		desc      string
+		manifest  string // "" none, "good", "corrupt"
+		config    bool
+		device    fakeDevice // nil: open fails with ENOENT
+		kind      string
+		state     string
+		delivered int
+		logHas    []string
+	}{
+		{"cold boot", "", true, nil, StateNormal, StateNormal, 0, []string{"cold boot: starting 1 workloads"}},
+		{"nothing at all", "", false, nil, StateNormal, StateNormal, 0, []string{"no workloads"}},
+		{"live update", "good", true, good, StateUpdated, StateFinished, 1, []string{"generation 4"}},
+		{"no /dev/liveupdate", "good", true, nil, StateDegraded, StateDegraded, 0, []string{`workload "kv" fd "arena" (session "luoinit.kv" token 1) lost`, "liveupdate=on"}},
+		{"session gone", "good", true, fakeDevice{}, StateDegraded, StateDegraded, 0, []string{`fd "arena"`, "lost"}},
+		{"corrupt manifest", "corrupt", true, good, StateDegraded, StateDegraded, 0, []string{"unusable", "cold boot"}},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			dir := t.TempDir()
+			mpath := filepath.Join(dir, "manifest.toml")
+			cpath := filepath.Join(dir, "config.toml")
+			switch tc.manifest {
+			case "good":
+				os.WriteFile(mpath, bootManifest(t), 0o644)
+			case "corrupt":
+				os.WriteFile(mpath, []byte("version = 1\n[[workload]\n"), 0o644)
+			}
+			if tc.config {
+				os.WriteFile(cpath, []byte(bootConfig), 0o644)
+			}
+			var mu sync.Mutex
+			var log strings.Builder
+			st := &inProcess{behave: acks(t, nil)}
+			rep, err := Boot(BootOptions{
+				Manifest: mpath, Config: cpath, StateDir: filepath.Join(dir, "run"),
+				OpenDevice: func() (Device, error) {
+					if tc.device == nil {
+						return nil, fmt.Errorf("luo: open /dev/liveupdate: %w: the kernel has no LUO or was booted without liveupdate=on", unix.ENOENT)
+					}
+					return tc.device, nil
+				},
+				Start:      st,
+				Log:        func(f string, a ...any) { mu.Lock(); fmt.Fprintf(&log, f+"\n", a...); mu.Unlock() },
+				Supervisor: Options{HandoffTimeout: time.Second},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			logged := log.String()
+			mu.Unlock()
+			if rep.Kind != tc.kind || rep.State != tc.state {
+				t.Fatalf("kind %q state %q, want %q %q\n%s", rep.Kind, rep.State, tc.kind, tc.state, logged)
+			}
+			delivered := 0
+			for _, r := range rep.Results {
+				delivered += r.Delivered
+			}
+			if delivered != tc.delivered {
+				t.Fatalf("delivered %d, want %d\n%s", delivered, tc.delivered, logged)
+			}
+			for _, w := range tc.logHas {
+				if !strings.Contains(logged, w) {
+					t.Errorf("log lacks %q:\n%s", w, logged)
+				}
+			}
+			b, err := os.ReadFile(filepath.Join(dir, "run", "state"))
+			if err != nil || !strings.Contains(string(b), "state="+tc.state+"\n") || !strings.Contains(string(b), "boot="+tc.kind+"\n") {
+				t.Fatalf("state file %q (%v)", b, err)
+			}
+			if tc.config && st.starts == 0 {
+				t.Fatal("no workload was started")
+			}
+		})
+	}
+}

@@ -1,0 +1,224 @@
+// Package restore is the restore side of luoinit, run by PID 1 in the next
+// kernel: it gets every preserved fd back by session and token, relaunches
+// each workload, hands it exactly its own fds over the handoff protocol,
+// finishes its session once the workload acknowledged, and then keeps
+// supervising the workloads.
+//
+//	ret := restore.Retrieve(restore.LUODevice{dev}, m, log.Printf)
+//	dev.Close() // before any workload starts: one may want /dev/liveupdate
+//	s := restore.NewSupervisor(starter, log.Printf, opts)
+//	s.Run(ret.Workloads)
+package restore
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/luoinit/luoinit/handoff"
+	"github.com/luoinit/luoinit/manifest"
+	"golang.org/x/sys/unix"
+)
+
+// Process is a started workload process.
+type Process interface {
+	Pid() int
+	// Wait blocks until the process exited and returns its exit code
+	// (128+signal for a signal).
+	Wait() int
+}
+
+// Starter starts a workload's process with the given environment and
+// extra files (fd 3, 4, ...), and nothing else inherited.
+type Starter interface {
+	Start(spec manifest.Workload, env []string, extra []*os.File) (Process, error)
+}
+
+// Options tune the supervisor.
+type Options struct {
+	// HandoffTimeout bounds the wait for a workload's HELLO and ACK.
+	// A workload that does not connect or acknowledge in time keeps
+	// running without its fds; the init keeps them and the session
+	// unfinished, so that the workload's next start receives them.
+	HandoffTimeout time.Duration
+	// Backoff is the first delay before restarting a failed workload; it
+	// doubles up to MaxBackoff.
+	Backoff, MaxBackoff time.Duration
+	// FinishTries is how often FINISH is tried before it is reported.
+	FinishTries int
+}
+
+// Result is what happened to one workload's handoff, for the report.
+type Result struct {
+	Workload  string
+	Pid       int
+	Delivered int           // fds handed over and acknowledged
+	Lost      []Lost        // fds that did not come back from the kernel
+	AckedAt   time.Duration // CLOCK_BOOTTIME when the workload acknowledged
+	Finished  bool          // FINISH done on its session
+	Err       error         // why the handoff did not complete
+}
+
+// Supervisor runs the workloads: first start with handoff, then restarts
+// as each workload's restart policy says.
+type Supervisor struct {
+	start Starter
+	logf  func(string, ...any)
+	o     Options
+
+	mu      sync.Mutex
+	results map[string]*Result
+	done    chan string // workload names whose first handoff ended
+}
+
+// NewSupervisor makes a Supervisor.
+func NewSupervisor(start Starter, logf func(string, ...any), o Options) *Supervisor {
+	if o.HandoffTimeout == 0 {
+		o.HandoffTimeout = 10 * time.Second
+	}
+	if o.Backoff == 0 {
+		o.Backoff = time.Second
+	}
+	if o.MaxBackoff == 0 {
+		o.MaxBackoff = 30 * time.Second
+	}
+	if o.FinishTries == 0 {
+		o.FinishTries = 3
+	}
+	return &Supervisor{start: start, logf: logf, o: o, results: map[string]*Result{}, done: make(chan string, 64)}
+}
+
+// Run starts every workload and returns once each first handoff ended
+// (acknowledged, failed or timed out); the workloads go on being
+// supervised in the background.
+func (s *Supervisor) Run(ws []*Workload) []Result {
+	for _, w := range ws {
+		s.mu.Lock()
+		s.results[w.Spec.Name] = &Result{Workload: w.Spec.Name, Lost: w.Lost}
+		s.mu.Unlock()
+		go s.supervise(w)
+	}
+	for range ws {
+		<-s.done
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Result, 0, len(ws))
+	for _, w := range ws {
+		out = append(out, *s.results[w.Spec.Name])
+	}
+	return out
+}
+
+// supervise owns w for the life of the system.
+func (s *Supervisor) supervise(w *Workload) {
+	first := true
+	backoff := s.o.Backoff
+	for {
+		p, err := s.launch(w, first)
+		if first {
+			first = false
+			s.done <- w.Spec.Name
+		}
+		if err != nil && p == nil {
+			s.logf("workload %q: %v", w.Spec.Name, err)
+		}
+		if p != nil {
+			code := p.Wait()
+			s.logf("workload %q (pid %d) exited with status %d", w.Spec.Name, p.Pid(), code)
+			if code == 0 {
+				backoff = s.o.Backoff
+			}
+			if w.Spec.Restart != "on-failure" || code == 0 {
+				if len(w.Files) > 0 {
+					s.logf("workload %q: not restarted (restart = %q); luoinit keeps its %d undelivered fds and session %q unfinished", w.Spec.Name, restartPolicy(w.Spec.Restart), len(w.Files), w.Spec.Session)
+				}
+				return
+			}
+		} else if w.Spec.Restart != "on-failure" {
+			return
+		}
+		s.logf("workload %q: restarting in %v (restart = on-failure)", w.Spec.Name, backoff)
+		time.Sleep(backoff)
+		backoff = min(2*backoff, s.o.MaxBackoff)
+	}
+}
+
+func restartPolicy(p string) string {
+	if p == "" {
+		return "never"
+	}
+	return p
+}
+
+// launch starts w once and hands it the fds the init still holds for it.
+// It returns the process (nil if it could not start) and the handoff's
+// error, if any.
+func (s *Supervisor) launch(w *Workload, first bool) (Process, error) {
+	name := w.Spec.Name
+	c, childEnd, err := handoff.Socketpair()
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	// Credentials on every message the child sends: on a socket pair
+	// SO_PEERCRED would name the init itself.
+	if err := c.PassCred(); err != nil {
+		childEnd.Close()
+		return nil, err
+	}
+	env := append(append([]string(nil), w.Spec.Env...), handoff.EnvFD+"=3", "LUOINIT_WORKLOAD="+name)
+	p, err := s.start.Start(w.Spec, env, []*os.File{childEnd})
+	childEnd.Close()
+	if err != nil {
+		s.record(name, func(r *Result) { r.Err = err })
+		return nil, fmt.Errorf("starting %s: %w", strings.Join(w.Spec.Argv, " "), err)
+	}
+	s.logf("workload %q started as pid %d with %d fds to hand over", name, p.Pid(), len(w.Files))
+	t0 := time.Now()
+	err = Deliver(c, name, p.Pid(), w.Files, s.o.HandoffTimeout)
+	if err != nil {
+		s.logf("workload %q (pid %d): handoff failed after %v: %v; luoinit keeps its %d fds for its next start", name, p.Pid(), time.Since(t0).Round(time.Millisecond), err, len(w.Files))
+		s.record(name, func(r *Result) { r.Pid, r.Err = p.Pid(), err })
+		return p, err
+	}
+	acked := bootTime()
+	n := len(w.Files)
+	for _, f := range w.Files {
+		f.File.Close()
+	}
+	w.Files = nil
+	finished := false
+	if w.Session != nil {
+		if err := finish(w.Session, s.o.FinishTries); err != nil {
+			s.logf("workload %q: %v", name, err)
+		} else {
+			finished = true
+			w.Session.Close()
+			w.Session = nil
+		}
+	}
+	s.logf("workload %q (pid %d) acknowledged %d fds in %v; session %q finished: %v", name, p.Pid(), n, time.Since(t0).Round(time.Microsecond), w.Spec.Session, finished)
+	s.record(name, func(r *Result) {
+		if r.Delivered == 0 {
+			r.Delivered, r.AckedAt = n, acked
+		}
+		r.Pid, r.Err, r.Finished = p.Pid(), nil, r.Finished || finished
+	})
+	return p, nil
+}
+
+func (s *Supervisor) record(name string, f func(*Result)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f(s.results[name])
+}
+
+func bootTime() time.Duration {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts)
+	return time.Duration(ts.Nano())
+}
+

@@ -1,0 +1,280 @@
+package restore
+
+// The real kernel side (RETRIEVE_SESSION, RETRIEVE_FD, FINISH after a
+// kexec) and real processes started by PID 1 are covered by the VM
+// scenarios in tests/scenarios; these tests drive the logic around them
+// with a fake device and in-process workloads.
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/luoinit/luoinit/handoff"
+	"github.com/luoinit/luoinit/manifest"
+	"golang.org/x/sys/unix"
+)
+
+type fakeSession struct {
+	name      string
+	files     map[uint64]string // token -> content
+	finishErr []error           // returned by successive Finish calls
+	finishes  int
+	closed    bool
+	mu        sync.Mutex
+}
+
+func (s *fakeSession) Name() string { return s.name }
+
+func (s *fakeSession) RetrieveFD(token uint64) (*os.File, error) {
+	content, ok := s.files[token]
+	if !ok {
+		return nil, fmt.Errorf("retrieve fd token %d: %w", token, unix.ENOENT)
+	}
+	fd, err := unix.MemfdCreate("t", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), "memfd")
+	f.WriteString(content)
+	return f, nil
+}
+
+func (s *fakeSession) Finish() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.finishes++
+	if len(s.finishErr) > 0 {
+		err := s.finishErr[0]
+		s.finishErr = s.finishErr[1:]
+		return err
+	}
+	return nil
+}
+
+func (s *fakeSession) Close() error { s.closed = true; return nil }
+
+type fakeDevice map[string]*fakeSession
+
+func (d fakeDevice) RetrieveSession(name string) (Session, error) {
+	s, ok := d[name]
+	if !ok {
+		return nil, fmt.Errorf("retrieve session %q: %w", name, unix.ENOENT)
+	}
+	return s, nil
+}
+
+func (d fakeDevice) Close() error { return nil }
+
+func testManifest() *manifest.Manifest {
+	return &manifest.Manifest{Workloads: []manifest.Workload{
+		{Name: "kv", Session: "luoinit.kv", FDs: []manifest.FD{{Name: "arena", Token: 1}, {Name: "index", Token: 2}, {Name: "gone", Optional: true, Dropped: true}}},
+		{Name: "web", Session: "luoinit.web", FDs: []manifest.FD{{Name: "cache", Token: 1}}},
+		{Name: "plain"},
+	}}
+}
+
+func TestRetrieveIsolatesFailures(t *testing.T) {
+	dev := fakeDevice{
+		"luoinit.kv": {name: "luoinit.kv", files: map[uint64]string{1: "arena data"}}, // token 2 missing
+		// luoinit.web missing altogether
+	}
+	var log strings.Builder
+	r := Retrieve(dev, testManifest(), func(f string, a ...any) { fmt.Fprintf(&log, f+"\n", a...) })
+	if len(r.Workloads) != 3 {
+		t.Fatalf("%d workloads, want 3", len(r.Workloads))
+	}
+	kv, web, plain := r.Workloads[0], r.Workloads[1], r.Workloads[2]
+	if len(kv.Files) != 1 || kv.Files[0].Name != "arena" || len(kv.Lost) != 1 || kv.Lost[0].FD != "index" {
+		t.Errorf("kv: files %v lost %v; want arena back and index lost", kv.Files, kv.Lost)
+	}
+	if web.Session != nil || len(web.Lost) != 1 || !errors.Is(web.Lost[0].Err, unix.ENOENT) {
+		t.Errorf("web: session %v lost %v; want its one fd lost with ENOENT", web.Session, web.Lost)
+	}
+	if plain.Session != nil || len(plain.Files) != 0 || len(plain.Lost) != 0 {
+		t.Errorf("plain (no fds) should ask nothing of the kernel")
+	}
+	if len(r.Lost) != 2 {
+		t.Errorf("%d lost in all, want 2: %v", len(r.Lost), r.Lost)
+	}
+	for _, l := range r.Lost {
+		for _, want := range []string{l.Workload, l.FD, l.Session} {
+			if !strings.Contains(l.String(), want) {
+				t.Errorf("lost line %q does not name %q", l, want)
+			}
+		}
+	}
+	if r.Record != nil || !strings.Contains(log.String(), "freeze record") {
+		t.Errorf("a missing freeze record must be logged, not invented")
+	}
+}
+
+// inProcess starts "workloads" as goroutines that speak on the child end.
+type inProcess struct {
+	behave func(name string, c *handoff.Conn) int // returns the exit code
+	pid    int                                   // the pid to claim; 0 = ours
+	starts int
+	mu     sync.Mutex
+}
+
+type goProc struct {
+	pid  int
+	done chan int
+}
+
+func (p *goProc) Pid() int  { return p.pid }
+func (p *goProc) Wait() int { return <-p.done }
+
+func (s *inProcess) Start(spec manifest.Workload, env []string, extra []*os.File) (Process, error) {
+	s.mu.Lock()
+	s.starts++
+	s.mu.Unlock()
+	hasFD := false
+	for _, e := range env {
+		hasFD = hasFD || e == handoff.EnvFD+"=3"
+	}
+	if !hasFD || len(extra) != 1 {
+		return nil, fmt.Errorf("env %v extra %d: the handoff socket is not advertised as fd 3", env, len(extra))
+	}
+	c, err := handoff.NewConn(extra[0])
+	if err != nil {
+		return nil, err
+	}
+	pid := s.pid
+	if pid == 0 {
+		pid = os.Getpid()
+	}
+	p := &goProc{pid: pid, done: make(chan int, 1)}
+	go func() { p.done <- s.behave(spec.Name, c); c.Close() }()
+	return p, nil
+}
+
+func pull(name string, c *handoff.Conn) ([]handoff.File, error) {
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := c.SendHello(handoff.Hello{Direction: handoff.DirectionPull, Workload: name}); err != nil {
+		return nil, err
+	}
+	files, err := c.ReceiveFiles()
+	if err != nil {
+		return nil, err
+	}
+	return files, c.SendAck("", nil)
+}
+
+func workload(files int) (*Workload, *fakeSession) {
+	s := &fakeSession{name: "luoinit.kv"}
+	w := &Workload{Spec: manifest.Workload{Name: "kv", Session: "luoinit.kv"}, Session: s}
+	for i := 0; i < files; i++ {
+		fd, _ := unix.MemfdCreate("t", unix.MFD_CLOEXEC)
+		w.Files = append(w.Files, handoff.File{Name: fmt.Sprintf("fd%d", i), File: os.NewFile(uintptr(fd), "memfd")})
+	}
+	return w, s
+}
+
+func TestSupervisorHandoff(t *testing.T) {
+	quick := Options{HandoffTimeout: 300 * time.Millisecond, Backoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}
+	for _, tc := range []struct {
+		desc      string
+		files     int
+		restart   string
+		pid       int
+		finishErr []error
+		behave    func(t *testing.T, calls *int) func(string, *handoff.Conn) int
+		delivered int
+		finished  bool
+		errIs     error
+		errHas    string
+		starts    int
+	}{
+		{desc: "acknowledged", files: 3, behave: acks, delivered: 3, finished: true, starts: 1},
+		{desc: "100 fds in batches", files: 100, behave: acks, delivered: 100, finished: true, starts: 1},
+		{desc: "no fds", files: 0, behave: acks, delivered: 0, finished: true, starts: 1},
+		{desc: "never connects", files: 2, behave: silent, errHas: "timeout", starts: 1},
+		{desc: "another pid speaks", files: 1, pid: 1, behave: acks, errIs: ErrNotTheWorkload, starts: 1},
+		{desc: "FINISH fails twice, then works", files: 1, finishErr: []error{unix.EBUSY, unix.EBUSY}, behave: acks, delivered: 1, finished: true, starts: 1},
+		{desc: "FINISH keeps failing", files: 1, finishErr: []error{unix.EBUSY, unix.EBUSY, unix.EBUSY}, behave: acks, delivered: 1, finished: false, starts: 1},
+		{desc: "exits before ACK, restarted", files: 2, restart: "on-failure", behave: failsOnce, delivered: 2, finished: true, starts: 2},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			w, sess := workload(tc.files)
+			w.Spec.Restart = tc.restart
+			sess.finishErr = tc.finishErr
+			calls := 0
+			st := &inProcess{behave: tc.behave(t, &calls), pid: tc.pid}
+			var logb strings.Builder
+			var lmu sync.Mutex
+			logged := func() string { lmu.Lock(); defer lmu.Unlock(); return logb.String() }
+			sup := NewSupervisor(st, func(f string, a ...any) { lmu.Lock(); fmt.Fprintf(&logb, f+"\n", a...); lmu.Unlock() }, quick)
+			res := sup.Run([]*Workload{w})[0]
+			// A restart happens after Run returns; wait for it to settle.
+			deadline := time.Now().Add(3 * time.Second)
+			for tc.starts > 1 && time.Now().Before(deadline) {
+				sup.mu.Lock()
+				r := *sup.results["kv"]
+				sup.mu.Unlock()
+				if r.Delivered > 0 {
+					res = r
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if res.Delivered != tc.delivered || res.Finished != tc.finished {
+				t.Fatalf("delivered %d finished %v (err %v), want %d %v\nlog:\n%s", res.Delivered, res.Finished, res.Err, tc.delivered, tc.finished, logged())
+			}
+			if tc.errIs != nil && !errors.Is(res.Err, tc.errIs) {
+				t.Fatalf("err %v, want %v", res.Err, tc.errIs)
+			}
+			if tc.errHas != "" && (res.Err == nil || !strings.Contains(res.Err.Error(), tc.errHas)) {
+				t.Fatalf("err %v, want it to say %q", res.Err, tc.errHas)
+			}
+			if st.starts != tc.starts {
+				t.Fatalf("%d starts, want %d", st.starts, tc.starts)
+			}
+			// Delivered: the init's copies are closed; not delivered: kept.
+			if tc.delivered > 0 && len(w.Files) != 0 {
+				t.Fatalf("init still holds %d files after the ACK", len(w.Files))
+			}
+			if tc.delivered == 0 && tc.files > 0 && len(w.Files) != tc.files {
+				t.Fatalf("init holds %d files after a failed handoff, want all %d kept", len(w.Files), tc.files)
+			}
+			if !tc.finished && tc.delivered > 0 && !strings.Contains(logged(), "FINISH failed") {
+				t.Fatalf("a failing FINISH is not reported:\n%s", logged())
+			}
+		})
+	}
+}
+
+func acks(t *testing.T, _ *int) func(string, *handoff.Conn) int {
+	return func(name string, c *handoff.Conn) int {
+		files, err := pull(name, c)
+		if err != nil {
+			return 1 // the init's side of the story is what the test checks
+		}
+		for _, f := range files {
+			f.File.Close()
+		}
+		return 0
+	}
+}
+
+func silent(t *testing.T, _ *int) func(string, *handoff.Conn) int {
+	return func(string, *handoff.Conn) int { time.Sleep(time.Second); return 0 }
+}
+
+func failsOnce(t *testing.T, calls *int) func(string, *handoff.Conn) int {
+	var mu sync.Mutex
+	return func(name string, c *handoff.Conn) int {
+		mu.Lock()
+		*calls++
+		n := *calls
+		mu.Unlock()
+		if n == 1 {
+			return 1 // dies before even saying HELLO
+		}
+		return acks(t, calls)(name, c)
+	}
+}

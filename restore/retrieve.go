@@ -1,0 +1,178 @@
+package restore
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/luoinit/luoinit/handoff"
+	"github.com/luoinit/luoinit/luo"
+	"github.com/luoinit/luoinit/manifest"
+)
+
+// Device is what restore needs of /dev/liveupdate; *luo.Device through
+// LUODevice, a fake in tests.
+type Device interface {
+	RetrieveSession(name string) (Session, error)
+	Close() error
+}
+
+// Session is what restore needs of a retrieved LUO session.
+type Session interface {
+	Name() string
+	RetrieveFD(token uint64) (*os.File, error)
+	Finish() error
+	Close() error
+}
+
+// LUODevice adapts *luo.Device to Device.
+type LUODevice struct{ *luo.Device }
+
+// RetrieveSession implements Device.
+func (d LUODevice) RetrieveSession(name string) (Session, error) {
+	s, err := d.Device.RetrieveSession(name)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Lost is a preserved fd that did not come back.
+type Lost struct {
+	Workload, FD, Session string
+	Token                 uint64
+	Err                   error
+}
+
+func (l Lost) String() string {
+	return fmt.Sprintf("workload %q fd %q (session %q token %d) lost: %v", l.Workload, l.FD, l.Session, l.Token, l.Err)
+}
+
+// Workload is one workload's restored state.
+type Workload struct {
+	Spec    manifest.Workload
+	Session Session        // nil if the session could not be retrieved or there was none
+	Files   []handoff.File // retrieved fds, in manifest order
+	Lost    []Lost         // fds that did not come back
+}
+
+// Retrieved is everything the restore got back from the kernel.
+type Retrieved struct {
+	Workloads []*Workload
+	Record    *manifest.Record // the freeze record, if it came back
+	Lost      []Lost           // all lost fds, for the log and the state file
+}
+
+// Retrieve gets every session and fd the manifest names. A failure is
+// isolated to its fd or session and recorded as Lost; the caller logs
+// them and still starts the workloads.
+func Retrieve(dev Device, m *manifest.Manifest, log func(format string, args ...any)) *Retrieved {
+	r := &Retrieved{}
+	for _, spec := range m.Workloads {
+		w := &Workload{Spec: spec}
+		r.Workloads = append(r.Workloads, w)
+		if !hasFDs(spec) {
+			continue
+		}
+		s, err := dev.RetrieveSession(spec.Session)
+		if err != nil {
+			for _, fd := range spec.FDs {
+				if !fd.Dropped {
+					w.Lost = append(w.Lost, Lost{spec.Name, fd.Name, spec.Session, fd.Token, err})
+				}
+			}
+			r.Lost = append(r.Lost, w.Lost...)
+			continue
+		}
+		w.Session = s
+		for _, fd := range spec.FDs {
+			if fd.Dropped {
+				continue
+			}
+			f, err := s.RetrieveFD(fd.Token)
+			if err != nil {
+				l := Lost{spec.Name, fd.Name, spec.Session, fd.Token, err}
+				w.Lost = append(w.Lost, l)
+				r.Lost = append(r.Lost, l)
+				continue
+			}
+			w.Files = append(w.Files, handoff.File{Name: fd.Name, File: f})
+		}
+		log("workload %q: session %q retrieved, %d of %d fds", spec.Name, spec.Session, len(w.Files), len(w.Files)+len(w.Lost))
+	}
+	r.Record = retrieveRecord(dev, log)
+	return r
+}
+
+func hasFDs(w manifest.Workload) bool {
+	for _, fd := range w.FDs {
+		if !fd.Dropped {
+			return true
+		}
+	}
+	return false
+}
+
+// retrieveRecord gets the freeze record and finishes its session at once:
+// nothing but luoinit uses it.
+func retrieveRecord(dev Device, log func(string, ...any)) *manifest.Record {
+	s, err := dev.RetrieveSession(manifest.RecordSession)
+	if err != nil {
+		log("freeze record: %v (blackout figures will be missing)", err)
+		return nil
+	}
+	defer s.Close()
+	f, err := s.RetrieveFD(manifest.RecordToken)
+	if err != nil {
+		log("freeze record: %v", err)
+		return nil
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.NewSectionReader(f, 0, manifest.RecordSize))
+	if err != nil {
+		log("freeze record: reading: %v", err)
+		return nil
+	}
+	rec, err := manifest.ParseRecord(b)
+	if err != nil {
+		log("%v", err)
+		return nil
+	}
+	if err := finish(s, 3); err != nil {
+		log("freeze record: %v", err)
+	}
+	return &rec
+}
+
+// finish calls FINISH, retrying a failure: if FINISH fails the kernel
+// keeps the resources preserved and allows another try.
+func finish(s Session, tries int) error {
+	var err error
+	for i := 0; i < tries; i++ {
+		if i > 0 {
+			time.Sleep(time.Duration(i*i) * 10 * time.Millisecond)
+		}
+		if err = s.Finish(); err == nil {
+			return nil
+		}
+		if errors.Is(err, luo.ErrClosed) {
+			return err
+		}
+	}
+	return fmt.Errorf("FINISH failed %d times, the kernel keeps session %q until the next live update: %w", tries, s.Name(), err)
+}
+
+// Close closes every retrieved file and session (on a path where they
+// will not be handed over).
+func (w *Workload) Close() {
+	for _, f := range w.Files {
+		f.File.Close()
+	}
+	w.Files = nil
+	if w.Session != nil {
+		w.Session.Close()
+		w.Session = nil
+	}
+}
