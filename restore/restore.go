@@ -221,4 +221,3 @@ func bootTime() time.Duration {
 	unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts)
 	return time.Duration(ts.Nano())
 }
-

@@ -116,7 +116,7 @@ func TestRetrieveIsolatesFailures(t *testing.T) {
 // inProcess starts "workloads" as goroutines that speak on the child end.
 type inProcess struct {
 	behave func(name string, c *handoff.Conn) int // returns the exit code
-	pid    int                                   // the pid to claim; 0 = ours
+	pid    int                                    // the pid to claim; 0 = ours
 	starts int
 	mu     sync.Mutex
 }
