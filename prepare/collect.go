@@ -27,6 +27,12 @@ func (s *state) collect(ctx context.Context, dev *luo.Device) error {
 				return err
 			}
 		default:
+			if len(w.FDs) == 0 {
+				// Nothing to preserve and no pid to stop it by: it just
+				// goes down with the kexec.
+				s.logf("workload %q has no fds to hand over; not waiting for it", w.Name)
+				continue
+			}
 			pending[w.Name] = i
 		}
 	}

@@ -131,7 +131,7 @@ func (cfg Config) Args() []string {
 		"-m", fmt.Sprint(mem),
 		"-smp", fmt.Sprint(cpus),
 		"-kernel", cfg.Kernel,
-		"-append", strings.TrimSpace("console=ttyS0 panic=-1 " + cfg.Append),
+		"-append", strings.TrimSpace("console=ttyS0 panic=-1 loglevel=6 " + cfg.Append),
 		"-display", "none",
 		"-serial", "stdio",
 		"-monitor", "none",
