@@ -63,6 +63,9 @@ fuzz:
 	$(GO) test -run XXX -fuzz '^FuzzDecodeMessage$$' -fuzztime $(FUZZTIME) ./handoff/
 	$(GO) test -run XXX -fuzz '^FuzzReceiveFiles$$' -fuzztime $(FUZZTIME) ./handoff/
 	$(GO) test -run XXX -fuzz '^FuzzParseMarker$$' -fuzztime $(FUZZTIME) ./tests/vm/
+	$(GO) test -run XXX -fuzz '^FuzzParseMountinfo$$' -fuzztime $(FUZZTIME) ./pid1/
+	$(GO) test -run XXX -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME) ./examples/kvcache/
+	$(GO) test -run XXX -fuzz '^FuzzOpenArena$$' -fuzztime $(FUZZTIME) ./examples/kvcache/
 
 clean:
 	rm -rf $(BIN)

@@ -10,6 +10,9 @@ import (
 )
 
 func main() {
+	if os.Getpid() == 1 {
+		pid1Main() // never returns
+	}
 	if err := run(os.Args[1:]); err != nil {
 		var ue usageError
 		if errors.As(err, &ue) {

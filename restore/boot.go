@@ -196,6 +196,26 @@ func writeState(dir string, r *Report) error {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "state=%s\nboot=%s\ngeneration=%d\nlost=%d\n", r.State, r.Kind, r.Generation, len(r.Lost))
+	// Figures, once the first handoffs are over (durations in ns).
+	if r.Done > 0 {
+		var lastAck time.Duration
+		for _, res := range r.Results {
+			lastAck = max(lastAck, res.AckedAt)
+		}
+		if r.Retrieved > 0 {
+			fmt.Fprintf(&b, "restore_ns=%d\n", int64(r.Retrieved-r.Started))
+		}
+		fmt.Fprintf(&b, "handoff_done_ns=%d\n", int64(r.Done-r.Started))
+		if lastAck > 0 {
+			fmt.Fprintf(&b, "last_ack_boottime_ns=%d\n", int64(lastAck))
+		}
+		if d := r.Timing.Blackout(); d > 0 {
+			fmt.Fprintf(&b, "old_kernel_blackout_ns=%d\n", int64(d))
+		}
+		if d := r.Blackout(); d > 0 {
+			fmt.Fprintf(&b, "blackout_ns=%d\n", int64(d))
+		}
+	}
 	tmp := filepath.Join(dir, ".state.tmp")
 	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
 		return err

@@ -114,6 +114,13 @@ func (s *Supervisor) Run(ws []*Workload) []Result {
 
 // supervise owns w for the life of the system.
 func (s *Supervisor) supervise(w *Workload) {
+	// A panic here must not take PID 1 down: the workload loses its
+	// supervisor, the system goes on.
+	defer func() {
+		if p := recover(); p != nil {
+			s.logf("workload %q: supervisor panic: %v", w.Spec.Name, p)
+		}
+	}()
 	first := true
 	backoff := s.o.Backoff
 	for {

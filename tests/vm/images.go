@@ -80,3 +80,19 @@ func KexecImages(dir, init, kernel string, extra ...File) (string, error) {
 	}
 	return p1, nil
 }
+
+// Image writes an initramfs with the given files (guest path: host path)
+// to dir/name and returns its path.
+func Image(dir, name string, files ...File) (string, error) {
+	a := initramfs.New()
+	for _, f := range files {
+		if err := a.AddFileFrom(f.Guest, f.Host, 0); err != nil {
+			return "", err
+		}
+	}
+	p := filepath.Join(dir, name)
+	if err := a.WriteFile(p); err != nil {
+		return "", err
+	}
+	return p, nil
+}

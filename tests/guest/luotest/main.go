@@ -15,6 +15,7 @@ var scenarios = map[string]map[string]func() error{
 	"prepare":  {"1": prepareBefore, "2": prepareAfter},
 	"cancel":   {"1": cancelScenario},
 	"refused":  {"1": refusedScenario},
+	"restore":  {"1": restoreBefore},
 }
 
 func main() {

@@ -45,8 +45,25 @@ func parseSpecs(s string) ([]memSpec, error) {
 // PID 1): `luotest workload push|hold ...`. It reports with markers too.
 func workloadMain(args []string) {
 	if len(args) == 0 {
-		fmt.Fprintln(os.Stderr, "workload: push or hold?")
+		fmt.Fprintln(os.Stderr, "workload: push, hold, auto, checker, orphan or sleep?")
 		os.Exit(2)
+	}
+	switch args[0] {
+	case "auto":
+		autoMain(args[1:])
+		return
+	case "checker":
+		checkerMain(args[1:])
+		return
+	case "demo":
+		demoMain(args[1:])
+		return
+	case "orphan":
+		orphanMain()
+		return
+	case "sleep":
+		time.Sleep(300 * time.Millisecond)
+		os.Exit(0)
 	}
 	fs := flag.NewFlagSet("workload", flag.ExitOnError)
 	name := fs.String("name", "", "workload name")

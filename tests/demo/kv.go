@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/luoinit/luoinit/tests/vm"
+)
+
+const demoConfig = `version = 1
+
+[[workload]]
+name = "kvcache"
+argv = ["/bin/kvcache", "--listen", "/run/kvcache.sock", "--arena-size", "64MiB", "--name", "kvcache"]
+handoff = "socket"
+
+  [[workload.fd]]
+  name = "arena"
+
+[[workload]]
+name = "demo"
+argv = ["/bin/luotest", "workload", "demo"]
+handoff = "socket"
+`
+
+func runKV() error {
+	k, err := vm.FindKernel()
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "luoinit-demo")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	fmt.Printf("luoinit demo: kvcache across a live update on Linux %s\n", k.Version)
+	bins := map[string]string{}
+	for name, pkg := range map[string]string{"luoinit": "./init", "kvcache": "./examples/kvcache", "luotest": "./tests/guest/luotest"} {
+		bins[name] = filepath.Join(dir, name)
+		if err := vm.BuildStatic(pkg, bins[name]); err != nil {
+			return err
+		}
+	}
+	cfg := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(cfg, []byte(demoConfig), 0o644); err != nil {
+		return err
+	}
+	common := []vm.File{
+		{Guest: "init", Host: bins["luoinit"]},
+		{Guest: "bin/luoinit", Host: bins["luoinit"]},
+		{Guest: "bin/kvcache", Host: bins["kvcache"]},
+		{Guest: "bin/luotest", Host: bins["luotest"]},
+		{Guest: "etc/luoinit/config.toml", Host: cfg},
+	}
+	second, err := vm.Image(dir, "initramfs2.cpio", common...)
+	if err != nil {
+		return err
+	}
+	first, err := vm.Image(dir, "initramfs1.cpio", append(common,
+		vm.File{Guest: vm.GuestKernel, Host: k.BzImage},
+		vm.File{Guest: vm.GuestInitramfs2, Host: second})...)
+	if err != nil {
+		return err
+	}
+	logPath := filepath.Join(os.TempDir(), "luoinit-demo-console.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+
+	fmt.Println("booting: luoinit is PID 1 and starts kvcache; 1000 keys go in; then a live update")
+	fmt.Println()
+	var frozenAt, ackedAt time.Duration
+	res, err := vm.Run(context.Background(), vm.Config{
+		Kernel:    k.BzImage,
+		Initramfs: first,
+		Append:    "liveupdate=on",
+		Log: func(format string, args ...any) {
+			line := fmt.Sprintf(format, args...)
+			fmt.Fprintln(logf, line)
+			at, text := splitAt(line)
+			switch {
+			case strings.Contains(text, "prepare: phase frozen"):
+				frozenAt = at
+			case strings.Contains(text, `workload "kvcache"`) && strings.Contains(text, "acknowledged"):
+				ackedAt = at
+			}
+			showKV(line)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Println()
+	before, after, state := "?", "?", map[string]string{}
+	if m := res.Find("DEMO_BEFORE"); len(m) == 1 {
+		before = strings.TrimPrefix(m[0].Text, "keys=")
+	}
+	if m := res.Find("DEMO_AFTER"); len(m) == 1 {
+		after, _, _ = strings.Cut(strings.TrimPrefix(m[0].Text, "keys="), " ")
+	}
+	if m := res.Find("DEMO_STATE"); len(m) == 1 {
+		for _, kv := range strings.Fields(m[0].Text) {
+			k, v, _ := strings.Cut(kv, "=")
+			state[k] = v
+		}
+	}
+	ns := func(k string) time.Duration { n, _ := strconv.ParseInt(state[k], 10, 64); return time.Duration(n) }
+	fmt.Println("report")
+	fmt.Printf("  keys before the live update:   %s\n", before)
+	fmt.Printf("  keys after, every one verified: %s\n", after)
+	fmt.Printf("  generation:                     %s\n", state["generation"])
+	fmt.Printf("  luoinit state:                  %s (boot %s)\n", state["state"], state["boot"])
+	fmt.Printf("  restore inside init:            %v to retrieve every fd, %v to the last handoff\n", ns("restore_ns").Round(time.Microsecond), ns("handoff_done_ns").Round(time.Microsecond))
+	guestBlackout := ns("blackout_ns")
+	fmt.Printf("  blackout, guest clocks:         %v = %v (old kernel: first stop to reboot call) + %v (new kernel: boot to kvcache's ACK)\n",
+		guestBlackout.Round(time.Millisecond), ns("old_kernel_blackout_ns").Round(time.Millisecond), ns("last_ack_boottime_ns").Round(time.Millisecond))
+	if frozenAt > 0 && ackedAt > frozenAt {
+		host := ackedAt - frozenAt
+		fmt.Printf("  blackout, host serial stamps:   %v (from prepare's freeze line to kvcache's ACK line)\n", host.Round(time.Millisecond))
+		fmt.Printf("  difference, unseen by the guest: %v (kexec and firmware-less boot until the new kernel's clock starts)\n", (host - guestBlackout).Round(time.Millisecond))
+	}
+	fmt.Printf("  kernels booted: %d, accelerator: %s, wall time: %v\n", res.Boots, res.Accel, res.Elapsed.Round(time.Millisecond))
+	fmt.Printf("full serial console: %s\n", logPath)
+	if !res.Passed {
+		return fmt.Errorf("FAILED: %s", res.Message)
+	}
+	if before != after || before == "?" {
+		return fmt.Errorf("FAILED: %s keys before, %s after", before, after)
+	}
+	fmt.Printf("PASSED: %s\n", res.Message)
+	return nil
+}
+
+// splitAt splits the harness's "[  1.234s] text" into time and text.
+func splitAt(line string) (time.Duration, string) {
+	i := strings.Index(line, "s] ")
+	if !strings.HasPrefix(line, "[") || i < 0 {
+		return 0, line
+	}
+	f, err := strconv.ParseFloat(strings.TrimSpace(line[1:i]), 64)
+	if err != nil {
+		return 0, line
+	}
+	return time.Duration(f * float64(time.Second)), line[i+3:]
+}
+
+func showKV(line string) {
+	_, text := splitAt(line)
+	if m, ok := vm.ParseMarker(line); ok {
+		switch m.Kind {
+		case "DEMO_BEFORE", "DEMO_AFTER", "DEMO_STATE":
+			fmt.Printf("%s\n", line)
+		}
+		return
+	}
+	for _, k := range []string{"Linux version", "luoinit:", "prepare:", "kvcache"} {
+		if strings.Contains(text, k) {
+			fmt.Println(line)
+			return
+		}
+	}
+}

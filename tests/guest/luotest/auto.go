@@ -1,0 +1,256 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/luoinit/luoinit/handoff"
+	"golang.org/x/sys/unix"
+)
+
+// autoMain is a workload that works on both sides of a live update, with
+// the same argv (the manifest relaunches what the config started):
+// started by luoinit with a handoff advertised, it receives its memfds and
+// verifies every byte; otherwise it makes them and, if prepare's socket
+// shows up, pushes them. Markers:
+//
+//	LUOTEST:RESTORED <name> <n>   n fds received and verified
+//	LUOTEST:FRESH <name>          started without fds (cold or degraded boot)
+//	LUOTEST:FDCHECK <name> clean  no fd it was not meant to have
+func autoMain(args []string) {
+	fs := flag.NewFlagSet("auto", flag.ExitOnError)
+	name := fs.String("name", "", "workload name")
+	memfds := fs.String("memfds", "", "name:size:seed,...")
+	count := fs.Int("count", 0, "also make this many 4 KiB memfds named m000...")
+	socket := fs.String("socket", "/run/luoinit/prepare.sock", "prepare's socket")
+	dieBeforeAck := fs.Bool("die-before-ack", false, "after a live update: exit 3 before receiving")
+	neverConnect := fs.Bool("never-connect", false, "after a live update: never connect")
+	fs.Parse(args)
+	specs, err := parseSpecs(*memfds)
+	if err != nil && *memfds != "" {
+		fail(*name, err)
+	}
+	for i := 0; i < *count; i++ {
+		specs = append(specs, memSpec{fmt.Sprintf("m%03d", i), 4096, uint64(1000 + i)})
+	}
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	os.WriteFile(filepath.Join("/run", *name+".pid"), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
+
+	if _, ok := os.LookupEnv(handoff.EnvFD); ok {
+		switch {
+		case *dieBeforeAck:
+			fmt.Printf("\nLUOTEST:DIED %s before ACK\n", *name)
+			os.Exit(3)
+		case *neverConnect:
+			fmt.Printf("\nLUOTEST:SILENT %s\n", *name)
+			<-term
+			os.Exit(0)
+		}
+		t0 := time.Now()
+		files, err := handoff.Receive(*name, 30*time.Second)
+		if err != nil {
+			fail(*name, err)
+		}
+		own := map[int]bool{}
+		for _, f := range files {
+			own[int(f.File.Fd())] = true
+		}
+		if len(files) == 0 {
+			// Cold or degraded boot: start over with fresh memfds.
+			for _, sp := range specs {
+				f, err := memfd(*name+"."+sp.name, 0)
+				if err != nil {
+					fail(*name, err)
+				}
+				if err := fillPattern(f, sp.size, sp.seed); err != nil {
+					fail(*name, err)
+				}
+				own[int(f.Fd())] = true
+				defer f.Close()
+			}
+			fmt.Printf("\nLUOTEST:FRESH %s\n", *name)
+		} else {
+			byName := map[string]*os.File{}
+			for _, f := range files {
+				byName[f.Name] = f.File
+			}
+			for _, sp := range specs {
+				f, ok := byName[sp.name]
+				if !ok {
+					fail(*name, fmt.Errorf("fd %q not handed over", sp.name))
+				}
+				if err := checkPattern(f, sp.size, sp.seed); err != nil {
+					fail(*name, fmt.Errorf("fd %q: %w", sp.name, err))
+				}
+			}
+			if len(files) != len(specs) {
+				fail(*name, fmt.Errorf("received %d fds, want %d", len(files), len(specs)))
+			}
+			fmt.Printf("\nLUOTEST:RESTORED %s %d (received in %v)\n", *name, len(files), time.Since(t0).Round(time.Microsecond))
+		}
+		if err := fdCheck(*name, own); err != nil {
+			fail(*name, err)
+		}
+		fmt.Printf("\nLUOTEST:FDCHECK %s clean\n", *name)
+		<-term
+		os.Exit(0)
+	}
+
+	// Before the live update: make, fill and push.
+	var files []handoff.File
+	for _, sp := range specs {
+		f, err := memfd(*name+"."+sp.name, 0)
+		if err != nil {
+			fail(*name, err)
+		}
+		if err := fillPattern(f, sp.size, sp.seed); err != nil {
+			fail(*name, err)
+		}
+		files = append(files, handoff.File{Name: sp.name, File: f})
+	}
+	if len(files) > 0 {
+		for i := 0; i < 1200; i++ {
+			if _, err := os.Stat(*socket); err == nil {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if err := handoff.Push(*socket, *name, files, 60*time.Second); err != nil {
+			fmt.Printf("\nLUOTEST:WORKLOAD_ACK %s error: %v\n", *name, err)
+		} else {
+			fmt.Printf("\nLUOTEST:WORKLOAD_ACK %s ok\n", *name)
+		}
+	}
+	<-term
+	os.Exit(0)
+}
+
+// fdCheck looks at every fd of this process: only stdio, its own memfds
+// (own: fd numbers) and what the Go runtime opens itself may be there; no
+// handoff socket left over, no memfd of another workload, no LUO fd.
+// (A memfd retrieved from LUO has lost its name: it reads "/ (deleted)".)
+func fdCheck(name string, own map[int]bool) error {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		n, _ := strconv.Atoi(e.Name())
+		target, err := os.Readlink("/proc/self/fd/" + e.Name())
+		if err != nil {
+			continue // the directory's own fd, closed by now
+		}
+		switch {
+		case n <= 2 || own[n]:
+		case target == "anon_inode:[eventpoll]" || target == "anon_inode:[eventfd]" || strings.HasPrefix(target, "pipe:") || strings.HasPrefix(target, "anon_inode:[pidfd]"):
+			// the Go runtime's netpoller and signal plumbing
+		case strings.HasPrefix(target, "/proc/"):
+		default:
+			return fmt.Errorf("fd %d is %s, which it was not meant to have", n, target)
+		}
+	}
+	for n := range own {
+		if _, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", n)); err != nil {
+			return fmt.Errorf("own fd %d is not open", n)
+		}
+	}
+	return nil
+}
+
+// checkerMain runs as a workload of luoinit after the boot: it waits for
+// the state file, pokes PID 1 with SIGTERM and SIGHUP, makes an orphan
+// and checks that no zombie remains, then reports and reboots the VM.
+func checkerMain(args []string) {
+	fs := flag.NewFlagSet("checker", flag.ExitOnError)
+	want := fs.String("state", "finished", "the state luoinit must reach")
+	fs.Parse(args)
+	// It is a workload too: take (zero) fds like any other.
+	if _, ok := os.LookupEnv(handoff.EnvFD); ok {
+		if _, err := handoff.Receive("checker", 30*time.Second); err != nil {
+			fail("checker", err)
+		}
+	}
+	var state string
+	for i := 0; ; i++ {
+		b, _ := os.ReadFile("/run/luoinit/state")
+		state = string(b)
+		if strings.Contains(state, "state="+*want+"\n") {
+			break
+		}
+		if i > 600 {
+			checkerEnd("FAIL", fmt.Sprintf("luoinit state %q, want state=%s", state, *want))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	fmt.Printf("\nLUOTEST:STATE %s\n", strings.ReplaceAll(strings.TrimSpace(state), "\n", " "))
+
+	// PID 1 must shrug off SIGTERM and SIGHUP.
+	for _, sig := range []unix.Signal{unix.SIGTERM, unix.SIGHUP} {
+		if err := unix.Kill(1, sig); err != nil {
+			checkerEnd("FAIL", fmt.Sprintf("kill(1, %v): %v", sig, err))
+		}
+	}
+	// An orphan: a child that starts a grandchild and exits at once; the
+	// grandchild ends up a child of PID 1 and must be reaped there.
+	if err := exec.Command("/bin/luotest", "workload", "orphan").Run(); err != nil {
+		checkerEnd("FAIL", fmt.Sprintf("orphan maker: %v", err))
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if z := zombies(); len(z) > 0 {
+		checkerEnd("FAIL", fmt.Sprintf("zombies left: %v", z))
+	}
+	if _, err := os.Stat("/proc/1"); err != nil {
+		checkerEnd("FAIL", "PID 1 is gone")
+	}
+	fmt.Printf("\nLUOTEST:SIGNALS PID 1 survived SIGTERM and SIGHUP, no zombies\n")
+	checkerEnd("PASS", "luoinit reached state "+*want)
+}
+
+// checkerEnd reports and asks PID 1 to reboot (SIGINT), which ends QEMU.
+func checkerEnd(kind, msg string) {
+	fmt.Printf("\nLUOTEST:%s %s\n", kind, msg)
+	unix.Kill(1, unix.SIGINT)
+	time.Sleep(time.Hour)
+}
+
+// zombies lists processes in state Z.
+func zombies() []string {
+	var out []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		if i := strings.LastIndexByte(s, ')'); i > 0 && i+2 < len(s) && s[i+2] == 'Z' {
+			out = append(out, s[:i+1])
+		}
+	}
+	return out
+}
+
+// orphanMain starts a grandchild that outlives it by a moment.
+func orphanMain() {
+	cmd := exec.Command("/bin/sh", "-c", "sleep 0.3")
+	if _, err := os.Stat("/bin/sh"); err != nil {
+		cmd = exec.Command("/bin/luotest", "workload", "sleep")
+	}
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}

@@ -1,0 +1,35 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/luoinit/luoinit/manifest"
+	"github.com/luoinit/luoinit/tests/vm"
+	"github.com/luoinit/luoinit/tests/vm/guest"
+)
+
+// restoreBefore is stage 1 of the restore scenarios: luotest, as PID 1 of
+// the first kernel, starts the workloads of /etc/luoinit/config.toml as
+// an init would, then runs luoinit prepare with a second initramfs whose
+// /init is luoinit. Stage 2 is luoinit itself; the config's checker
+// workload reports from there.
+func restoreBefore() error {
+	os.MkdirAll("/run/luoinit", 0o755)
+	cfg, err := manifest.LoadConfig("/etc/luoinit/config.toml")
+	if err != nil {
+		return err
+	}
+	for _, w := range cfg.Workloads {
+		if len(w.FDs) == 0 {
+			continue // the checker runs after the live update only
+		}
+		if _, err := start(w.Argv[0], w.Argv[1:]...); err != nil {
+			return fmt.Errorf("starting workload %q: %w", w.Name, err)
+		}
+	}
+	guest.Info("starting luoinit prepare at %v boot time", guest.BootTime())
+	out, code, err := runPrepare("--config", "/etc/luoinit/config.toml", "--kernel", vm.GuestKernel,
+		"--initrd", vm.GuestInitramfs2, "--reuse-cmdline", "--collect-timeout", "120s")
+	return fmt.Errorf("luoinit prepare returned (exit %d, %v) instead of rebooting: %s", code, err, lastLines(out, 5))
+}

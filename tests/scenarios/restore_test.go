@@ -1,0 +1,256 @@
+package scenarios
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/luoinit/luoinit/manifest"
+	"github.com/luoinit/luoinit/tests/vm"
+)
+
+// The restore scenarios boot luoinit as PID 1: after a live update
+// prepared by `luoinit prepare` (TestRestore, TestRestoreFailures), on a
+// cold boot (TestColdBoot) and on a degraded one (TestDegradedBoot). The
+// workloads are luotest in "auto" mode, which makes, pushes, receives and
+// verifies memfds; the "checker" workload waits for luoinit's state file,
+// signals PID 1 with SIGTERM and SIGHUP, makes an orphan, checks for
+// zombies, reports and has PID 1 reboot the VM.
+
+const workloadTmpl = `
+[[workload]]
+name = %q
+argv = ["/bin/luotest", "workload", "auto", "--name", %q%s]
+handoff = "socket"
+%s`
+
+func workloadTOML(name, args string, fds ...string) string {
+	var b strings.Builder
+	for _, f := range fds {
+		fmt.Fprintf(&b, "\n  [[workload.fd]]\n  name = %q\n", f)
+	}
+	return fmt.Sprintf(workloadTmpl, name, name, args, b.String())
+}
+
+func checkerTOML(state string) string {
+	return fmt.Sprintf(`
+[[workload]]
+name = "checker"
+argv = ["/bin/luotest", "workload", "checker", "--state", %q]
+handoff = "socket"
+`, state)
+}
+
+// fullConfig: one workload with 100 fds, one with a 256 MiB memfd, one
+// with two, one with none, and the checker.
+func fullConfig(state string, extra string) string {
+	many := make([]string, 100)
+	for i := range many {
+		many[i] = fmt.Sprintf("m%03d", i)
+	}
+	return "version = 1\n" +
+		workloadTOML("kv", `, "--memfds", "arena:16777216:21,index:4096:22"`, "arena", "index") +
+		workloadTOML("many", `, "--count", "100"`, many...) +
+		workloadTOML("big", `, "--memfds", "heap:268435456:23"`, "heap") +
+		workloadTOML("plain", "") +
+		extra +
+		checkerTOML(state)
+}
+
+func writeTemp(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// bootLUOinit boots images and checks the checker passed.
+func bootLUOinit(t *testing.T, img, appendArgs string, timeout time.Duration) *vm.Result {
+	t.Helper()
+	k := kernel(t)
+	t.Logf("kernel %s (%s)", k.Version, k.BzImage)
+	res, err := vm.Run(context.Background(), vm.Config{
+		Kernel: k.BzImage, Initramfs: img, Append: appendArgs, Timeout: timeout, Log: t.Logf,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("on kernel %s (%s): %s in %v", k.Version, res.Accel, res.Message, res.Elapsed.Round(time.Millisecond))
+	if !res.Passed {
+		t.Fatalf("failed: %s", res.Message)
+	}
+	if s := res.Find("SIGNALS"); len(s) != 1 {
+		t.Fatalf("the checker did not confirm PID 1 survived SIGTERM/SIGHUP without zombies")
+	}
+	return res
+}
+
+// liveUpdateImages: stage 1 is luotest with luoinit at /bin/luoinit; the
+// second initramfs has luoinit as /init.
+func liveUpdateImages(t *testing.T, config string) string {
+	k := kernel(t)
+	g := luotest(t)
+	cfg := writeTemp(t, "config.toml", config)
+	dir := t.TempDir()
+	second, err := vm.Image(dir, "initramfs2.cpio",
+		vm.File{Guest: "init", Host: luoinitBin},
+		vm.File{Guest: "bin/luotest", Host: g},
+		vm.File{Guest: "etc/luoinit/config.toml", Host: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := vm.Image(dir, "initramfs1.cpio",
+		vm.File{Guest: "init", Host: g},
+		vm.File{Guest: "bin/luotest", Host: g},
+		vm.File{Guest: "bin/luoinit", Host: luoinitBin},
+		vm.File{Guest: "etc/luoinit/config.toml", Host: cfg},
+		vm.File{Guest: vm.GuestKernel, Host: k.BzImage},
+		vm.File{Guest: vm.GuestInitramfs2, Host: second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return first
+}
+
+func markers(res *vm.Result, kind string) map[string]string {
+	out := map[string]string{}
+	for _, m := range res.Find(kind) {
+		name, rest, _ := strings.Cut(m.Text, " ")
+		out[name] = rest
+	}
+	return out
+}
+
+var ackLine = regexp.MustCompile(`workload "([^"]+)" \(pid \d+\) acknowledged (\d+) fds in (\S+); session "[^"]+" finished: (\w+)`)
+
+// TestRestore: the full cycle with luoinit on both sides. Every fd of
+// every workload comes back verified, no workload holds an fd it was not
+// given, every session is finished, PID 1 survives SIGTERM and SIGHUP
+// and reaps orphans.
+func TestRestore(t *testing.T) {
+	res := bootLUOinit(t, liveUpdateImages(t, fullConfig("finished", "")), "liveupdate=on luotest.scenario=restore", 8*time.Minute)
+	if res.Boots != 2 {
+		t.Fatalf("%d kernels booted, want 2", res.Boots)
+	}
+	restored := markers(res, "RESTORED")
+	for name, n := range map[string]string{"kv": "2", "many": "100", "big": "1"} {
+		if got := restored[name]; !strings.HasPrefix(got, n+" ") {
+			t.Errorf("workload %s: RESTORED %q, want %s fds", name, got, n)
+		}
+	}
+	// plain has no fds: it gets an empty handoff, as on a cold boot.
+	if _, ok := markers(res, "FRESH")["plain"]; !ok {
+		t.Errorf("workload plain did not start with an empty handoff")
+	}
+	clean := markers(res, "FDCHECK")
+	for _, name := range []string{"kv", "many", "big", "plain"} {
+		if clean[name] != "clean" {
+			t.Errorf("workload %s: fd check %q", name, clean[name])
+		}
+	}
+	acks := map[string]bool{}
+	for _, line := range res.Console {
+		if m := ackLine.FindStringSubmatch(line); m != nil {
+			acks[m[1]] = true
+			if m[1] != "plain" && m[1] != "checker" && m[4] != "true" {
+				t.Errorf("workload %s: session not finished: %s", m[1], line)
+			}
+			if m[1] == "many" {
+				t.Logf("luoinit handed 100 fds to workload many in %s", m[3])
+			}
+		}
+	}
+	for _, name := range []string{"kv", "many", "big"} {
+		if !acks[name] {
+			t.Errorf("no acknowledgement from workload %s in luoinit's log", name)
+		}
+	}
+	for _, line := range res.Console {
+		if strings.Contains(line, "restore report") {
+			t.Log(line)
+		}
+	}
+}
+
+// TestRestoreFailures: a workload that exits before acknowledging and
+// one that never connects do not hold up the others; luoinit keeps their
+// fds and says so, and the state ends degraded.
+func TestRestoreFailures(t *testing.T) {
+	extra := workloadTOML("quitter", `, "--memfds", "q:4096:31", "--die-before-ack"`, "q") +
+		workloadTOML("mute", `, "--memfds", "s:4096:32", "--never-connect"`, "s")
+	res := bootLUOinit(t, liveUpdateImages(t, "version = 1\n"+workloadTOML("kv", `, "--memfds", "arena:1048576:21"`, "arena")+extra+checkerTOML("degraded")),
+		"liveupdate=on luotest.scenario=restore", 6*time.Minute)
+	if r := markers(res, "RESTORED"); !strings.HasPrefix(r["kv"], "1 ") {
+		t.Errorf("kv not restored next to the failing workloads: %v", r)
+	}
+	console := strings.Join(res.Console, "\n")
+	for _, want := range []string{
+		`workload "quitter"`, `workload "mute"`, "luoinit keeps its 1 fds",
+	} {
+		if !strings.Contains(console, want) {
+			t.Errorf("luoinit's log lacks %q", want)
+		}
+	}
+}
+
+// TestColdBoot: no manifest: the config's workloads start without fds.
+func TestColdBoot(t *testing.T) {
+	g := luotest(t)
+	cfg := writeTemp(t, "config.toml", "version = 1\n"+workloadTOML("kv", `, "--memfds", "arena:1048576:21"`, "arena")+checkerTOML("normal"))
+	img, err := vm.Image(t.TempDir(), "cold.cpio",
+		vm.File{Guest: "init", Host: luoinitBin},
+		vm.File{Guest: "bin/luotest", Host: g},
+		vm.File{Guest: "etc/luoinit/config.toml", Host: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := bootLUOinit(t, img, "liveupdate=on", 3*time.Minute)
+	if _, ok := markers(res, "FRESH")["kv"]; !ok {
+		t.Errorf("kv did not start fresh (with an empty handoff)")
+	}
+}
+
+// TestDegradedBoot: a manifest, but the kernel was booted without
+// liveupdate=on: the workloads start anyway and the log names every lost
+// fd.
+func TestDegradedBoot(t *testing.T) {
+	g := luotest(t)
+	config := "version = 1\n" + workloadTOML("kv", `, "--memfds", "arena:1048576:21,index:4096:22"`, "arena", "index") + checkerTOML("degraded")
+	cfg := writeTemp(t, "config.toml", config)
+	c, err := manifest.ParseConfig([]byte(config))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := c.NewManifest()
+	m.Generation = 1
+	for i := range m.Workloads[0].FDs {
+		m.Workloads[0].FDs[i].Token = uint64(i + 1)
+		m.Workloads[0].FDs[i].Kind = "memfd"
+	}
+	mpath := filepath.Join(t.TempDir(), "manifest.toml")
+	if err := m.WriteFile(mpath); err != nil {
+		t.Fatal(err)
+	}
+	img, err := vm.Image(t.TempDir(), "degraded.cpio",
+		vm.File{Guest: "init", Host: luoinitBin},
+		vm.File{Guest: "bin/luotest", Host: g},
+		vm.File{Guest: "etc/luoinit/config.toml", Host: cfg},
+		vm.File{Guest: manifest.Path, Host: mpath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := bootLUOinit(t, img, "", 3*time.Minute)
+	console := strings.Join(res.Console, "\n")
+	for _, fd := range []string{"arena", "index"} {
+		if want := fmt.Sprintf(`workload "kv" fd %q (session "luoinit.kv" token`, fd); !strings.Contains(console, want) {
+			t.Errorf("the log does not name the lost fd: %q", want)
+		}
+	}
+}
