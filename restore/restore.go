@@ -198,6 +198,7 @@ func (s *Supervisor) launch(w *Workload, first bool) (Process, error) {
 	}
 	w.Files = nil
 	finished := false
+	hadSession := w.Session != nil
 	if w.Session != nil {
 		if err := finish(w.Session, s.o.FinishTries); err != nil {
 			s.logf("workload %q: %v", name, err)
@@ -207,7 +208,11 @@ func (s *Supervisor) launch(w *Workload, first bool) (Process, error) {
 			w.Session = nil
 		}
 	}
-	s.logf("workload %q (pid %d) acknowledged %d fds in %v; session %q finished: %v", name, p.Pid(), n, time.Since(t0).Round(time.Microsecond), w.Spec.Session, finished)
+	if hadSession {
+		s.logf("workload %q (pid %d) acknowledged %d fds in %v; session %q finished: %v", name, p.Pid(), n, time.Since(t0).Round(time.Microsecond), w.Spec.Session, finished)
+	} else {
+		s.logf("workload %q (pid %d) acknowledged %d fds in %v", name, p.Pid(), n, time.Since(t0).Round(time.Microsecond))
+	}
 	s.record(name, func(r *Result) {
 		if r.Delivered == 0 {
 			r.Delivered, r.AckedAt = n, acked
