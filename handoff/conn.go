@@ -151,19 +151,16 @@ func dial(path string, deadline time.Time, timeout time.Duration, workload strin
 }
 
 // Socketpair makes a connected pair of SOCK_SEQPACKET unix sockets: a Conn
-// to keep (close-on-exec) and an *os.File without close-on-exec to give to
-// a child, which finds it through EnvFD. Close the *os.File once the child
-// has started.
+// to keep and an *os.File to give to a child (exec.Cmd.ExtraFiles and the
+// like), which finds it through EnvFD. Close the *os.File once the child
+// has started. Both ends are close-on-exec: passing a file to a child
+// clears the flag on the child's copy only, while a child started by some
+// other goroutine in the meantime must not inherit this pair.
 func Socketpair() (*Conn, *os.File, error) {
 	const step = "making a socket pair"
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, &Error{Step: step, Err: fmt.Errorf("socketpair(AF_UNIX, SOCK_SEQPACKET): %w", err)}
-	}
-	if _, err := unix.FcntlInt(uintptr(fds[1]), unix.F_SETFD, 0); err != nil {
-		unix.Close(fds[0])
-		unix.Close(fds[1])
-		return nil, nil, &Error{Step: step, Err: fmt.Errorf("fcntl(fd %d, F_SETFD, 0): %w", fds[1], err)}
 	}
 	keep := os.NewFile(uintptr(fds[0]), "handoff socket")
 	nc, err := net.FileConn(keep)

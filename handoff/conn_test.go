@@ -574,8 +574,10 @@ func TestSocketpairChildEnd(t *testing.T) {
 	}
 	defer c.Close()
 	defer f.Close()
-	if cloexec(t, f) {
-		t.Error("child end has FD_CLOEXEC")
+	// Close-on-exec in the parent, so that no other child inherits it;
+	// a child it is given to gets it without (ExtraFiles dup2s it).
+	if !cloexec(t, f) {
+		t.Error("child end lacks FD_CLOEXEC: a child started by another goroutine would inherit it")
 	}
 	var kept int
 	c.rc.Control(func(fd uintptr) { kept = int(fd) })

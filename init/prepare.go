@@ -36,6 +36,7 @@ func cmdPrepare(args []string) error {
 	config := fs.String("config", "", "the workload config `FILE` (required)")
 	kernel := fs.String("kernel", "", "the next kernel `BZIMAGE` (required)")
 	initrd := fs.String("initrd", "", "base initramfs `IMG` for the next kernel; the manifest is appended to it (default: build one with this luoinit as /init and the config)")
+	fromRoot := fs.Bool("initrd-from-root", false, "make the next initramfs from the running root file system (an initramfs carried whole), without /proc, /sys, /dev, /run, /tmp and the old manifest")
 	appendArgs := fs.String("append", "", "kernel command line `ARGS` for the next kernel (liveupdate=on is always ensured)")
 	reuse := fs.Bool("reuse-cmdline", false, "start from the running kernel's /proc/cmdline, then add --append")
 	socket := fs.String("socket", prepare.DefaultSocket, "unix socket `PATH` where socket-mode workloads push their fds")
@@ -56,6 +57,8 @@ func cmdPrepare(args []string) error {
 		return usagef("prepare: unexpected argument %q", fs.Arg(0))
 	case *dryRun && *noReboot:
 		return usagef("prepare: --dry-run and --no-reboot exclude each other")
+	case *fromRoot && *initrd != "":
+		return usagef("prepare: --initrd and --initrd-from-root exclude each other")
 	}
 	cfg, err := manifest.LoadConfig(*config)
 	if err != nil {
@@ -75,6 +78,7 @@ func cmdPrepare(args []string) error {
 		ConfigPath:     *config,
 		Kernel:         *kernel,
 		Initrd:         *initrd,
+		InitrdFromRoot: *fromRoot,
 		Append:         *appendArgs,
 		ReuseCmdline:   *reuse,
 		Socket:         *socket,

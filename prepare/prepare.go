@@ -46,11 +46,15 @@ type Options struct {
 	Config     *manifest.Config
 	ConfigPath string // if set, also put at /etc/luoinit/config.toml in a built initramfs
 
-	Kernel       string // the next kernel (bzImage)
-	Initrd       string // base initramfs for the next kernel; "" builds one with Self as /init
-	Self         string // luoinit binary for a built initramfs; "" = os.Executable
-	Append       string // kernel command line (after the reused one, if ReuseCmdline)
-	ReuseCmdline bool
+	Kernel string // the next kernel (bzImage)
+	Initrd string // base initramfs for the next kernel; "" builds one with Self as /init
+	// InitrdFromRoot makes the next initramfs from the running root file
+	// system (the running initramfs, carried whole: programs, config,
+	// kernel), without /proc, /sys, /dev, /run, /tmp and the old manifest.
+	InitrdFromRoot bool
+	Self           string // luoinit binary for a built initramfs; "" = os.Executable
+	Append         string // kernel command line (after the reused one, if ReuseCmdline)
+	ReuseCmdline   bool
 
 	Socket         string        // where socket-mode workloads push their fds
 	CollectTimeout time.Duration // how long to wait for them; default 30s
@@ -260,11 +264,19 @@ func (s *state) buildInitramfs(mpath string) (string, error) {
 	if err := a.AddFileFrom(manifest.Path, mpath, 0o644); err != nil {
 		return "", err
 	}
-	if o.Initrd != "" {
+	switch {
+	case o.Initrd != "":
 		if err := initramfs.Append(next, o.Initrd, a); err != nil {
 			return "", err
 		}
-	} else {
+	case o.InitrdFromRoot:
+		if err := a.AddTree("/", "proc", "sys", "dev", "run", "tmp", manifest.Path); err != nil {
+			return "", err
+		}
+		if err := a.WriteFile(next); err != nil {
+			return "", err
+		}
+	default:
 		self := o.Self
 		if self == "" {
 			var err error

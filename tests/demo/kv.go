@@ -12,22 +12,6 @@ import (
 	"github.com/luoinit/luoinit/tests/vm"
 )
 
-const demoConfig = `version = 1
-
-[[workload]]
-name = "kvcache"
-argv = ["/bin/kvcache", "--listen", "/run/kvcache.sock", "--arena-size", "64MiB", "--name", "kvcache"]
-handoff = "socket"
-
-  [[workload.fd]]
-  name = "arena"
-
-[[workload]]
-name = "demo"
-argv = ["/bin/luotest", "workload", "demo"]
-handoff = "socket"
-`
-
 func runKV() error {
 	k, err := vm.FindKernel()
 	if err != nil {
@@ -39,31 +23,7 @@ func runKV() error {
 	}
 	defer os.RemoveAll(dir)
 	fmt.Printf("luoinit demo: kvcache across a live update on Linux %s\n", k.Version)
-	bins := map[string]string{}
-	for name, pkg := range map[string]string{"luoinit": "./init", "kvcache": "./examples/kvcache", "luotest": "./tests/guest/luotest"} {
-		bins[name] = filepath.Join(dir, name)
-		if err := vm.BuildStatic(pkg, bins[name]); err != nil {
-			return err
-		}
-	}
-	cfg := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(cfg, []byte(demoConfig), 0o644); err != nil {
-		return err
-	}
-	common := []vm.File{
-		{Guest: "init", Host: bins["luoinit"]},
-		{Guest: "bin/luoinit", Host: bins["luoinit"]},
-		{Guest: "bin/kvcache", Host: bins["kvcache"]},
-		{Guest: "bin/luotest", Host: bins["luotest"]},
-		{Guest: "etc/luoinit/config.toml", Host: cfg},
-	}
-	second, err := vm.Image(dir, "initramfs2.cpio", common...)
-	if err != nil {
-		return err
-	}
-	first, err := vm.Image(dir, "initramfs1.cpio", append(common,
-		vm.File{Guest: vm.GuestKernel, Host: k.BzImage},
-		vm.File{Guest: vm.GuestInitramfs2, Host: second})...)
+	first, err := vm.KVDemoImage(dir, k.BzImage, 1)
 	if err != nil {
 		return err
 	}

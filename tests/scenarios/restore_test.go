@@ -254,3 +254,42 @@ func TestDegradedBoot(t *testing.T) {
 		}
 	}
 }
+
+// TestTwoUpdates: kvcache under luoinit through two live updates in a
+// row, each next initramfs made from the running root
+// (--initrd-from-root): generation 1 then 2, all 1000 keys intact each
+// time.
+func TestTwoUpdates(t *testing.T) {
+	k := kernel(t)
+	img, err := vm.KVDemoImage(t.TempDir(), k.BzImage, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("kernel %s (%s)", k.Version, k.BzImage)
+	res, err := vm.Run(context.Background(), vm.Config{
+		Kernel: k.BzImage, Initramfs: img, Append: "liveupdate=on", Timeout: 8 * time.Minute, Log: t.Logf,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("on kernel %s (%s): %s in %v", k.Version, res.Accel, res.Message, res.Elapsed.Round(time.Millisecond))
+	if !res.Passed {
+		t.Fatalf("failed: %s", res.Message)
+	}
+	if res.Boots != 3 {
+		t.Fatalf("%d kernels booted, want 3", res.Boots)
+	}
+	states := res.Find("DEMO_STATE")
+	after := res.Find("DEMO_AFTER")
+	if len(states) != 2 || len(after) != 2 {
+		t.Fatalf("%d restores reported, want 2: %v %v", len(states), states, after)
+	}
+	for i, st := range states {
+		if want := fmt.Sprintf("state=finished boot=updated generation=%d ", i+1); !strings.HasPrefix(st.Text, want) {
+			t.Errorf("update %d: state %q, want it to start %q", i+1, st.Text, want)
+		}
+		if !strings.HasPrefix(after[i].Text, "keys=1000 verified=true") || !strings.Contains(after[i].Text, fmt.Sprintf("generation=%d", i+1)) {
+			t.Errorf("update %d: kvcache reports %q", i+1, after[i].Text)
+		}
+	}
+}

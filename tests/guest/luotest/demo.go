@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +23,9 @@ import (
 //	LUOTEST:DEMO_AFTER keys=N verified=true
 //	LUOTEST:DEMO_STATE <luoinit's state file, one line>
 func demoMain(args []string) {
+	fs := flag.NewFlagSet("demo", flag.ExitOnError)
+	updates := fs.Int("updates", 1, "how many live updates in a row")
+	fs.Parse(args)
 	const keys = "1000"
 	if _, ok := os.LookupEnv(handoff.EnvFD); ok {
 		if _, err := handoff.Receive("demo", 30*time.Second); err != nil {
@@ -28,6 +33,7 @@ func demoMain(args []string) {
 		}
 	}
 	state := waitState("restoring")
+	generation := 0
 	if strings.Contains(state, "boot=normal") {
 		waitFile("/run/kvcache.sock")
 		if out, err := kv("fill", keys); err != nil {
@@ -35,31 +41,39 @@ func demoMain(args []string) {
 		}
 		out, _ := kv("COUNT")
 		fmt.Printf("\nLUOTEST:DEMO_BEFORE keys=%s\n", strings.TrimPrefix(strings.TrimSpace(out), "COUNT "))
-		prep := exec.Command("/bin/luoinit", "prepare", "--config", "/etc/luoinit/config.toml",
-			"--kernel", "/boot/bzImage", "--initrd", "/boot/initramfs2.cpio", "--reuse-cmdline")
-		prep.Stdout, prep.Stderr = os.Stdout, os.Stdout
-		if err := prep.Start(); err != nil {
-			demoEnd("FAIL", err.Error())
+	} else {
+		fmt.Printf("\nLUOTEST:DEMO_STATE %s\n", strings.ReplaceAll(strings.TrimSpace(state), "\n", " "))
+		for _, kv := range strings.Fields(state) {
+			if v, ok := strings.CutPrefix(kv, "generation="); ok {
+				generation, _ = strconv.Atoi(v)
+			}
 		}
-		waitFile("/run/luoinit/prepare.sock")
-		if out, err := kv("PUSH"); err != nil {
-			demoEnd("FAIL", fmt.Sprintf("kvcache PUSH: %v: %s", err, out))
+		waitFile("/run/kvcache.sock")
+		out, err := kv("verify", keys)
+		if err != nil {
+			demoEnd("FAIL", fmt.Sprintf("kvcache verify after live update %d: %v: %s", generation, err, out))
 		}
-		err := prep.Wait()
-		demoEnd("FAIL", fmt.Sprintf("luoinit prepare returned instead of rebooting: %v", err))
+		count, _ := kv("COUNT")
+		stats, _ := kv("STATS")
+		fmt.Printf("\nLUOTEST:DEMO_AFTER keys=%s verified=true %s\n", strings.TrimPrefix(strings.TrimSpace(count), "COUNT "), strings.TrimSpace(stats))
+		if generation >= *updates {
+			demoEnd("PASS", fmt.Sprintf("every key read back after %d live update(s)", generation))
+		}
 	}
-	// After the live update.
-	state = waitState("restoring", "updated")
-	fmt.Printf("\nLUOTEST:DEMO_STATE %s\n", strings.ReplaceAll(strings.TrimSpace(state), "\n", " "))
-	waitFile("/run/kvcache.sock")
-	out, err := kv("verify", keys)
-	if err != nil {
-		demoEnd("FAIL", fmt.Sprintf("kvcache verify after the live update: %v: %s", err, out))
+	// Next live update: the running root (programs, config, kernel) becomes
+	// the next initramfs.
+	prep := exec.Command("/bin/luoinit", "prepare", "--config", "/etc/luoinit/config.toml",
+		"--kernel", "/boot/bzImage", "--initrd-from-root", "--reuse-cmdline")
+	prep.Stdout, prep.Stderr = os.Stdout, os.Stdout
+	if err := prep.Start(); err != nil {
+		demoEnd("FAIL", err.Error())
 	}
-	count, _ := kv("COUNT")
-	stats, _ := kv("STATS")
-	fmt.Printf("\nLUOTEST:DEMO_AFTER keys=%s verified=true %s\n", strings.TrimPrefix(strings.TrimSpace(count), "COUNT "), strings.TrimSpace(stats))
-	demoEnd("PASS", "every key read back after the live update")
+	waitFile("/run/luoinit/prepare.sock")
+	if out, err := kv("PUSH"); err != nil {
+		demoEnd("FAIL", fmt.Sprintf("kvcache PUSH: %v: %s", err, out))
+	}
+	err := prep.Wait()
+	demoEnd("FAIL", fmt.Sprintf("luoinit prepare returned instead of rebooting: %v", err))
 }
 
 func kv(args ...string) (string, error) {
