@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -13,27 +11,17 @@ import (
 )
 
 func runKV() error {
-	k, err := vm.FindKernel()
+	d, err := newDemo()
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "luoinit-demo")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
+	defer d.close()
+	k := d.k
 	fmt.Printf("luoinit demo: kvcache across a live update on Linux %s\n", k.Version)
-	first, err := vm.KVDemoImage(dir, k.BzImage, 1)
+	first, err := vm.KVDemoImage(d.dir, k.BzImage, 1)
 	if err != nil {
 		return err
 	}
-	logPath := filepath.Join(os.TempDir(), "luoinit-demo-console.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
-
 	fmt.Println("booting: luoinit is PID 1 and starts kvcache; 1000 keys go in; then a live update")
 	fmt.Println()
 	var frozenAt, ackedAt time.Duration
@@ -43,7 +31,7 @@ func runKV() error {
 		Append:    "liveupdate=on",
 		Log: func(format string, args ...any) {
 			line := fmt.Sprintf(format, args...)
-			fmt.Fprintln(logf, line)
+			fmt.Fprintln(d.log, line)
 			at, text := splitAt(line)
 			switch {
 			case strings.Contains(text, "prepare: phase frozen"):
@@ -87,7 +75,7 @@ func runKV() error {
 		fmt.Printf("  difference, unseen by the guest: %v (kexec and firmware-less boot until the new kernel's clock starts)\n", (host - guestBlackout).Round(time.Millisecond))
 	}
 	fmt.Printf("  kernels booted: %d, accelerator: %s, wall time: %v\n", res.Boots, res.Accel, res.Elapsed.Round(time.Millisecond))
-	fmt.Printf("full serial console: %s\n", logPath)
+	fmt.Printf("full serial console: %s\n", d.logPath)
 	if !res.Passed {
 		return fmt.Errorf("FAILED: %s", res.Message)
 	}

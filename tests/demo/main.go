@@ -38,16 +38,12 @@ func main() {
 }
 
 func run() error {
-	k, err := vm.FindKernel()
+	d, err := newDemo()
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "luoinit-demo")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-
+	defer d.close()
+	k, dir := d.k, d.dir
 	fmt.Printf("luoinit demo: live update with preserved memfds on Linux %s\n", k.Version)
 	guestBin := filepath.Join(dir, "luotest")
 	if err := vm.BuildStatic("./tests/guest/luotest", guestBin); err != nil {
@@ -57,13 +53,6 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	logPath := filepath.Join(os.TempDir(), "luoinit-demo-console.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
-
 	fmt.Println("booting the VM (software emulation unless KVM works here); the guest preserves")
 	fmt.Println("a 64 MiB patterned memfd and a sealed memfd, then kexecs into the same kernel")
 	fmt.Println()
@@ -73,7 +62,7 @@ func run() error {
 		Append:    "liveupdate=on luotest.scenario=proof",
 		Log: func(format string, args ...any) {
 			line := fmt.Sprintf(format, args...)
-			fmt.Fprintln(logf, line)
+			fmt.Fprintln(d.log, line)
 			show(line)
 		},
 	})
@@ -85,7 +74,7 @@ func run() error {
 	if kx, st := res.Find("KEXEC"), res.Find("STAGE"); len(kx) == 1 && len(st) == 2 {
 		fmt.Printf("kexec call to the new kernel's init, seen from the host: %v\n", (st[1].At - kx[0].At).Round(time.Millisecond))
 	}
-	fmt.Printf("full serial console: %s\n", logPath)
+	fmt.Printf("full serial console: %s\n", d.logPath)
 	if !res.Passed {
 		return fmt.Errorf("FAILED: %s", res.Message)
 	}
@@ -116,4 +105,35 @@ func show(line string) {
 			return
 		}
 	}
+}
+
+// demo is what both demos set up: the kernel, a work directory and the
+// file that keeps the whole serial console.
+type demo struct {
+	k       *vm.Kernel
+	dir     string
+	log     *os.File
+	logPath string
+}
+
+func newDemo() (*demo, error) {
+	k, err := vm.FindKernel()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "luoinit-demo")
+	if err != nil {
+		return nil, err
+	}
+	d := &demo{k: k, dir: dir, logPath: filepath.Join(os.TempDir(), "luoinit-demo-console.log")}
+	if d.log, err = os.Create(d.logPath); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *demo) close() {
+	d.log.Close()
+	os.RemoveAll(d.dir)
 }
