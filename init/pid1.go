@@ -1,7 +1,12 @@
 package main
 
 import (
+	"context"
+	"io"
+
 	"fmt"
+	"github.com/luoinit/luoinit/control"
+	"github.com/luoinit/luoinit/prepare"
 	"os"
 	"strings"
 	"syscall"
@@ -40,6 +45,11 @@ func pid1Main() {
 			return err
 		}
 		report(log, rep)
+		// The next `luoinit prepare` is answered here: PID 1 owns the
+		// workloads, knows their pids and holds their restarts.
+		if _, err := control.Listen(control.DefaultSocket, prepareHandler(log, rep.Supervisor)); err != nil {
+			log.Printf("no control socket, a later prepare runs standalone: %v", err)
+		}
 		return nil // Guard keeps PID 1 alive; the reaper and supervisors go on
 	})
 }
@@ -112,4 +122,43 @@ func bootTime() time.Duration {
 	var ts unix.Timespec
 	unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts)
 	return time.Duration(ts.Nano())
+}
+
+// prepareHandler runs a `luoinit prepare` that a command handed to PID 1.
+func prepareHandler(log pid1.Logger, sup *restore.Supervisor) control.Handler {
+	return func(req control.Request, out io.Writer, cancel, cont <-chan struct{}) int {
+		defer pid1.Recover(log)
+		cfg, err := manifest.LoadConfig(req.Config)
+		if err != nil {
+			fmt.Fprintln(out, err)
+			return 1
+		}
+		ctx, stop := context.WithCancel(context.Background())
+		defer stop()
+		go func() {
+			select {
+			case <-cancel:
+				stop()
+			case <-ctx.Done():
+			}
+		}()
+		o := prepareOptions(req, cfg)
+		o.Log, o.Out, o.Continue = out, out, cont
+		if sup != nil {
+			o.Procs = sup.Pids()
+			o.Freezing, o.Cancelled = sup.Hold, sup.Release
+		}
+		fmt.Fprintf(out, "prepare: answered by luoinit, PID 1, which knows %d running workloads\n", len(o.Procs))
+		log.Printf("preparing a live update for a `luoinit prepare` command (kernel %s)", req.Kernel)
+		if err := prepare.Run(ctx, o); err != nil {
+			fmt.Fprintf(out, "luoinit: %v\n", err)
+			log.Printf("live update not done: %v", err)
+			return 1
+		}
+		if req.DryRun {
+			return 0
+		}
+		fmt.Fprintln(out, "luoinit: reboot returned without error")
+		return 1
+	}
 }

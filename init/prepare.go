@@ -1,9 +1,12 @@
 package main
 
 import (
+	"path/filepath"
+
 	"context"
 	"errors"
 	"fmt"
+	"github.com/luoinit/luoinit/control"
 	"os"
 	"os/signal"
 	"syscall"
@@ -45,6 +48,7 @@ func cmdPrepare(args []string) error {
 	device := fs.String("device", luo.DefaultPath, "the LUO device `PATH`")
 	dryRun := fs.Bool("dry-run", false, "do everything but stopping workloads and rebooting, print the manifest, then cancel")
 	noReboot := fs.Bool("no-reboot", false, "stop after phase prepared and hold the sessions until SIGUSR1 (reboot) or SIGTERM (cancel)")
+	standalone := fs.Bool("standalone", false, "prepare in this process even when luoinit runs as PID 1 (which otherwise does the work: it owns the workloads)")
 	if help, err := parse(fs, args); help || err != nil {
 		return err
 	}
@@ -60,9 +64,9 @@ func cmdPrepare(args []string) error {
 	case *fromRoot && *initrd != "":
 		return usagef("prepare: --initrd and --initrd-from-root exclude each other")
 	}
-	cfg, err := manifest.LoadConfig(*config)
-	if err != nil {
-		return err
+	req := control.Request{
+		Config: abs(*config), Kernel: abs(*kernel), Initrd: abs(*initrd), InitrdFromRoot: *fromRoot,
+		Append: *appendArgs, ReuseCmdline: *reuse, CollectTimeout: *collect, DryRun: *dryRun, NoReboot: *noReboot,
 	}
 
 	// SIGINT and SIGTERM cancel; SIGUSR1 continues a --no-reboot prepare.
@@ -73,25 +77,27 @@ func cmdPrepare(args []string) error {
 	cont := make(chan struct{})
 	go func() { <-usr1; close(cont) }()
 
-	err = prepare.Run(ctx, prepare.Options{
-		Config:         cfg,
-		ConfigPath:     *config,
-		Kernel:         *kernel,
-		Initrd:         *initrd,
-		InitrdFromRoot: *fromRoot,
-		Append:         *appendArgs,
-		ReuseCmdline:   *reuse,
-		Socket:         *socket,
-		CollectTimeout: *collect,
-		WorkDir:        *workdir,
-		Device:         *device,
-		DryRun:         *dryRun,
-		NoReboot:       *noReboot,
-		Continue:       cont,
-		Log:            stderr,
-		Out:            stdout,
-	})
+	if !*standalone && os.Getpid() != 1 {
+		if _, err := os.Stat(control.DefaultSocket); err == nil {
+			fmt.Fprintf(stderr, "prepare: handing the work to luoinit (PID 1), which owns the workloads (--standalone to do it here)\n")
+			code, err := control.Prepare(control.DefaultSocket, req, stderr, cont, ctx.Done())
+			if err != nil {
+				return err
+			}
+			if code != 0 {
+				return exitError{code}
+			}
+			return nil
+		}
+	}
+	cfg, err := manifest.LoadConfig(req.Config)
 	if err != nil {
+		return err
+	}
+	o := prepareOptions(req, cfg)
+	o.Socket, o.WorkDir, o.Device = *socket, *workdir, *device
+	o.Continue, o.Log, o.Out = cont, stderr, stdout
+	if err := prepare.Run(ctx, o); err != nil {
 		return err
 	}
 	if !*dryRun {
@@ -99,4 +105,30 @@ func cmdPrepare(args []string) error {
 	}
 	fmt.Fprintln(stderr, "prepare: dry run complete")
 	return nil
+}
+
+// prepareOptions turns a request into prepare's options.
+func prepareOptions(req control.Request, cfg *manifest.Config) prepare.Options {
+	return prepare.Options{
+		Config:         cfg,
+		ConfigPath:     req.Config,
+		Kernel:         req.Kernel,
+		Initrd:         req.Initrd,
+		InitrdFromRoot: req.InitrdFromRoot,
+		Append:         req.Append,
+		ReuseCmdline:   req.ReuseCmdline,
+		CollectTimeout: req.CollectTimeout,
+		DryRun:         req.DryRun,
+		NoReboot:       req.NoReboot,
+	}
+}
+
+func abs(p string) string {
+	if p == "" {
+		return ""
+	}
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
 }

@@ -28,9 +28,13 @@ func (s *state) collect(ctx context.Context, dev *luo.Device) error {
 			}
 		default:
 			if len(w.FDs) == 0 {
-				// Nothing to preserve and no pid to stop it by: it just
-				// goes down with the kexec.
-				s.logf("workload %q has no fds to hand over; not waiting for it", w.Name)
+				// Nothing to preserve: stop it at the freeze if its pid is
+				// known, else it just goes down with the kexec.
+				if pid, ok := s.o.Procs[w.Name]; ok {
+					s.procs = append(s.procs, newProcess(w.Name, pid, w.Stop, w.StopTimeout.Duration))
+				} else {
+					s.logf("workload %q has no fds to hand over and no known pid; not waiting for it", w.Name)
+				}
 				continue
 			}
 			pending[w.Name] = i
@@ -145,7 +149,11 @@ func (s *state) serve(dev *luo.Device, c *handoff.Conn, pending map[string]int) 
 		s.logf("workload %q: sending ACK: %v", w.Name, err)
 	}
 	delete(pending, w.Name)
-	s.procs = append(s.procs, newProcess(w.Name, cred.PID, w.Stop, w.StopTimeout.Duration))
+	pid := cred.PID
+	if known, ok := s.o.Procs[w.Name]; ok {
+		pid = known // the process the init started, even if a child of it pushed
+	}
+	s.procs = append(s.procs, newProcess(w.Name, pid, w.Stop, w.StopTimeout.Duration))
 	return nil
 }
 

@@ -70,6 +70,15 @@ type Options struct {
 	Log      io.Writer // progress lines; default os.Stderr
 	Out      io.Writer // the manifest in DryRun; default os.Stdout
 
+	// Procs is what an init that started the workloads knows: the pid of
+	// each running workload by name. With it, workloads are stopped by the
+	// pid the init started, and workloads without fds are stopped too.
+	Procs map[string]int
+	// Freezing is called just before the workloads are stopped, and
+	// Cancelled when a prepare is cancelled (an init holds and releases
+	// its restarts with them).
+	Freezing, Cancelled func()
+
 	// reboot is replaced in tests; default reboot(LINUX_REBOOT_CMD_KEXEC).
 	reboot func() error
 }
@@ -310,6 +319,9 @@ func (s *state) buildInitramfs(mpath string) (string, error) {
 // frozen runs phase "frozen": stop the workloads, record the time, sync,
 // reboot into the loaded kernel with the sessions still open.
 func (s *state) frozen() error {
+	if s.o.Freezing != nil {
+		s.o.Freezing()
+	}
 	s.logf("phase frozen: stopping %d workload processes", len(s.procs))
 	var first manifest.Stamp
 	for i, p := range s.procs {
@@ -335,6 +347,9 @@ func (s *state) frozen() error {
 // cancel undoes everything held and says what it did.
 func (s *state) cancel() string {
 	var did []string
+	if s.o.Cancelled != nil {
+		defer s.o.Cancelled()
+	}
 	if s.listener != nil {
 		s.listener.Close()
 	}

@@ -51,6 +51,8 @@ type Report struct {
 	Started    time.Duration // CLOCK_BOOTTIME at init start
 	Retrieved  time.Duration // CLOCK_BOOTTIME when every fd was retrieved
 	Done       time.Duration // CLOCK_BOOTTIME when every first handoff ended
+	// Supervisor keeps the workloads running; nil if none were started.
+	Supervisor *Supervisor
 }
 
 // Blackout is the time the workloads were out of service: from the first
@@ -153,7 +155,8 @@ func Boot(o BootOptions) (*Report, error) {
 	if len(ret.Lost) > 0 {
 		rep.Kind = StateDegraded
 	}
-	rep.Results = NewSupervisor(o.Start, logf, o.Supervisor).Run(ret.Workloads)
+	rep.Supervisor = NewSupervisor(o.Start, logf, o.Supervisor)
+	rep.Results = rep.Supervisor.Run(ret.Workloads)
 	rep.Done = bootTime()
 	end := StateFinished
 	if rep.Kind == StateDegraded {
@@ -184,7 +187,8 @@ func coldBoot(o BootOptions, rep *Report, logf func(string, ...any)) (*Report, e
 		ws = append(ws, &Workload{Spec: spec})
 	}
 	logf("cold boot: starting %d workloads of %s", len(ws), o.Config)
-	rep.Results = NewSupervisor(o.Start, logf, o.Supervisor).Run(ws)
+	rep.Supervisor = NewSupervisor(o.Start, logf, o.Supervisor)
+	rep.Results = rep.Supervisor.Run(ws)
 	rep.Done = bootTime()
 	return rep, nil
 }

@@ -70,7 +70,9 @@ type Supervisor struct {
 
 	mu      sync.Mutex
 	results map[string]*Result
-	done    chan string // workload names whose first handoff ended
+	pids    map[string]int // running workload processes
+	hold    chan struct{}  // non-nil while a live update is being prepared
+	done    chan string    // workload names whose first handoff ended
 }
 
 // NewSupervisor makes a Supervisor.
@@ -87,7 +89,45 @@ func NewSupervisor(start Starter, logf func(string, ...any), o Options) *Supervi
 	if o.FinishTries == 0 {
 		o.FinishTries = 3
 	}
-	return &Supervisor{start: start, logf: logf, o: o, results: map[string]*Result{}, done: make(chan string, 64)}
+	return &Supervisor{start: start, logf: logf, o: o, results: map[string]*Result{}, pids: map[string]int{}, done: make(chan string, 64)}
+}
+
+// Pids returns the pid of every running workload, by name.
+func (s *Supervisor) Pids() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.pids))
+	for k, v := range s.pids {
+		out[k] = v
+	}
+	return out
+}
+
+// Hold stops restarts: a live update is being prepared and will stop the
+// workloads on purpose. A workload that exits while held waits for
+// Release, which starts it again (the live update was cancelled).
+func (s *Supervisor) Hold() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hold == nil {
+		s.hold = make(chan struct{})
+	}
+}
+
+// Release ends a Hold.
+func (s *Supervisor) Release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hold != nil {
+		close(s.hold)
+		s.hold = nil
+	}
+}
+
+func (s *Supervisor) held() chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hold
 }
 
 // Run starts every workload and returns once each first handoff ended
@@ -133,8 +173,20 @@ func (s *Supervisor) supervise(w *Workload) {
 			s.logf("workload %q: %v", w.Spec.Name, err)
 		}
 		if p != nil {
+			s.mu.Lock()
+			s.pids[w.Spec.Name] = p.Pid()
+			s.mu.Unlock()
 			code := p.Wait()
+			s.mu.Lock()
+			delete(s.pids, w.Spec.Name)
+			s.mu.Unlock()
 			s.logf("workload %q (pid %d) exited with status %d", w.Spec.Name, p.Pid(), code)
+			if h := s.held(); h != nil {
+				s.logf("workload %q: stopped for the live update; started again only if it is cancelled", w.Spec.Name)
+				<-h
+				backoff = s.o.Backoff
+				continue
+			}
 			if code == 0 {
 				backoff = s.o.Backoff
 			}

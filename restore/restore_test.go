@@ -278,3 +278,46 @@ func failsOnce(t *testing.T, calls *int) func(string, *handoff.Conn) int {
 		return acks(t, calls)(name, c)
 	}
 }
+
+// While a live update is being prepared, a workload that exits (stopped on
+// purpose) is not restarted; Release (a cancel) starts it again.
+func TestHoldAndRelease(t *testing.T) {
+	w, _ := workload(0)
+	w.Spec.Restart = "on-failure"
+	exits := make(chan struct{})
+	st := &inProcess{behave: func(name string, c *handoff.Conn) int {
+		pull(name, c)
+		<-exits
+		return 143
+	}}
+	sup := NewSupervisor(st, func(string, ...any) {}, Options{HandoffTimeout: time.Second, Backoff: 10 * time.Millisecond})
+	sup.Run([]*Workload{w})
+	if pids := sup.Pids(); pids["kv"] != os.Getpid() {
+		t.Fatalf("Pids() = %v, want kv running", pids)
+	}
+	sup.Hold()
+	exits <- struct{}{} // the freeze stops it
+	time.Sleep(100 * time.Millisecond)
+	st.mu.Lock()
+	starts := st.starts
+	st.mu.Unlock()
+	if starts != 1 {
+		t.Fatalf("%d starts while held, want 1", starts)
+	}
+	if _, ok := sup.Pids()["kv"]; ok {
+		t.Fatal("a stopped workload is still listed as running")
+	}
+	sup.Release()
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		st.mu.Lock()
+		starts = st.starts
+		st.mu.Unlock()
+		if starts == 2 {
+			close(exits)
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%d starts after Release, want 2", starts)
+}

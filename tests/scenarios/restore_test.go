@@ -279,6 +279,16 @@ func TestTwoUpdates(t *testing.T) {
 	if res.Boots != 3 {
 		t.Fatalf("%d kernels booted, want 3", res.Boots)
 	}
+	// Each `luoinit prepare` was answered by the luoinit running as PID 1.
+	answered := 0
+	for _, line := range res.Console {
+		if strings.Contains(line, "prepare: answered by luoinit, PID 1") {
+			answered++
+		}
+	}
+	if answered != 2 {
+		t.Errorf("%d prepares answered by PID 1, want 2", answered)
+	}
 	states := res.Find("DEMO_STATE")
 	after := res.Find("DEMO_AFTER")
 	if len(states) != 2 || len(after) != 2 {

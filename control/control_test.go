@@ -1,0 +1,136 @@
+package control
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+type safeBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *safeBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *safeBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func TestPrepareRoundTrip(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "control.sock")
+	got := make(chan Request, 1)
+	srv, err := Listen(sock, func(req Request, log io.Writer, cancel, cont <-chan struct{}) int {
+		got <- req
+		fmt.Fprintf(log, "prepare: phase prepared\nprepare: partial line")
+		return 3
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	req := Request{Config: "/etc/luoinit/config.toml", Kernel: "/boot/bzImage", InitrdFromRoot: true, CollectTimeout: 5 * time.Second}
+	var out safeBuf
+	code, err := Prepare(sock, req, &out, nil, nil)
+	if err != nil || code != 3 {
+		t.Fatalf("Prepare = %d, %v; want 3", code, err)
+	}
+	if r := <-got; r != req {
+		t.Fatalf("server got %+v, want %+v", r, req)
+	}
+	if want := "prepare: phase prepared\nprepare: partial line\n"; out.String() != want {
+		t.Fatalf("log %q, want %q", out.String(), want)
+	}
+}
+
+func TestCancelAndContinue(t *testing.T) {
+	for _, tc := range []struct {
+		desc   string
+		act    func(cont, cancel chan struct{})
+		result string
+	}{
+		{"cancel", func(_, cancel chan struct{}) { close(cancel) }, "cancelled"},
+		{"continue", func(cont, _ chan struct{}) { close(cont) }, "continued"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			sock := filepath.Join(t.TempDir(), "control.sock")
+			srv, err := Listen(sock, func(req Request, log io.Writer, cancel, cont <-chan struct{}) int {
+				fmt.Fprintln(log, "holding")
+				select {
+				case <-cancel:
+					fmt.Fprintln(log, "cancelled")
+					return 1
+				case <-cont:
+					fmt.Fprintln(log, "continued")
+					return 0
+				case <-time.After(5 * time.Second):
+					fmt.Fprintln(log, "nothing came")
+					return 9
+				}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer srv.Close()
+			cont, cancel := make(chan struct{}), make(chan struct{})
+			var out safeBuf
+			done := make(chan int)
+			go func() { code, _ := Prepare(sock, Request{}, &out, cont, cancel); done <- code }()
+			for !strings.Contains(out.String(), "holding") {
+				time.Sleep(5 * time.Millisecond)
+			}
+			tc.act(cont, cancel)
+			<-done
+			if !strings.Contains(out.String(), tc.result) {
+				t.Fatalf("log %q, want %q", out.String(), tc.result)
+			}
+		})
+	}
+}
+
+func TestClientGoneCancelsAndBusy(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "control.sock")
+	cancelled := make(chan bool, 1)
+	started := make(chan struct{})
+	srv, err := Listen(sock, func(req Request, log io.Writer, cancel, cont <-chan struct{}) int {
+		close(started)
+		select {
+		case <-cancel:
+			cancelled <- true
+		case <-time.After(5 * time.Second):
+			cancelled <- false
+		}
+		return 1
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.NewEncoder(c).Encode(message{Request: &Request{Kernel: "/k"}})
+	<-started
+	// One request at a time.
+	var out safeBuf
+	if code, err := Prepare(sock, Request{}, &out, nil, nil); code != 1 || err != nil || !strings.Contains(out.String(), "another live update") {
+		t.Fatalf("a second request while one runs: exit %d, %v, %q", code, err, out.String())
+	}
+	c.Close() // the first client goes away
+	if !<-cancelled {
+		t.Fatal("the handler was not cancelled when its client went away")
+	}
+}
+
+func TestNoServer(t *testing.T) {
+	_, err := Prepare(filepath.Join(t.TempDir(), "absent.sock"), Request{}, io.Discard, nil, nil)
+	if !errors.Is(err, ErrNoServer) {
+		t.Fatalf("Prepare without a server = %v, want ErrNoServer", err)
+	}
+}
