@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 
 	"fmt"
@@ -133,12 +134,12 @@ func prepareHandler(log pid1.Logger, sup *restore.Supervisor) control.Handler {
 			fmt.Fprintln(out, err)
 			return 1
 		}
-		ctx, stop := context.WithCancel(context.Background())
-		defer stop()
+		ctx, stop := context.WithCancelCause(context.Background())
+		defer stop(nil)
 		go func() {
 			select {
 			case <-cancel:
-				stop()
+				stop(errors.New("the luoinit prepare command was interrupted or went away"))
 			case <-ctx.Done():
 			}
 		}()

@@ -303,3 +303,40 @@ func TestTwoUpdates(t *testing.T) {
 		}
 	}
 }
+
+// TestPID1PrepareCancel: a `luoinit prepare --no-reboot` handed to the
+// luoinit that runs as PID 1, then cancelled with SIGTERM: exit 1,
+// sessions closed, kexec image unloaded, the workload still running, and
+// a dry run with the same session names works at once.
+func TestPID1PrepareCancel(t *testing.T) {
+	k := kernel(t)
+	g := luotest(t)
+	cfg := writeTemp(t, "config.toml", "version = 1\n"+workloadTOML("kv", `, "--memfds", "arena:1048576:21"`, "arena")+`
+[[workload]]
+name = "canceller"
+argv = ["/bin/luotest", "workload", "pid1cancel"]
+handoff = "socket"
+`)
+	img, err := vm.Image(t.TempDir(), "pid1cancel.cpio",
+		vm.File{Guest: "init", Host: luoinitBin},
+		vm.File{Guest: "bin/luoinit", Host: luoinitBin},
+		vm.File{Guest: "bin/luotest", Host: g},
+		vm.File{Guest: "etc/luoinit/config.toml", Host: cfg},
+		vm.File{Guest: vm.GuestKernel, Host: k.BzImage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := vm.Run(context.Background(), vm.Config{
+		Kernel: k.BzImage, Initramfs: img, Append: "liveupdate=on", Timeout: 4 * time.Minute, Log: t.Logf,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("on kernel %s (%s): %s in %v", k.Version, res.Accel, res.Message, res.Elapsed.Round(time.Millisecond))
+	if !res.Passed {
+		t.Fatalf("failed: %s", res.Message)
+	}
+	if res.Boots != 1 || len(res.Find("CANCELLED")) != 1 {
+		t.Fatalf("boots %d, CANCELLED markers %d; want 1 and 1", res.Boots, len(res.Find("CANCELLED")))
+	}
+}

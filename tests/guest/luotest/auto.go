@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -64,6 +66,7 @@ func autoMain(args []string) {
 		for _, f := range files {
 			own[int(f.File.Fd())] = true
 		}
+		mine := files
 		if len(files) == 0 {
 			// Cold or degraded boot: start over with fresh memfds.
 			for _, sp := range specs {
@@ -75,7 +78,7 @@ func autoMain(args []string) {
 					fail(*name, err)
 				}
 				own[int(f.Fd())] = true
-				defer f.Close()
+				mine = append(mine, handoff.File{Name: sp.name, File: f})
 			}
 			fmt.Printf("\nLUOTEST:FRESH %s\n", *name)
 		} else {
@@ -101,6 +104,10 @@ func autoMain(args []string) {
 			fail(*name, err)
 		}
 		fmt.Printf("\nLUOTEST:FDCHECK %s clean\n", *name)
+		// Like a real workload, push again whenever a prepare listens.
+		if len(mine) > 0 {
+			go pushWhenAsked(*name, *socket, mine)
+		}
 		<-term
 		os.Exit(0)
 	}
@@ -253,4 +260,96 @@ func orphanMain() {
 		os.Exit(1)
 	}
 	os.Exit(0)
+}
+
+// pushWhenAsked pushes files each time a new prepare socket appears.
+func pushWhenAsked(name, socket string, files []handoff.File) {
+	var last uint64
+	for {
+		time.Sleep(50 * time.Millisecond)
+		var st unix.Stat_t
+		if unix.Stat(socket, &st) != nil || st.Ino == last {
+			continue
+		}
+		last = st.Ino
+		if err := handoff.Push(socket, name, files, 60*time.Second); err != nil {
+			fmt.Printf("\nLUOTEST:WORKLOAD_ACK %s error: %v\n", name, err)
+		} else {
+			fmt.Printf("\nLUOTEST:WORKLOAD_ACK %s ok\n", name)
+		}
+	}
+}
+
+// pid1CancelMain runs as a workload of luoinit (PID 1): a --no-reboot
+// prepare handed to PID 1 is cancelled with SIGTERM; nothing may stay
+// loaded or preserved, the workloads keep running, and a dry run with the
+// same session names works at once.
+func pid1CancelMain() {
+	if _, ok := os.LookupEnv(handoff.EnvFD); ok {
+		if _, err := handoff.Receive("canceller", 30*time.Second); err != nil {
+			checkerEnd("FAIL", err.Error())
+		}
+	}
+	for i := 0; ; i++ {
+		b, _ := os.ReadFile("/run/luoinit/state")
+		if strings.Contains(string(b), "state=normal") {
+			break
+		}
+		if i > 600 {
+			checkerEnd("FAIL", "luoinit never reached state normal")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for i := 0; ; i++ {
+		if _, err := os.Stat("/run/luoinit/control.sock"); err == nil {
+			break
+		}
+		if i > 600 {
+			checkerEnd("FAIL", "PID 1 has no control socket")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var buf syncBuffer
+	cmd := exec.Command("/bin/luoinit", "prepare", "--config", "/etc/luoinit/config.toml",
+		"--kernel", "/boot/bzImage", "--initrd-from-root", "--no-reboot")
+	cmd.Stdout = io.MultiWriter(os.Stdout, &buf)
+	cmd.Stderr = io.MultiWriter(os.Stdout, &buf)
+	if err := cmd.Start(); err != nil {
+		checkerEnd("FAIL", err.Error())
+	}
+	for i := 0; !strings.Contains(buf.String(), "holding the sessions"); i++ {
+		if i > 1200 {
+			checkerEnd("FAIL", "the prepare never reached prepared: "+lastLines(buf.String(), 4))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if b, _ := os.ReadFile("/sys/kernel/kexec_loaded"); strings.TrimSpace(string(b)) != "1" {
+		checkerEnd("FAIL", fmt.Sprintf("prepared, but kexec_loaded is %q", b))
+	}
+	cmd.Process.Signal(unix.SIGTERM)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		checkerEnd("FAIL", fmt.Sprintf("the cancelled prepare: %v, want exit status 1", err))
+	}
+	out := buf.String()
+	for _, want := range []string{"answered by luoinit, PID 1", "cancelled", "sessions closed", "kexec image unloaded"} {
+		if !strings.Contains(out, want) {
+			checkerEnd("FAIL", fmt.Sprintf("the cancelled prepare did not say %q: %s", want, lastLines(out, 3)))
+		}
+	}
+	if b, _ := os.ReadFile("/sys/kernel/kexec_loaded"); strings.TrimSpace(string(b)) != "0" {
+		checkerEnd("FAIL", fmt.Sprintf("after the cancel kexec_loaded is %q", b))
+	}
+	b, _ := os.ReadFile("/run/kv.pid")
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); pid == 0 || !strings.Contains(string(st), ") S ") && !strings.Contains(string(st), ") R ") {
+		checkerEnd("FAIL", fmt.Sprintf("workload kv (pid %d) is not running after the cancel: %q", pid, st))
+	}
+	fmt.Printf("\nLUOTEST:CANCELLED by PID 1: exit 1, sessions closed, kexec unloaded, kv running\n")
+	out2, code, err := runPrepare("--config", "/etc/luoinit/config.toml", "--kernel", "/boot/bzImage", "--initrd-from-root", "--dry-run")
+	if err != nil || code != 0 || !strings.Contains(out2, `session = "luoinit.kv"`) {
+		checkerEnd("FAIL", fmt.Sprintf("a dry run after the cancel: exit %d, %v: %s", code, err, lastLines(out2, 4)))
+	}
+	checkerEnd("PASS", "a prepare handed to PID 1 and cancelled left nothing behind; the same sessions worked again")
 }

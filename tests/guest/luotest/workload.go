@@ -58,6 +58,9 @@ func workloadMain(args []string) {
 	case "demo":
 		demoMain(args[1:])
 		return
+	case "pid1cancel":
+		pid1CancelMain()
+		return
 	case "orphan":
 		orphanMain()
 		return
