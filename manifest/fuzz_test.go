@@ -24,12 +24,19 @@ func seeds(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(b)
+	m := fullManifest()
+	m.Network = networkExample()
+	if b, err = m.Marshal(); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
 	for _, s := range []string{
 		withoutSession(sockWorkload),
 		sockWorkload + "[[workload.fd]]\nname = \"a\"\ntoken = 1\n",
 		pidfdWorkload + "fd = [{name = \"a\", number = 3, token = 1}]\n",
 		"version = 1\nwritten = 2025-01-01T00:00:00+02:00\n[timing]\nreboot = {monotonic_ns = 5, realtime = 2025-01-01T00:00:00Z}\n",
 		"version = 1\nworkload = []\n",
+		"version = 1\n[network]\ncarry = \"listed\"\ninterfaces = [\"eth0\"]\nlink = [{name = \"d0\", kind = \"dummy\", mtu = 1400, address = [{cidr = \"10.0.0.1/24\"}]}]\nroute = [{dst = \"default\", gateway = \"10.0.0.254\", dev = \"d0\"}]\nrule = [{priority = 10, family = \"inet\", table = 10, fwmark = 1}]\n",
 	} {
 		f.Add([]byte(s))
 	}

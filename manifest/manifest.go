@@ -63,6 +63,7 @@ func SessionName(workload string) string { return SessionPrefix + workload }
 type Config struct {
 	Version   int        `toml:"version"`
 	Workloads []Workload `toml:"workload"`
+	Network   Network    `toml:"network,omitempty"`
 }
 
 // Manifest is what prepare hands to the next kernel: the config's
@@ -74,6 +75,7 @@ type Manifest struct {
 	KernelRelease string     `toml:"kernel_release"`    // uname -r of the outgoing kernel
 	Timing        Timing     `toml:"timing,omitempty"`  // when prepare did what, in the old kernel
 	Workloads     []Workload `toml:"workload"`          // as configured, plus sessions and tokens
+	Network       Network    `toml:"network,omitempty"` // what restore puts back before the workloads start
 }
 
 // Timing holds CLOCK_MONOTONIC in the old kernel (ns) plus CLOCK_REALTIME

@@ -128,6 +128,7 @@ func (c *checker) config(cfg *Config) {
 		return
 	}
 	c.workloads(cfg.Workloads, false)
+	c.network(&cfg.Network, false)
 }
 
 func (c *checker) manifest(m *Manifest) {
@@ -140,6 +141,7 @@ func (c *checker) manifest(m *Manifest) {
 	c.text("kernel_release", "", "kernel_release", m.KernelRelease)
 	c.timing(m.Timing)
 	c.workloads(m.Workloads, true)
+	c.network(&m.Network, true)
 }
 
 func (c *checker) timing(t Timing) {

@@ -236,6 +236,7 @@ func (s *state) prepared(ctx context.Context) error {
 	}
 	dev.Close()
 	s.m.Timing.Preserved = manifest.Now()
+	s.snapshotNetwork()
 	s.logf("all fds preserved in %v", time.Duration(s.m.Timing.Preserved.MonotonicNS-start.MonotonicNS).Round(time.Millisecond))
 
 	s.m.Written = time.Now().UTC().Truncate(time.Second)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/luoinit/luoinit/luo"
 	"github.com/luoinit/luoinit/manifest"
+	"github.com/luoinit/luoinit/netconf"
 )
 
 // Boot kinds and progress, as written to the state file.
@@ -38,6 +39,9 @@ type BootOptions struct {
 	Supervisor Options
 	// Started is CLOCK_BOOTTIME when init started, for the report.
 	Started time.Duration
+	// ApplyNetwork puts a network configuration in place; default
+	// netconf.Apply.
+	ApplyNetwork func(n manifest.Network, logf func(string, ...any)) (int, []error, time.Duration)
 }
 
 // Report is what a boot did.
@@ -51,6 +55,10 @@ type Report struct {
 	Started    time.Duration // CLOCK_BOOTTIME at init start
 	Retrieved  time.Duration // CLOCK_BOOTTIME when every fd was retrieved
 	Done       time.Duration // CLOCK_BOOTTIME when every first handoff ended
+	// Network figures: changes made, failures, time spent.
+	NetworkChanges  int
+	NetworkFailures int
+	NetworkTook     time.Duration
 	// Supervisor keeps the workloads running; nil if none were started.
 	Supervisor *Supervisor
 }
@@ -85,6 +93,9 @@ func Boot(o BootOptions) (*Report, error) {
 	}
 	if o.StateDir == "" {
 		o.StateDir = StateDir
+	}
+	if o.ApplyNetwork == nil {
+		o.ApplyNetwork = netconf.Apply
 	}
 	if o.OpenDevice == nil {
 		o.OpenDevice = func() (Device, error) {
@@ -148,6 +159,7 @@ func Boot(o BootOptions) (*Report, error) {
 		m.ApplyRecord(*ret.Record)
 		rep.Timing = m.Timing
 	}
+	applyNetwork(o, rep, m.Network, "the old kernel's network")
 	rep.Lost = ret.Lost
 	for _, l := range ret.Lost {
 		logf("%s", l)
@@ -171,17 +183,31 @@ func Boot(o BootOptions) (*Report, error) {
 	return rep, nil
 }
 
+// applyNetwork brings the network up before any workload starts (the
+// loopback always). Each failure is logged by what failed; the workloads
+// start all the same.
+func applyNetwork(o BootOptions, rep *Report, n manifest.Network, what string) {
+	changes, errs, took := o.ApplyNetwork(n, o.Log)
+	for _, err := range errs {
+		o.Log("network: %v", err)
+	}
+	rep.NetworkChanges, rep.NetworkFailures, rep.NetworkTook = changes, len(errs), took
+	o.Log("network: %s applied, %d changes, %d failures, in %v", what, changes, len(errs), took.Round(time.Microsecond))
+}
+
 // coldBoot starts the config's workloads with nothing to hand over (they
 // still get the handoff socket, and receive zero fds).
 func coldBoot(o BootOptions, rep *Report, logf func(string, ...any)) (*Report, error) {
 	cfg, err := manifest.LoadConfig(o.Config)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
+			applyNetwork(o, rep, manifest.Network{}, "loopback only")
 			logf("no manifest and no config (%s): no workloads to start", o.Config)
 			return rep, nil
 		}
 		return rep, fmt.Errorf("cold boot: %w", err)
 	}
+	applyNetwork(o, rep, cfg.Network, "the config's static network")
 	var ws []*Workload
 	for _, spec := range cfg.Workloads {
 		ws = append(ws, &Workload{Spec: spec})
@@ -210,6 +236,7 @@ func writeState(dir string, r *Report) error {
 			fmt.Fprintf(&b, "restore_ns=%d\n", int64(r.Retrieved-r.Started))
 		}
 		fmt.Fprintf(&b, "handoff_done_ns=%d\n", int64(r.Done-r.Started))
+		fmt.Fprintf(&b, "network_ns=%d\nnetwork_changes=%d\nnetwork_failures=%d\n", int64(r.NetworkTook), r.NetworkChanges, r.NetworkFailures)
 		if lastAck > 0 {
 			fmt.Fprintf(&b, "last_ack_boottime_ns=%d\n", int64(lastAck))
 		}

@@ -77,6 +77,7 @@ func TestBootKinds(t *testing.T) {
 			var mu sync.Mutex
 			var log strings.Builder
 			st := &inProcess{behave: acks(t, nil)}
+			netApplied := 0
 			rep, err := Boot(BootOptions{
 				Manifest: mpath, Config: cpath, StateDir: filepath.Join(dir, "run"),
 				OpenDevice: func() (Device, error) {
@@ -88,6 +89,16 @@ func TestBootKinds(t *testing.T) {
 				Start:      st,
 				Log:        func(f string, a ...any) { mu.Lock(); fmt.Fprintf(&log, f+"\n", a...); mu.Unlock() },
 				Supervisor: Options{HandoffTimeout: time.Second},
+				// Never the host's network: count the calls instead.
+				ApplyNetwork: func(n manifest.Network, _ func(string, ...any)) (int, []error, time.Duration) {
+					mu.Lock()
+					defer mu.Unlock()
+					if st.starts != 0 {
+						t.Errorf("network applied after a workload started")
+					}
+					netApplied++
+					return 0, nil, 0
+				},
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -113,6 +124,9 @@ func TestBootKinds(t *testing.T) {
 			b, err := os.ReadFile(filepath.Join(dir, "run", "state"))
 			if err != nil || !strings.Contains(string(b), "state="+tc.state+"\n") || !strings.Contains(string(b), "boot="+tc.kind+"\n") {
 				t.Fatalf("state file %q (%v)", b, err)
+			}
+			if netApplied != 1 {
+				t.Errorf("network applied %d times, want once", netApplied)
 			}
 			if tc.config && st.starts == 0 {
 				t.Fatal("no workload was started")

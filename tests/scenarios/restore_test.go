@@ -340,3 +340,58 @@ handoff = "socket"
 		t.Fatalf("boots %d, CANCELLED markers %d; want 1 and 1", res.Boots, len(res.Find("CANCELLED")))
 	}
 }
+
+// TestNetwork: loopback, a dummy with two IPv4 and one IPv6 address (and
+// MTU 1400), a veth pair, a bridge with a veth end as port, a vlan on the
+// dummy, a default and a static route: recorded by luoinit prepare,
+// applied by luoinit as PID 1 before any workload starts, and the
+// normalised netlink dump taken in the new kernel equals the one before.
+func TestNetwork(t *testing.T) {
+	config := "version = 1\n\n[network]\ncarry = \"all\"\n" +
+		workloadTOML("kv", `, "--memfds", "arena:1048576:21"`, "arena") + `
+[[workload]]
+name = "netcheck"
+argv = ["/bin/luotest", "workload", "netcheck"]
+handoff = "socket"
+`
+	res := bootNet(t, liveUpdateImages(t, config))
+	if res.Boots != 2 {
+		t.Fatalf("%d kernels booted, want 2", res.Boots)
+	}
+	dumps := map[string]string{}
+	for _, m := range res.Find("NETDUMP") {
+		when, d, _ := strings.Cut(m.Text, " ")
+		dumps[when] = d
+	}
+	before, after := dumps["before"], dumps["after"]
+	if before == "" || before != after {
+		t.Fatalf("the network differs after the live update:\nbefore:\n%s\nafter:\n%s",
+			strings.ReplaceAll(before, " | ", "\n"), strings.ReplaceAll(after, " | ", "\n"))
+	}
+	for _, want := range []string{"dummy0", "10.10.1.1/24", "fd00:10::1/64", "br0", "veth1", "dummy0.100", "192.168.50.0/24", "default"} {
+		if !strings.Contains(before, want) {
+			t.Errorf("the dump lacks %q: the scenario did not set it up or the snapshot missed it", want)
+		}
+	}
+	for _, line := range res.Console {
+		if strings.Contains(line, "network: the old kernel's network applied") {
+			t.Logf("network restore: %s", line[strings.Index(line, "network:"):])
+		}
+	}
+}
+
+func bootNet(t *testing.T, img string) *vm.Result {
+	t.Helper()
+	k := kernel(t)
+	res, err := vm.Run(context.Background(), vm.Config{
+		Kernel: k.BzImage, Initramfs: img, Append: "liveupdate=on luotest.scenario=network", Timeout: 5 * time.Minute, Log: t.Logf,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("on kernel %s (%s): %s in %v", k.Version, res.Accel, res.Message, res.Elapsed.Round(time.Millisecond))
+	if !res.Passed {
+		t.Fatalf("failed: %s", res.Message)
+	}
+	return res
+}

@@ -16,6 +16,7 @@ var scenarios = map[string]map[string]func() error{
 	"cancel":   {"1": cancelScenario},
 	"refused":  {"1": refusedScenario},
 	"restore":  {"1": restoreBefore},
+	"network":  {"1": networkBefore},
 }
 
 func main() {

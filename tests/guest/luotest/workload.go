@@ -61,6 +61,9 @@ func workloadMain(args []string) {
 	case "pid1cancel":
 		pid1CancelMain()
 		return
+	case "netcheck":
+		netcheckMain()
+		return
 	case "orphan":
 		orphanMain()
 		return

@@ -1,0 +1,83 @@
+package netconf
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/luoinit/luoinit/manifest"
+)
+
+// Apply puts want in place in the current network namespace: it reads the
+// current state, plans (see Plan) and runs each op. An op that fails is
+// logged, naming its link, address or route, and the rest still run; ops
+// that need a link whose create failed (or that is missing) are skipped
+// with a log line. A route or address the kernel already has (EEXIST) is
+// taken as done. applied counts the ops run without error.
+func Apply(want manifest.Network, logf func(format string, args ...any)) (applied int, errs []error, took time.Duration) {
+	start := time.Now()
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	defer func() { took = time.Since(start) }()
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		err = fmt.Errorf("netconf: apply: netlink NewHandle: %w", err)
+		logf("network: %v", err)
+		return 0, []error{err}, 0
+	}
+	defer h.Close()
+	cur, err := snapshot(h, true)
+	if err != nil {
+		err = fmt.Errorf("netconf: apply: %w", err)
+		logf("network: %v", err)
+		return 0, []error{err}, 0
+	}
+	applied, errs = run(h, Plan(cur, want), logf)
+	return applied, errs, 0
+}
+
+// run runs ops in order; see Apply.
+func run(h *netlink.Handle, ops []Op, logf func(format string, args ...any)) (applied int, errs []error) {
+	failed := map[string]bool{} // links that do not exist after a failed create or a missing device
+	for _, op := range ops {
+		if op.Action == ActMissing {
+			failed[op.Link] = true
+		}
+		skip := ""
+		for _, need := range op.needs {
+			if failed[need] {
+				skip = need
+				break
+			}
+		}
+		if skip != "" {
+			logf("network: skip %s: link %s was not made", op, skip)
+			for _, m := range op.makes {
+				failed[m] = true
+			}
+			continue
+		}
+		if op.apply == nil {
+			continue
+		}
+		err := op.apply(h)
+		switch {
+		case err == nil:
+			applied++
+			logf("network: %s", op)
+		case errors.Is(err, unix.EEXIST) && (op.Action == ActAddRoute || op.Action == ActAddAddr || op.Action == ActAddRule):
+			logf("network: %s: already there", op)
+		default:
+			logf("network: %s failed: %v", op, err)
+			errs = append(errs, err)
+			for _, m := range op.makes {
+				failed[m] = true
+			}
+		}
+	}
+	return applied, errs
+}

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/luoinit/luoinit/handoff"
+	"github.com/luoinit/luoinit/netconf"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// networkBefore is stage 1 of the network scenario: luotest, as PID 1,
+// sets up loopback, a dummy with two IPv4 and one IPv6 address, a veth
+// pair, a bridge with one veth end as port, a vlan on the dummy, a
+// default and a static route; reports the netlink dump; then runs luoinit
+// prepare (config [network] carry = "all") into luoinit as PID 1.
+func networkBefore() error {
+	if err := setupNetwork(); err != nil {
+		return err
+	}
+	if err := netDump("before"); err != nil {
+		return err
+	}
+	return restoreBefore()
+}
+
+func must(what string, err error) error {
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+func setupNetwork() error {
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		return err
+	}
+	if err := must("lo up", netlink.LinkSetUp(lo)); err != nil {
+		return err
+	}
+	dummy := &netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: "dummy0", MTU: 1400}}
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "veth0"}, PeerName: "veth1"}
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "br0"}}
+	for _, l := range []netlink.Link{dummy, veth, br} {
+		err := netlink.LinkAdd(l)
+		if errors.Is(err, unix.EEXIST) && l == dummy {
+			err = nil // a built-in dummy driver makes dummy0 at boot
+		}
+		if err := must("add "+l.Attrs().Name, err); err != nil {
+			return err
+		}
+	}
+	d0, _ := netlink.LinkByName("dummy0")
+	if err := must("dummy0 mtu 1400", netlink.LinkSetMTU(d0, 1400)); err != nil {
+		return err
+	}
+	vlan := &netlink.Vlan{LinkAttrs: netlink.LinkAttrs{Name: "dummy0.100", ParentIndex: d0.Attrs().Index}, VlanId: 100}
+	if err := must("add dummy0.100", netlink.LinkAdd(vlan)); err != nil {
+		return err
+	}
+	v1, _ := netlink.LinkByName("veth1")
+	b0, _ := netlink.LinkByName("br0")
+	if err := must("veth1 master br0", netlink.LinkSetMaster(v1, b0)); err != nil {
+		return err
+	}
+	for _, a := range []struct{ link, cidr string }{
+		{"dummy0", "10.10.0.1/24"}, {"dummy0", "10.10.1.1/24"}, {"dummy0", "fd00:10::1/64"},
+		{"br0", "10.20.0.1/24"}, {"dummy0.100", "10.30.0.1/24"},
+	} {
+		l, err := netlink.LinkByName(a.link)
+		if err != nil {
+			return err
+		}
+		addr, err := netlink.ParseAddr(a.cidr)
+		if err != nil {
+			return err
+		}
+		if err := must("address "+a.cidr+" on "+a.link, netlink.AddrAdd(l, addr)); err != nil {
+			return err
+		}
+	}
+	for _, name := range []string{"dummy0", "br0", "veth0", "veth1", "dummy0.100"} {
+		l, _ := netlink.LinkByName(name)
+		if err := must(name+" up", netlink.LinkSetUp(l)); err != nil {
+			return err
+		}
+	}
+	d0, _ = netlink.LinkByName("dummy0")
+	_, static, _ := net.ParseCIDR("192.168.50.0/24")
+	for _, r := range []*netlink.Route{
+		{LinkIndex: d0.Attrs().Index, Gw: net.ParseIP("10.10.0.254")},
+		{LinkIndex: d0.Attrs().Index, Dst: static, Gw: net.ParseIP("10.10.1.254"), Priority: 100},
+	} {
+		if err := must("route "+r.String(), netlink.RouteAdd(r)); err != nil {
+			return err
+		}
+	}
+	// Let IPv6 duplicate address detection settle so both dumps agree.
+	time.Sleep(500 * time.Millisecond)
+	return nil
+}
+
+// netDump prints the normalised netlink dump as one marker line.
+func netDump(when string) error {
+	n, err := netconf.Snapshot("all", nil)
+	if err != nil {
+		return err
+	}
+	d := strings.ReplaceAll(strings.TrimSpace(netconf.Dump(n)), "\n", " | ")
+	fmt.Printf("\nLUOTEST:NETDUMP %s %s\n", when, d)
+	return nil
+}
+
+// netcheckMain runs as a workload of luoinit after the live update: it
+// waits for the restore to finish, reports the dump, and ends the VM.
+func netcheckMain() {
+	if _, ok := os.LookupEnv(handoff.EnvFD); ok {
+		if _, err := handoff.Receive("netcheck", 30*time.Second); err != nil {
+			checkerEnd("FAIL", err.Error())
+		}
+	}
+	for i := 0; ; i++ {
+		b, _ := os.ReadFile("/run/luoinit/state")
+		if strings.Contains(string(b), "state=finished") {
+			fmt.Printf("\nLUOTEST:STATE %s\n", strings.ReplaceAll(strings.TrimSpace(string(b)), "\n", " "))
+			break
+		}
+		if i > 600 {
+			checkerEnd("FAIL", fmt.Sprintf("luoinit state %q", b))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // IPv6 DAD, as before the update
+	if err := netDump("after"); err != nil {
+		checkerEnd("FAIL", err.Error())
+	}
+	checkerEnd("PASS", "network dumped after the live update")
+}
