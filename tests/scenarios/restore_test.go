@@ -71,8 +71,9 @@ func writeTemp(t *testing.T, name, content string) string {
 	return p
 }
 
-// bootLUOinit boots images and checks the checker passed.
-func bootLUOinit(t *testing.T, img, appendArgs string, timeout time.Duration) *vm.Result {
+// runVM boots img on the test kernel and fails the test unless the guest
+// passed.
+func runVM(t *testing.T, img, appendArgs string, timeout time.Duration) *vm.Result {
 	t.Helper()
 	k := kernel(t)
 	t.Logf("kernel %s (%s)", k.Version, k.BzImage)
@@ -86,6 +87,13 @@ func bootLUOinit(t *testing.T, img, appendArgs string, timeout time.Duration) *v
 	if !res.Passed {
 		t.Fatalf("failed: %s", res.Message)
 	}
+	return res
+}
+
+// bootLUOinit boots img and checks what the checker workload reported.
+func bootLUOinit(t *testing.T, img, appendArgs string, timeout time.Duration) *vm.Result {
+	t.Helper()
+	res := runVM(t, img, appendArgs, timeout)
 	if s := res.Find("SIGNALS"); len(s) != 1 {
 		t.Fatalf("the checker did not confirm PID 1 survived SIGTERM/SIGHUP without zombies")
 	}
@@ -265,17 +273,7 @@ func TestTwoUpdates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("kernel %s (%s)", k.Version, k.BzImage)
-	res, err := vm.Run(context.Background(), vm.Config{
-		Kernel: k.BzImage, Initramfs: img, Append: "liveupdate=on", Timeout: 8 * time.Minute, Log: t.Logf,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("on kernel %s (%s): %s in %v", k.Version, res.Accel, res.Message, res.Elapsed.Round(time.Millisecond))
-	if !res.Passed {
-		t.Fatalf("failed: %s", res.Message)
-	}
+	res := runVM(t, img, "liveupdate=on", 8*time.Minute)
 	if res.Boots != 3 {
 		t.Fatalf("%d kernels booted, want 3", res.Boots)
 	}
@@ -326,16 +324,7 @@ handoff = "socket"
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := vm.Run(context.Background(), vm.Config{
-		Kernel: k.BzImage, Initramfs: img, Append: "liveupdate=on", Timeout: 4 * time.Minute, Log: t.Logf,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("on kernel %s (%s): %s in %v", k.Version, res.Accel, res.Message, res.Elapsed.Round(time.Millisecond))
-	if !res.Passed {
-		t.Fatalf("failed: %s", res.Message)
-	}
+	res := runVM(t, img, "liveupdate=on", 4*time.Minute)
 	if res.Boots != 1 || len(res.Find("CANCELLED")) != 1 {
 		t.Fatalf("boots %d, CANCELLED markers %d; want 1 and 1", res.Boots, len(res.Find("CANCELLED")))
 	}
@@ -354,7 +343,7 @@ name = "netcheck"
 argv = ["/bin/luotest", "workload", "netcheck"]
 handoff = "socket"
 `
-	res := bootNet(t, liveUpdateImages(t, config))
+	res := runVM(t, liveUpdateImages(t, config), "liveupdate=on luotest.scenario=network", 5*time.Minute)
 	if res.Boots != 2 {
 		t.Fatalf("%d kernels booted, want 2", res.Boots)
 	}
@@ -378,20 +367,4 @@ handoff = "socket"
 			t.Logf("network restore: %s", line[strings.Index(line, "network:"):])
 		}
 	}
-}
-
-func bootNet(t *testing.T, img string) *vm.Result {
-	t.Helper()
-	k := kernel(t)
-	res, err := vm.Run(context.Background(), vm.Config{
-		Kernel: k.BzImage, Initramfs: img, Append: "liveupdate=on luotest.scenario=network", Timeout: 5 * time.Minute, Log: t.Logf,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("on kernel %s (%s): %s in %v", k.Version, res.Accel, res.Message, res.Elapsed.Round(time.Millisecond))
-	if !res.Passed {
-		t.Fatalf("failed: %s", res.Message)
-	}
-	return res
 }
