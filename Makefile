@@ -7,6 +7,7 @@
 #   make unit     unit tests only (no VM, no root)
 #   make build    bin/luoinit, static
 #   make fuzz     every fuzz target for FUZZTIME (default 60s) each
+#   make bench    benchmarks: manifest parse/marshal, a 100-fd handoff
 
 GO      ?= go
 CACHE   ?= $(or $(LUOINIT_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/luoinit)
@@ -17,7 +18,7 @@ export LUOINIT_CACHE := $(CACHE)
 # The kernel's path comes from build.sh on stdout; its progress goes to stderr.
 KERNEL_CMD = tests/kernel/build.sh "$(CACHE)"
 
-.PHONY: all build deps kernel test lint unit layout vmtest demo fuzz clean
+.PHONY: all build bench deps kernel test lint unit layout vmtest demo fuzz clean
 
 all: build
 
@@ -55,6 +56,11 @@ test: lint unit layout vmtest
 
 demo: deps
 	@k=$$($(KERNEL_CMD)) && LUOINIT_KERNEL=$$k $(GO) run ./tests/demo
+
+# Figures for the paths that count after a kexec: parsing the manifest and
+# handing 100 fds to a workload.
+bench:
+	$(GO) test -run XXX -bench . -benchmem ./manifest/ ./handoff/
 
 FUZZTIME ?= 60s
 fuzz:

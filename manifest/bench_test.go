@@ -1,0 +1,50 @@
+package manifest
+
+import (
+	"fmt"
+	"testing"
+)
+
+// benchManifest has 10 workloads of 100 fds each.
+func benchManifest(b *testing.B) []byte {
+	b.Helper()
+	m := &Manifest{Version: Version, Generation: 1, KernelRelease: "7.3.4"}
+	for w := 0; w < 10; w++ {
+		wl := Workload{Name: fmt.Sprintf("w%d", w), Argv: []string{"/bin/w"}, Handoff: "socket", Session: SessionName(fmt.Sprintf("w%d", w))}
+		for f := 0; f < 100; f++ {
+			wl.FDs = append(wl.FDs, FD{Name: fmt.Sprintf("fd%03d", f), Token: uint64(f + 1), Kind: "memfd"})
+		}
+		m.Workloads = append(m.Workloads, wl)
+	}
+	data, err := m.Marshal()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return data
+}
+
+// BenchmarkParse1000FDs: the restore side's first step after a kexec.
+func BenchmarkParse1000FDs(b *testing.B) {
+	data := benchManifest(b)
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := Parse(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkMarshal1000FDs: prepare's manifest write, without the I/O.
+func BenchmarkMarshal1000FDs(b *testing.B) {
+	m, err := Parse(benchManifest(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := m.Marshal(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
