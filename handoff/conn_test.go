@@ -631,3 +631,43 @@ func TestPassCredNamesTheSender(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The socket file appears only once it is listening (bound under a
+// temporary name, renamed into place), so a client that sees the path
+// never gets ECONNREFUSED; no temporary name is left behind.
+func TestListenAppearsListening(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "prepare.sock")
+	seen := make(chan error, 1)
+	go func() {
+		for i := 0; i < 20000; i++ {
+			if _, err := os.Stat(path); err == nil {
+				c, err := Dial(path)
+				if err == nil {
+					c.Close()
+				}
+				seen <- err
+				return
+			}
+			time.Sleep(50 * time.Microsecond)
+		}
+		seen <- errors.New("the socket never appeared")
+	}()
+	l, err := Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		if c, err := l.Accept(); err == nil {
+			c.Close()
+		}
+	}()
+	if err := <-seen; err != nil {
+		t.Fatalf("a client that saw the socket could not connect: %v", err)
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 || ents[0].Name() != "prepare.sock" {
+		t.Fatalf("directory holds %v, want only prepare.sock", ents)
+	}
+}

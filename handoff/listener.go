@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -38,6 +39,15 @@ func Listen(path string) (*Listener, error) {
 	if err != nil {
 		return fail(fmt.Errorf("socket(AF_UNIX, SOCK_SEQPACKET): %w", err))
 	}
+	// The socket file appears at bind(2), before listen(2): a client that
+	// sees it and connects in between gets ECONNREFUSED. So bind under a
+	// temporary name and rename it into place once listening, unless the
+	// temporary name would not fit in sun_path.
+	final := path
+	if tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".new"); len(tmp) <= maxPathLen {
+		os.Remove(tmp)
+		path = tmp
+	}
 	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
 		unix.Close(fd)
 		return fail(fmt.Errorf("bind(fd %d, %s): %w", fd, path, err))
@@ -59,6 +69,14 @@ func Listen(path string) (*Listener, error) {
 		unix.Close(fd)
 		os.Remove(path)
 		return fail(fmt.Errorf("listen(fd %d): %w", fd, err))
+	}
+	if path != final {
+		if err := unix.Rename(path, final); err != nil {
+			unix.Close(fd)
+			os.Remove(path)
+			return fail(fmt.Errorf("rename(%s, %s): %w", path, final, err))
+		}
+		path = final
 	}
 	f := os.NewFile(uintptr(fd), path)
 	ln, err := net.FileListener(f)
