@@ -52,7 +52,7 @@ vmtest: deps
 	LUOINIT_KERNEL=$$k LUOINIT_VMTEST=required \
 	$(GO) test -count=1 -v -timeout 40m ./tests/scenarios/
 
-test: lint unit layout vmtest
+test: deps lint unit layout vmtest
 
 demo: deps
 	@k=$$($(KERNEL_CMD)) && LUOINIT_KERNEL=$$k $(GO) run ./tests/demo

@@ -5,7 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -71,12 +73,9 @@ func run(args []string) error {
 }
 
 func sub(name string, args []string, cmds map[string]func([]string) error) error {
-	var names []string
-	for n := range cmds {
-		names = append(names, n)
-	}
+	names := slices.Sorted(maps.Keys(cmds))
 	if len(args) == 0 {
-		return usagef("%s: which one? (%s)", name, strings.Join(sorted(names), ", "))
+		return usagef("%s: which one? (%s)", name, strings.Join(names, ", "))
 	}
 	if args[0] == "-h" || args[0] == "--help" {
 		fmt.Fprint(stdout, topUsage)
@@ -84,20 +83,9 @@ func sub(name string, args []string, cmds map[string]func([]string) error) error
 	}
 	c, ok := cmds[args[0]]
 	if !ok {
-		return usagef("%s: unknown command %q (%s)", name, args[0], strings.Join(sorted(names), ", "))
+		return usagef("%s: unknown command %q (%s)", name, args[0], strings.Join(names, ", "))
 	}
 	return c(args[1:])
-}
-
-func sorted(s []string) []string {
-	for i := range s {
-		for j := i + 1; j < len(s); j++ {
-			if s[j] < s[i] {
-				s[i], s[j] = s[j], s[i]
-			}
-		}
-	}
-	return s
 }
 
 // newFlags makes a FlagSet whose --help prints usage and the options to

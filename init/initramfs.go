@@ -2,19 +2,16 @@ package main
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/luoinit/luoinit/initramfs"
 	"github.com/luoinit/luoinit/manifest"
+	"github.com/luoinit/luoinit/prepare"
 )
-
-// ConfigPath is where `initramfs build --config` puts the config.
-const ConfigPath = "etc/luoinit/config.toml"
 
 func cmdInitramfsBuild(args []string) error {
 	fs := newFlags("initramfs build", "luoinit initramfs build -o OUT [--config FILE] [--file SRC:DST]...")
 	out := fs.String("o", "", "write the image to `OUT` (required)")
-	config := fs.String("config", "", "validate `FILE` and put it at /"+ConfigPath)
+	config := fs.String("config", "", "validate `FILE` and put it at /"+manifest.ConfigPath)
 	initBin := fs.String("init", "", "the program to put at /init (default: this luoinit, which must be static)")
 	var files fileSpec
 	fs.Var(&files, "file", "add the file `SRC:DST` (repeatable)")
@@ -40,27 +37,14 @@ func cmdInitramfsBuild(args []string) error {
 
 // buildArchive makes the standard luoinit image: init, the config, files.
 func buildArchive(initBin, config string, files fileSpec) (*initramfs.Archive, error) {
-	if initBin == "" {
-		self, err := os.Executable()
-		if err != nil {
-			return nil, fmt.Errorf("finding this luoinit: %w", err)
-		}
-		initBin = self
-	}
-	if err := initramfs.CheckStatic(initBin); err != nil {
-		return nil, err
-	}
-	a := initramfs.New()
-	if err := a.AddFileFrom("init", initBin, 0o755); err != nil {
-		return nil, err
-	}
 	if config != "" {
 		if _, err := manifest.LoadConfig(config); err != nil {
 			return nil, err
 		}
-		if err := a.AddFileFrom(ConfigPath, config, 0o644); err != nil {
-			return nil, err
-		}
+	}
+	a, err := prepare.BaseImage(initBin, config)
+	if err != nil {
+		return nil, err
 	}
 	if err := addFiles(a, files); err != nil {
 		return nil, err

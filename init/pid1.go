@@ -16,13 +16,12 @@ import (
 	"github.com/luoinit/luoinit/manifest"
 	"github.com/luoinit/luoinit/pid1"
 	"github.com/luoinit/luoinit/restore"
-	"golang.org/x/sys/unix"
 )
 
 // pid1Main is luoinit as PID 1 of the next kernel's initramfs. It never
 // returns: a fatal error ends in the action luoinit.fatal= names.
 func pid1Main() {
-	started := bootTime()
+	started := restore.BootTime()
 	log := pid1.NewLogger(true)
 	pid1.Guard(log, func() error {
 		// Signals first: the Go runtime has handlers for nearly every
@@ -117,12 +116,6 @@ func report(log pid1.Logger, r *restore.Report) {
 		log.Printf("blackout: %v (old kernel, first stop to reboot call: %v; new kernel, boot to last ack: %v)",
 			b.Round(time.Microsecond), r.Timing.Blackout().Round(time.Microsecond), (b - r.Timing.Blackout()).Round(time.Microsecond))
 	}
-}
-
-func bootTime() time.Duration {
-	var ts unix.Timespec
-	unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts)
-	return time.Duration(ts.Nano())
 }
 
 // prepareHandler runs a `luoinit prepare` that a command handed to PID 1.

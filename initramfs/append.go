@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 )
 
 // Append writes the image at base, byte for byte and whether compressed
@@ -20,45 +19,24 @@ func Append(out, base string, a *Archive) error {
 		return fmt.Errorf("initramfs: base image: %w", err)
 	}
 	defer in.Close()
-	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".*")
-	if err != nil {
-		return fmt.Errorf("initramfs: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	fail := func(err error) error {
-		tmp.Close()
-		return fmt.Errorf("initramfs: appending to %s: %w", base, err)
-	}
-	n, err := io.Copy(tmp, in)
-	if err != nil {
-		return fail(err)
-	}
-	if n == 0 {
-		return fail(errors.New("base image is empty"))
-	}
-	// An uncompressed archive after the base must start on a 4-byte
-	// boundary, or the kernel reports broken padding.
-	if pad := (4 - n%4) % 4; pad != 0 {
-		if _, err := tmp.Write(make([]byte, pad)); err != nil {
-			return fail(err)
+	return writeAtomic(out, func(f *os.File) error {
+		n, err := io.Copy(f, in)
+		if err != nil {
+			return fmt.Errorf("appending to %s: %w", base, err)
 		}
-	}
-	if _, err := a.WriteTo(tmp); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fail(fmt.Errorf("fsync: %w", err))
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("initramfs: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), out); err != nil {
-		return fmt.Errorf("initramfs: %w", err)
-	}
-	return nil
+		if n == 0 {
+			return fmt.Errorf("appending to %s: base image is empty", base)
+		}
+		// An uncompressed archive after the base must start on a 4-byte
+		// boundary, or the kernel reports broken padding.
+		if pad := (4 - n%4) % 4; pad != 0 {
+			if _, err := f.Write(make([]byte, pad)); err != nil {
+				return err
+			}
+		}
+		_, err = a.WriteTo(f)
+		return err
+	})
 }
 
 // ErrNotStatic is wrapped when a program meant for an initramfs is

@@ -33,6 +33,10 @@ const Version = 1
 // Path is where the manifest sits inside the initramfs (no leading slash).
 const Path = "etc/luoinit/manifest.toml"
 
+// ConfigPath is where the config sits in a luoinit initramfs (no leading
+// slash): PID 1 reads it at /etc/luoinit/config.toml.
+const ConfigPath = "etc/luoinit/config.toml"
+
 // SessionPrefix starts the name of every LUO session luoinit creates.
 const SessionPrefix = "luoinit."
 

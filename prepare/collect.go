@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -86,21 +88,10 @@ func (s *state) collect(ctx context.Context, dev *luo.Device) error {
 
 func names(m map[string]int) string {
 	var out []string
-	for n := range m {
+	for _, n := range slices.Sorted(maps.Keys(m)) {
 		out = append(out, strconv.Quote(n))
 	}
-	return strings.Join(sorted(out), ", ")
-}
-
-func sorted(s []string) []string {
-	for i := range s {
-		for j := i + 1; j < len(s); j++ {
-			if s[j] < s[i] {
-				s[i], s[j] = s[j], s[i]
-			}
-		}
-	}
-	return s
+	return strings.Join(out, ", ")
 }
 
 // serve handles one workload's push. A stranger or a protocol error is

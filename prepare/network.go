@@ -3,6 +3,7 @@ package prepare
 import (
 	"time"
 
+	"github.com/luoinit/luoinit/manifest"
 	"github.com/luoinit/luoinit/netconf"
 )
 
@@ -15,9 +16,9 @@ func (s *state) snapshotNetwork() {
 	n := s.o.Config.Network
 	carry := n.Carry
 	if carry == "" {
-		carry = "all"
+		carry = manifest.CarryAll
 	}
-	if carry == "none" {
+	if carry == manifest.CarryNone {
 		return
 	}
 	t0 := time.Now()

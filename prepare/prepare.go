@@ -34,8 +34,6 @@ import (
 const (
 	DefaultSocket  = "/run/luoinit/prepare.sock"
 	DefaultWorkDir = "/run/luoinit"
-	// ConfigPath is where the config goes in a built initramfs.
-	ConfigPath = "etc/luoinit/config.toml"
 )
 
 // ErrCancelled is wrapped by the error of a prepare that was cancelled.
@@ -136,17 +134,12 @@ func Run(ctx context.Context, o Options) (err error) {
 	s := &state{o: o}
 	defer func() {
 		if err != nil || o.DryRun {
-			reason := "dry run"
-			if err != nil {
-				reason = err.Error()
-			}
 			undone := s.cancel()
 			if err != nil {
 				err = fmt.Errorf("%w: %w; %s", ErrCancelled, err, undone)
 			} else {
 				s.logf("dry run done; %s", undone)
 			}
-			_ = reason
 		}
 	}()
 	if err := s.check(); err != nil {
@@ -260,6 +253,31 @@ func (s *state) prepared(ctx context.Context) error {
 	return nil
 }
 
+// BaseImage is the initramfs luoinit builds when given none: self (a
+// static luoinit; "" means this program) as /init and, if config is set,
+// the config at manifest.ConfigPath.
+func BaseImage(self, config string) (*initramfs.Archive, error) {
+	if self == "" {
+		var err error
+		if self, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("finding this luoinit: %w", err)
+		}
+	}
+	if err := initramfs.CheckStatic(self); err != nil {
+		return nil, err
+	}
+	a := initramfs.New()
+	if err := a.AddFileFrom("init", self, 0o755); err != nil {
+		return nil, err
+	}
+	if config != "" {
+		if err := a.AddFileFrom(manifest.ConfigPath, config, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
 func readCmdline() string {
 	b, _ := os.ReadFile("/proc/cmdline")
 	return strings.TrimSpace(string(b))
@@ -271,43 +289,28 @@ func (s *state) buildInitramfs(mpath string) (string, error) {
 	o := s.o
 	next := filepath.Join(o.WorkDir, "initramfs.next.cpio")
 	a := initramfs.New()
-	if err := a.AddFileFrom(manifest.Path, mpath, 0o644); err != nil {
-		return "", err
-	}
 	switch {
 	case o.Initrd != "":
-		if err := initramfs.Append(next, o.Initrd, a); err != nil {
-			return "", err
-		}
+		// Only the manifest: it is appended to the given image.
 	case o.InitrdFromRoot:
 		if err := a.AddTree("/", "proc", "sys", "dev", "run", "tmp", manifest.Path); err != nil {
 			return "", err
 		}
-		if err := a.WriteFile(next); err != nil {
-			return "", err
-		}
 	default:
-		self := o.Self
-		if self == "" {
-			var err error
-			if self, err = os.Executable(); err != nil {
-				return "", fmt.Errorf("finding this luoinit: %w", err)
-			}
-		}
-		if err := initramfs.CheckStatic(self); err != nil {
+		var err error
+		if a, err = BaseImage(o.Self, o.ConfigPath); err != nil {
 			return "", err
 		}
-		if err := a.AddFileFrom("init", self, 0o755); err != nil {
-			return "", err
-		}
-		if o.ConfigPath != "" {
-			if err := a.AddFileFrom(ConfigPath, o.ConfigPath, 0o644); err != nil {
-				return "", err
-			}
-		}
-		if err := a.WriteFile(next); err != nil {
-			return "", err
-		}
+	}
+	if err := a.AddFileFrom(manifest.Path, mpath, 0o644); err != nil {
+		return "", err
+	}
+	write := func() error { return a.WriteFile(next) }
+	if o.Initrd != "" {
+		write = func() error { return initramfs.Append(next, o.Initrd, a) }
+	}
+	if err := write(); err != nil {
+		return "", err
 	}
 	s.written = append(s.written, next)
 	st, _ := os.Stat(next)

@@ -25,7 +25,7 @@ const (
 // Paths on the restore side.
 const (
 	ManifestPath = "/" + manifest.Path
-	ConfigPath   = "/etc/luoinit/config.toml"
+	ConfigPath   = "/" + manifest.ConfigPath
 	StateDir     = "/run/luoinit"
 )
 
@@ -69,15 +69,21 @@ type Report struct {
 // gap between the reboot call and the new kernel's start is seen by
 // neither clock. Zero if unknown.
 func (r *Report) Blackout() time.Duration {
-	old := r.Timing.Blackout()
-	var acked time.Duration
-	for _, res := range r.Results {
-		acked = max(acked, res.AckedAt)
-	}
+	old, acked := r.Timing.Blackout(), r.LastAck()
 	if old == 0 || acked == 0 {
 		return 0
 	}
 	return old + acked
+}
+
+// LastAck is CLOCK_BOOTTIME when the last workload acknowledged its
+// first handoff, 0 if none did.
+func (r *Report) LastAck() time.Duration {
+	var acked time.Duration
+	for _, res := range r.Results {
+		acked = max(acked, res.AckedAt)
+	}
+	return acked
 }
 
 // Boot decides the kind of this boot, restores what came through, starts
@@ -139,12 +145,7 @@ func Boot(o BootOptions) (*Report, error) {
 		logf("cannot restore anything: %v", err)
 		ret = &Retrieved{}
 		for _, spec := range m.Workloads {
-			w := &Workload{Spec: spec}
-			for _, fd := range spec.FDs {
-				if !fd.Dropped {
-					w.Lost = append(w.Lost, Lost{spec.Name, fd.Name, spec.Session, fd.Token, err})
-				}
-			}
+			w := &Workload{Spec: spec, Lost: lostAll(spec, err)}
 			ret.Workloads = append(ret.Workloads, w)
 			ret.Lost = append(ret.Lost, w.Lost...)
 		}
@@ -154,7 +155,7 @@ func Boot(o BootOptions) (*Report, error) {
 		// and a workload may manage sessions of its own.
 		dev.Close()
 	}
-	rep.Retrieved = bootTime()
+	rep.Retrieved = BootTime()
 	if ret.Record != nil {
 		m.ApplyRecord(*ret.Record)
 		rep.Timing = m.Timing
@@ -169,7 +170,7 @@ func Boot(o BootOptions) (*Report, error) {
 	}
 	rep.Supervisor = NewSupervisor(o.Start, logf, o.Supervisor)
 	rep.Results = rep.Supervisor.Run(ret.Workloads)
-	rep.Done = bootTime()
+	rep.Done = BootTime()
 	end := StateFinished
 	if rep.Kind == StateDegraded {
 		end = StateDegraded
@@ -215,7 +216,7 @@ func coldBoot(o BootOptions, rep *Report, logf func(string, ...any)) (*Report, e
 	logf("cold boot: starting %d workloads of %s", len(ws), o.Config)
 	rep.Supervisor = NewSupervisor(o.Start, logf, o.Supervisor)
 	rep.Results = rep.Supervisor.Run(ws)
-	rep.Done = bootTime()
+	rep.Done = BootTime()
 	return rep, nil
 }
 
@@ -228,10 +229,7 @@ func writeState(dir string, r *Report) error {
 	fmt.Fprintf(&b, "state=%s\nboot=%s\ngeneration=%d\nlost=%d\n", r.State, r.Kind, r.Generation, len(r.Lost))
 	// Figures, once the first handoffs are over (durations in ns).
 	if r.Done > 0 {
-		var lastAck time.Duration
-		for _, res := range r.Results {
-			lastAck = max(lastAck, res.AckedAt)
-		}
+		lastAck := r.LastAck()
 		if r.Retrieved > 0 {
 			fmt.Fprintf(&b, "restore_ns=%d\n", int64(r.Retrieved-r.Started))
 		}

@@ -243,7 +243,7 @@ func (s *Supervisor) launch(w *Workload, first bool) (Process, error) {
 		s.record(name, func(r *Result) { r.Pid, r.Err = p.Pid(), err })
 		return p, err
 	}
-	acked := bootTime()
+	acked := BootTime()
 	n := len(w.Files)
 	for _, f := range w.Files {
 		f.File.Close()
@@ -280,7 +280,8 @@ func (s *Supervisor) record(name string, f func(*Result)) {
 	f(s.results[name])
 }
 
-func bootTime() time.Duration {
+// BootTime is CLOCK_BOOTTIME: time since this kernel started.
+func BootTime() time.Duration {
 	var ts unix.Timespec
 	unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts)
 	return time.Duration(ts.Nano())

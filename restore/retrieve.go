@@ -78,11 +78,7 @@ func Retrieve(dev Device, m *manifest.Manifest, log func(format string, args ...
 		}
 		s, err := dev.RetrieveSession(spec.Session)
 		if err != nil {
-			for _, fd := range spec.FDs {
-				if !fd.Dropped {
-					w.Lost = append(w.Lost, Lost{spec.Name, fd.Name, spec.Session, fd.Token, err})
-				}
-			}
+			w.Lost = lostAll(spec, err)
 			r.Lost = append(r.Lost, w.Lost...)
 			continue
 		}
@@ -104,6 +100,17 @@ func Retrieve(dev Device, m *manifest.Manifest, log func(format string, args ...
 	}
 	r.Record = retrieveRecord(dev, log)
 	return r
+}
+
+// lostAll records every preserved fd of spec as lost for err.
+func lostAll(spec manifest.Workload, err error) []Lost {
+	var out []Lost
+	for _, fd := range spec.FDs {
+		if !fd.Dropped {
+			out = append(out, Lost{spec.Name, fd.Name, spec.Session, fd.Token, err})
+		}
+	}
+	return out
 }
 
 func hasFDs(w manifest.Workload) bool {

@@ -51,34 +51,15 @@ func ModuleRoot() (string, error) {
 // kernel at GuestKernel, the second image at GuestInitramfs2 and the extra
 // files (guest path: host path). It returns the first image's path.
 func KexecImages(dir, init, kernel string, extra ...File) (string, error) {
-	second := initramfs.New()
-	if err := second.AddFileFrom("init", init, 0o755); err != nil {
+	second, err := Image(dir, "initramfs2.cpio", File{Guest: "init", Host: init})
+	if err != nil {
 		return "", err
 	}
-	p2 := filepath.Join(dir, "initramfs2.cpio")
-	if err := second.WriteFile(p2); err != nil {
-		return "", err
-	}
-	first := initramfs.New()
-	for _, f := range []struct{ dst, src string }{
-		{"init", init},
-		{GuestKernel, kernel},
-		{GuestInitramfs2, p2},
-	} {
-		if err := first.AddFileFrom(f.dst, f.src, 0); err != nil {
-			return "", err
-		}
-	}
-	for _, f := range extra {
-		if err := first.AddFileFrom(f.Guest, f.Host, 0); err != nil {
-			return "", err
-		}
-	}
-	p1 := filepath.Join(dir, "initramfs1.cpio")
-	if err := first.WriteFile(p1); err != nil {
-		return "", err
-	}
-	return p1, nil
+	return Image(dir, "initramfs1.cpio", append([]File{
+		{Guest: "init", Host: init},
+		{Guest: GuestKernel, Host: kernel},
+		{Guest: GuestInitramfs2, Host: second},
+	}, extra...)...)
 }
 
 // Image writes an initramfs with the given files (guest path: host path)

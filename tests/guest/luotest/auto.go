@@ -69,16 +69,11 @@ func autoMain(args []string) {
 		mine := files
 		if len(files) == 0 {
 			// Cold or degraded boot: start over with fresh memfds.
-			for _, sp := range specs {
-				f, err := memfd(*name+"."+sp.name, 0)
-				if err != nil {
-					fail(*name, err)
-				}
-				if err := fillPattern(f, sp.size, sp.seed); err != nil {
-					fail(*name, err)
-				}
-				own[int(f.Fd())] = true
-				mine = append(mine, handoff.File{Name: sp.name, File: f})
+			if mine, err = makeMemfds(*name+".", specs); err != nil {
+				fail(*name, err)
+			}
+			for _, f := range mine {
+				own[int(f.File.Fd())] = true
 			}
 			fmt.Printf("\nLUOTEST:FRESH %s\n", *name)
 		} else {
@@ -113,29 +108,12 @@ func autoMain(args []string) {
 	}
 
 	// Before the live update: make, fill and push.
-	var files []handoff.File
-	for _, sp := range specs {
-		f, err := memfd(*name+"."+sp.name, 0)
-		if err != nil {
-			fail(*name, err)
-		}
-		if err := fillPattern(f, sp.size, sp.seed); err != nil {
-			fail(*name, err)
-		}
-		files = append(files, handoff.File{Name: sp.name, File: f})
+	files, err := makeMemfds(*name+".", specs)
+	if err != nil {
+		fail(*name, err)
 	}
 	if len(files) > 0 {
-		for i := 0; i < 1200; i++ {
-			if _, err := os.Stat(*socket); err == nil {
-				break
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		if err := handoff.Push(*socket, *name, files, 60*time.Second); err != nil {
-			fmt.Printf("\nLUOTEST:WORKLOAD_ACK %s error: %v\n", *name, err)
-		} else {
-			fmt.Printf("\nLUOTEST:WORKLOAD_ACK %s ok\n", *name)
-		}
+		push(*name, *socket, files)
 	}
 	<-term
 	os.Exit(0)
@@ -180,53 +158,30 @@ func checkerMain(args []string) {
 	fs := flag.NewFlagSet("checker", flag.ExitOnError)
 	want := fs.String("state", "finished", "the state luoinit must reach")
 	fs.Parse(args)
-	// It is a workload too: take (zero) fds like any other.
-	if _, ok := os.LookupEnv(handoff.EnvFD); ok {
-		if _, err := handoff.Receive("checker", 30*time.Second); err != nil {
-			fail("checker", err)
-		}
-	}
-	var state string
-	for i := 0; ; i++ {
-		b, _ := os.ReadFile("/run/luoinit/state")
-		state = string(b)
-		if strings.Contains(state, "state="+*want+"\n") {
-			break
-		}
-		if i > 600 {
-			checkerEnd("FAIL", fmt.Sprintf("luoinit state %q, want state=%s", state, *want))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	takeHandoff("checker") // it is a workload too
+	state := waitState(*want, stateIs(*want))
 	fmt.Printf("\nLUOTEST:STATE %s\n", strings.ReplaceAll(strings.TrimSpace(state), "\n", " "))
 
 	// PID 1 must shrug off SIGTERM and SIGHUP.
 	for _, sig := range []unix.Signal{unix.SIGTERM, unix.SIGHUP} {
 		if err := unix.Kill(1, sig); err != nil {
-			checkerEnd("FAIL", fmt.Sprintf("kill(1, %v): %v", sig, err))
+			vmEnd("FAIL", fmt.Sprintf("kill(1, %v): %v", sig, err))
 		}
 	}
 	// An orphan: a child that starts a grandchild and exits at once; the
 	// grandchild ends up a child of PID 1 and must be reaped there.
 	if err := exec.Command("/bin/luotest", "workload", "orphan").Run(); err != nil {
-		checkerEnd("FAIL", fmt.Sprintf("orphan maker: %v", err))
+		vmEnd("FAIL", fmt.Sprintf("orphan maker: %v", err))
 	}
 	time.Sleep(1500 * time.Millisecond)
 	if z := zombies(); len(z) > 0 {
-		checkerEnd("FAIL", fmt.Sprintf("zombies left: %v", z))
+		vmEnd("FAIL", fmt.Sprintf("zombies left: %v", z))
 	}
 	if _, err := os.Stat("/proc/1"); err != nil {
-		checkerEnd("FAIL", "PID 1 is gone")
+		vmEnd("FAIL", "PID 1 is gone")
 	}
 	fmt.Printf("\nLUOTEST:SIGNALS PID 1 survived SIGTERM and SIGHUP, no zombies\n")
-	checkerEnd("PASS", "luoinit reached state "+*want)
-}
-
-// checkerEnd reports and asks PID 1 to reboot (SIGINT), which ends QEMU.
-func checkerEnd(kind, msg string) {
-	fmt.Printf("\nLUOTEST:%s %s\n", kind, msg)
-	unix.Kill(1, unix.SIGINT)
-	time.Sleep(time.Hour)
+	vmEnd("PASS", "luoinit reached state "+*want)
 }
 
 // zombies lists processes in state Z.
@@ -285,29 +240,10 @@ func pushWhenAsked(name, socket string, files []handoff.File) {
 // loaded or preserved, the workloads keep running, and a dry run with the
 // same session names works at once.
 func pid1CancelMain() {
-	if _, ok := os.LookupEnv(handoff.EnvFD); ok {
-		if _, err := handoff.Receive("canceller", 30*time.Second); err != nil {
-			checkerEnd("FAIL", err.Error())
-		}
-	}
-	for i := 0; ; i++ {
-		b, _ := os.ReadFile("/run/luoinit/state")
-		if strings.Contains(string(b), "state=normal") {
-			break
-		}
-		if i > 600 {
-			checkerEnd("FAIL", "luoinit never reached state normal")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	for i := 0; ; i++ {
-		if _, err := os.Stat("/run/luoinit/control.sock"); err == nil {
-			break
-		}
-		if i > 600 {
-			checkerEnd("FAIL", "PID 1 has no control socket")
-		}
-		time.Sleep(50 * time.Millisecond)
+	takeHandoff("canceller")
+	waitState("normal", stateIs("normal"))
+	if !waitFile("/run/luoinit/control.sock") {
+		vmEnd("FAIL", "PID 1 has no control socket")
 	}
 	var buf syncBuffer
 	cmd := exec.Command("/bin/luoinit", "prepare", "--config", "/etc/luoinit/config.toml",
@@ -315,41 +251,41 @@ func pid1CancelMain() {
 	cmd.Stdout = io.MultiWriter(os.Stdout, &buf)
 	cmd.Stderr = io.MultiWriter(os.Stdout, &buf)
 	if err := cmd.Start(); err != nil {
-		checkerEnd("FAIL", err.Error())
+		vmEnd("FAIL", err.Error())
 	}
 	for i := 0; !strings.Contains(buf.String(), "holding the sessions"); i++ {
 		if i > 1200 {
-			checkerEnd("FAIL", "the prepare never reached prepared: "+lastLines(buf.String(), 4))
+			vmEnd("FAIL", "the prepare never reached prepared: "+lastLines(buf.String(), 4))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	if b, _ := os.ReadFile("/sys/kernel/kexec_loaded"); strings.TrimSpace(string(b)) != "1" {
-		checkerEnd("FAIL", fmt.Sprintf("prepared, but kexec_loaded is %q", b))
+		vmEnd("FAIL", fmt.Sprintf("prepared, but kexec_loaded is %q", b))
 	}
 	cmd.Process.Signal(unix.SIGTERM)
 	err := cmd.Wait()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
-		checkerEnd("FAIL", fmt.Sprintf("the cancelled prepare: %v, want exit status 1", err))
+		vmEnd("FAIL", fmt.Sprintf("the cancelled prepare: %v, want exit status 1", err))
 	}
 	out := buf.String()
 	for _, want := range []string{"answered by luoinit, PID 1", "cancelled", "sessions closed", "kexec image unloaded"} {
 		if !strings.Contains(out, want) {
-			checkerEnd("FAIL", fmt.Sprintf("the cancelled prepare did not say %q: %s", want, lastLines(out, 3)))
+			vmEnd("FAIL", fmt.Sprintf("the cancelled prepare did not say %q: %s", want, lastLines(out, 3)))
 		}
 	}
 	if b, _ := os.ReadFile("/sys/kernel/kexec_loaded"); strings.TrimSpace(string(b)) != "0" {
-		checkerEnd("FAIL", fmt.Sprintf("after the cancel kexec_loaded is %q", b))
+		vmEnd("FAIL", fmt.Sprintf("after the cancel kexec_loaded is %q", b))
 	}
 	b, _ := os.ReadFile("/run/kv.pid")
 	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 	if st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); pid == 0 || !strings.Contains(string(st), ") S ") && !strings.Contains(string(st), ") R ") {
-		checkerEnd("FAIL", fmt.Sprintf("workload kv (pid %d) is not running after the cancel: %q", pid, st))
+		vmEnd("FAIL", fmt.Sprintf("workload kv (pid %d) is not running after the cancel: %q", pid, st))
 	}
 	fmt.Printf("\nLUOTEST:CANCELLED by PID 1: exit 1, sessions closed, kexec unloaded, kv running\n")
 	out2, code, err := runPrepare("--config", "/etc/luoinit/config.toml", "--kernel", "/boot/bzImage", "--initrd-from-root", "--dry-run")
 	if err != nil || code != 0 || !strings.Contains(out2, `session = "luoinit.kv"`) {
-		checkerEnd("FAIL", fmt.Sprintf("a dry run after the cancel: exit %d, %v: %s", code, err, lastLines(out2, 4)))
+		vmEnd("FAIL", fmt.Sprintf("a dry run after the cancel: exit %d, %v: %s", code, err, lastLines(out2, 4)))
 	}
-	checkerEnd("PASS", "a prepare handed to PID 1 and cancelled left nothing behind; the same sessions worked again")
+	vmEnd("PASS", "a prepare handed to PID 1 and cancelled left nothing behind; the same sessions worked again")
 }

@@ -4,11 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strings"
 	"time"
 
-	"github.com/luoinit/luoinit/handoff"
 	"github.com/luoinit/luoinit/netconf"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -120,25 +118,12 @@ func netDump(when string) error {
 // netcheckMain runs as a workload of luoinit after the live update: it
 // waits for the restore to finish, reports the dump, and ends the VM.
 func netcheckMain() {
-	if _, ok := os.LookupEnv(handoff.EnvFD); ok {
-		if _, err := handoff.Receive("netcheck", 30*time.Second); err != nil {
-			checkerEnd("FAIL", err.Error())
-		}
-	}
-	for i := 0; ; i++ {
-		b, _ := os.ReadFile("/run/luoinit/state")
-		if strings.Contains(string(b), "state=finished") {
-			fmt.Printf("\nLUOTEST:STATE %s\n", strings.ReplaceAll(strings.TrimSpace(string(b)), "\n", " "))
-			break
-		}
-		if i > 600 {
-			checkerEnd("FAIL", fmt.Sprintf("luoinit state %q", b))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	takeHandoff("netcheck")
+	state := waitState("finished", stateIs("finished"))
+	fmt.Printf("\nLUOTEST:STATE %s\n", strings.ReplaceAll(strings.TrimSpace(state), "\n", " "))
 	time.Sleep(500 * time.Millisecond) // IPv6 DAD, as before the update
 	if err := netDump("after"); err != nil {
-		checkerEnd("FAIL", err.Error())
+		vmEnd("FAIL", err.Error())
 	}
-	checkerEnd("PASS", "network dumped after the live update")
+	vmEnd("PASS", "network dumped after the live update")
 }

@@ -86,16 +86,9 @@ func workloadMain(args []string) {
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM)
 
-	var files []handoff.File
-	for _, sp := range specs {
-		f, err := memfd(sp.name, 0)
-		if err != nil {
-			fail(*name, err)
-		}
-		if err := fillPattern(f, sp.size, sp.seed); err != nil {
-			fail(*name, err)
-		}
-		files = append(files, handoff.File{Name: sp.name, File: f})
+	files, err := makeMemfds("", specs)
+	if err != nil {
+		fail(*name, err)
 	}
 	switch args[0] {
 	case "push":
@@ -106,20 +99,7 @@ func workloadMain(args []string) {
 			}
 			files = append(files, handoff.File{Name: *pipe, File: r})
 		}
-		// prepare may not be listening yet.
-		var perr error
-		for i := 0; i < 600; i++ {
-			if _, err := os.Stat(*socket); err == nil {
-				break
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		perr = handoff.Push(*socket, *name, files, 30*time.Second)
-		if perr != nil {
-			fmt.Printf("\nLUOTEST:WORKLOAD_ACK %s error: %v\n", *name, perr)
-		} else {
-			fmt.Printf("\nLUOTEST:WORKLOAD_ACK %s ok\n", *name)
-		}
+		push(*name, *socket, files)
 	case "hold":
 		if len(files) != 1 {
 			fail(*name, fmt.Errorf("hold takes one memfd"))
