@@ -46,19 +46,146 @@ const sessionNameMax = 63
 // workloadNameMax is the longest workload name: its session name must fit.
 const workloadNameMax = sessionNameMax - len(SessionPrefix)
 
-// The values of Workload.Handoff, Workload.Stop and Workload.Restart.
+// HandoffMode is how prepare gets a workload's fds and how PID 1 hands
+// them back after the kexec (Workload.Handoff).
+type HandoffMode string
+
+// The handoff modes.
 const (
-	handoffSocket = "socket"
-	handoffPidfd  = "pidfd"
-	stopTerm      = "term"
-	stopSigstop   = "sigstop"
-	restartNever  = "never"
-	restartOnFail = "on-failure"
+	// HandoffSocket: the workload pushes its fds over prepare's socket and
+	// pulls them back over the socket at LUOINIT_HANDOFF_FD.
+	HandoffSocket HandoffMode = "socket"
+	// HandoffPidfd: prepare takes the fds from the running process with
+	// pidfd_getfd; they come back over the handoff socket.
+	HandoffPidfd HandoffMode = "pidfd"
+	// HandoffFDStore: the workload keeps its fds in PID 1's fd store
+	// (sd_notify FDSTORE=1); prepare preserves the stored memfds and they
+	// come back as LISTEN_FDS / LISTEN_FDNAMES, as systemd passes them.
+	HandoffFDStore HandoffMode = "fdstore"
+	// HandoffNone: no handoff socket, no wait, no session of luoinit's; the
+	// workload owns whatever it keeps (its own LUO sessions, say).
+	HandoffNone HandoffMode = "none"
 )
 
-// defaultStopTimeout is how long prepare waits after SIGTERM before
-// SIGKILL when a workload sets no stop_timeout.
-const defaultStopTimeout = 5 * time.Second
+// HandoffModes lists the valid handoff modes, for messages and docs.
+var HandoffModes = []HandoffMode{HandoffSocket, HandoffPidfd, HandoffFDStore, HandoffNone}
+
+// StopMode is how prepare quiesces a workload before the kexec.
+type StopMode string
+
+// The stop modes.
+const (
+	StopTerm    StopMode = "term"    // SIGTERM, SIGKILL after the stop timeout (default)
+	StopSigstop StopMode = "sigstop" // SIGSTOP: frozen, not ended, when the old kernel goes
+)
+
+// RestartPolicy is what PID 1 does when a workload exits.
+type RestartPolicy string
+
+// The restart policies.
+const (
+	RestartNever     RestartPolicy = "never"      // default
+	RestartOnFailure RestartPolicy = "on-failure" // start again after a non-zero exit, with backoff
+)
+
+// ReadyMode is the moment a restored workload counts as back in service.
+type ReadyMode string
+
+// The readiness modes.
+const (
+	// ReadyHandoff: when it acknowledged its handoff (socket, pidfd), or
+	// when it was started (fdstore, none). The default.
+	ReadyHandoff ReadyMode = "handoff"
+	// ReadyNotify: when it sends READY=1 on $NOTIFY_SOCKET.
+	ReadyNotify ReadyMode = "notify"
+)
+
+// SessionsMode is what PID 1 does after the kexec with the LUO sessions a
+// workload created and owns itself.
+type SessionsMode string
+
+// The session ownership modes.
+const (
+	// SessionsLeave: PID 1 does not touch them and closes /dev/liveupdate
+	// before the workload starts; the workload retrieves them itself.
+	SessionsLeave SessionsMode = "leave"
+	// SessionsRetrieve: PID 1 retrieves them and hands the session fds to
+	// the workload, which retrieves its fds and FINISHes them itself.
+	SessionsRetrieve SessionsMode = "retrieve"
+)
+
+// Defaults applied by the methods of Workload.
+const (
+	// DefaultStopTimeout is how long prepare waits after SIGTERM before
+	// SIGKILL when a workload sets no stop_timeout.
+	DefaultStopTimeout = 5 * time.Second
+	// DefaultFDStoreMax is the fd store limit of a workload with handoff
+	// "fdstore" that sets no fdstore_max.
+	DefaultFDStoreMax = 64
+	// FDStoreMaxLimit is the largest fdstore_max accepted.
+	FDStoreMaxLimit = 4096
+)
+
+// StopMode returns the workload's stop mode, default StopTerm.
+func (w *Workload) StopMode() StopMode {
+	if w.Stop == "" {
+		return StopTerm
+	}
+	return w.Stop
+}
+
+// StopAfter returns the workload's stop timeout, default DefaultStopTimeout.
+func (w *Workload) StopAfter() time.Duration {
+	if w.StopTimeout.Duration <= 0 {
+		return DefaultStopTimeout
+	}
+	return w.StopTimeout.Duration
+}
+
+// RestartPolicy returns the workload's restart policy, default RestartNever.
+func (w *Workload) RestartPolicy() RestartPolicy {
+	if w.Restart == "" {
+		return RestartNever
+	}
+	return w.Restart
+}
+
+// ReadyMode returns the workload's readiness mode, default ReadyHandoff.
+func (w *Workload) ReadyMode() ReadyMode {
+	if w.Ready == "" {
+		return ReadyHandoff
+	}
+	return w.Ready
+}
+
+// SessionsMode returns what PID 1 does with the workload's own LUO
+// sessions after the kexec, default SessionsLeave.
+func (w *Workload) SessionsMode() SessionsMode {
+	if w.Sessions == "" {
+		return SessionsLeave
+	}
+	return w.Sessions
+}
+
+// FDStoreLimit returns how many fds PID 1 keeps in the workload's fd
+// store: fdstore_max if set, DefaultFDStoreMax for handoff "fdstore",
+// else 0 (FDSTORE=1 is refused, as systemd does with
+// FileDescriptorStoreMax=0).
+func (w *Workload) FDStoreLimit() int {
+	switch {
+	case w.FDStoreMax > 0:
+		return w.FDStoreMax
+	case w.Handoff == HandoffFDStore:
+		return DefaultFDStoreMax
+	}
+	return 0
+}
+
+// UsesHandoffSocket reports whether PID 1 gives the workload a handoff
+// socket (LUOINIT_HANDOFF_FD) and waits for its HELLO and ACK.
+func (w *Workload) UsesHandoffSocket() bool {
+	return w.Handoff == HandoffSocket || w.Handoff == HandoffPidfd
+}
 
 // SessionName is the LUO session that holds the fds of a workload.
 func SessionName(workload string) string { return SessionPrefix + workload }
@@ -120,20 +247,33 @@ func (t Timing) Blackout() time.Duration {
 
 // Workload is a program whose fds survive the live update.
 type Workload struct {
-	Name        string   `toml:"name"`
-	Argv        []string `toml:"argv"`
-	Env         []string `toml:"env,omitempty"` // "KEY=value"
-	Dir         string   `toml:"dir,omitempty"` // absolute; "" means /
-	UID         uint32   `toml:"uid"`
-	GID         uint32   `toml:"gid"`
-	Handoff     string   `toml:"handoff"`                // "socket" (workload pushes its fds over the handoff socket) or "pidfd" (prepare takes them with pidfd_getfd)
-	PID         int      `toml:"pid,omitempty,omitzero"` // pidfd mode: the process (or PIDFile)
-	PIDFile     string   `toml:"pidfile,omitempty"`      // absolute
-	Stop        string   `toml:"stop,omitempty"`         // how prepare quiesces it: "term" (SIGTERM, SIGKILL after StopTimeout; default) or "sigstop"
-	StopTimeout Duration `toml:"stop_timeout,omitempty"` // default 5s
-	Restart     string   `toml:"restart,omitempty"`      // "never" (default) or "on-failure"
-	Session     string   `toml:"session,omitempty"`      // manifest only: the LUO session holding its fds
-	FDs         []FD     `toml:"fd"`
+	Name        string        `toml:"name"`
+	Argv        []string      `toml:"argv"`
+	Env         []string      `toml:"env,omitempty"` // "KEY=value"
+	Dir         string        `toml:"dir,omitempty"` // absolute; "" means /
+	UID         uint32        `toml:"uid"`
+	GID         uint32        `toml:"gid"`
+	Handoff     HandoffMode   `toml:"handoff"`                        // see HandoffMode
+	PID         int           `toml:"pid,omitempty,omitzero"`         // pidfd mode: the process (or PIDFile)
+	PIDFile     string        `toml:"pidfile,omitempty"`              // absolute
+	Stop        StopMode      `toml:"stop,omitempty"`                 // how prepare quiesces it; StopMode() applies the default
+	StopTimeout Duration      `toml:"stop_timeout,omitempty"`         // default 5s
+	Restart     RestartPolicy `toml:"restart,omitempty"`              // RestartPolicy() applies the default
+	Ready       ReadyMode     `toml:"ready,omitempty"`                // ReadyMode() applies the default
+	Sessions    SessionsMode  `toml:"sessions,omitempty"`             // its own LUO sessions after the kexec; SessionsMode() applies the default
+	FDStoreMax  int           `toml:"fdstore_max,omitempty,omitzero"` // fd store limit; FDStoreLimit() applies the default
+	Session     string        `toml:"session,omitempty"`              // manifest only: the LUO session holding its fds
+	FDs         []FD          `toml:"fd"`
+	// OwnedSessions are the LUO sessions the workload created itself and
+	// prepare kept open across the kexec (manifest only).
+	OwnedSessions []OwnedSession `toml:"owned_session,omitempty"`
+}
+
+// OwnedSession is a LUO session a workload created and owns (manifest
+// only): prepare found it and held it open until the reboot.
+type OwnedSession struct {
+	Name string `toml:"name"` // the session's name (GET_NAME, or from /proc)
+	Via  string `toml:"via"`  // how prepare got it: "push", "fdstore" or "proc"
 }
 
 // FD is one fd of a workload, preserved under a token of its session.
@@ -367,21 +507,11 @@ func (m *Manifest) Summary() string {
 		for _, e := range w.Env {
 			fmt.Fprintf(&b, "  env   %s\n", e)
 		}
-		stop := w.Stop
-		if stop == "" {
-			stop = stopTerm
+		stop := string(w.StopMode())
+		if w.StopMode() == StopTerm {
+			stop = fmt.Sprintf("%s (SIGKILL after %v)", stop, w.StopAfter())
 		}
-		if stop == stopTerm {
-			timeout := w.StopTimeout.Duration
-			if timeout == 0 {
-				timeout = defaultStopTimeout
-			}
-			stop = fmt.Sprintf("%s (SIGKILL after %v)", stop, timeout)
-		}
-		restart := w.Restart
-		if restart == "" {
-			restart = restartNever
-		}
+		restart := w.RestartPolicy()
 		fmt.Fprintf(&b, "  stop  %s, restart %s\n", stop, restart)
 		if len(w.FDs) == 0 {
 			continue

@@ -199,6 +199,18 @@ func (c *checker) arg(path, ctx, what, s string) bool {
 	return true
 }
 
+// wordList quotes a vocabulary for a message: "a", "b" or "c".
+func wordList[T ~string](words []T) string {
+	q := make([]string, len(words))
+	for i, w := range words {
+		q[i] = fmt.Sprintf("%q", w)
+	}
+	if len(q) < 2 {
+		return strings.Join(q, "")
+	}
+	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
+}
+
 func workloadCtx(i int, w *Workload) string {
 	if w.Name != "" && validWorkloadName(w.Name) {
 		return fmt.Sprintf("workload %q", w.Name)
@@ -282,13 +294,29 @@ func (c *checker) workloads(ws []Workload, isManifest bool) {
 			c.add(wp+".dir", ctx, "dir %q is not an absolute path", w.Dir)
 		}
 
-		pidfd := w.Handoff == handoffPidfd
+		pidfd := w.Handoff == HandoffPidfd
 		switch w.Handoff {
-		case handoffSocket, handoffPidfd:
+		case HandoffSocket, HandoffPidfd, HandoffFDStore, HandoffNone:
 		case "":
-			c.add(wp+".handoff", ctx, "handoff is missing: it must be %q or %q", handoffSocket, handoffPidfd)
+			c.add(wp+".handoff", ctx, "handoff is missing: it must be one of %s", wordList(HandoffModes))
 		default:
-			c.add(wp+".handoff", ctx, "handoff %q: it must be %q or %q", w.Handoff, handoffSocket, handoffPidfd)
+			c.add(wp+".handoff", ctx, "handoff %q: it must be one of %s", w.Handoff, wordList(HandoffModes))
+		}
+		switch w.Ready {
+		case "", ReadyHandoff, ReadyNotify:
+		default:
+			c.add(wp+".ready", ctx, "ready %q: it must be %q or %q", w.Ready, ReadyHandoff, ReadyNotify)
+		}
+		switch w.Sessions {
+		case "", SessionsLeave, SessionsRetrieve:
+		default:
+			c.add(wp+".sessions", ctx, "sessions %q: it must be %q or %q", w.Sessions, SessionsLeave, SessionsRetrieve)
+		}
+		if w.FDStoreMax < 0 || w.FDStoreMax > FDStoreMaxLimit {
+			c.add(wp+".fdstore_max", ctx, "fdstore_max %d: it must be 0 to %d", w.FDStoreMax, FDStoreMaxLimit)
+		}
+		if w.Handoff == HandoffNone && len(w.FDs) > 0 {
+			c.add(wp+".handoff", ctx, "handoff %q takes no [[workload.fd]]: luoinit keeps no fds for it", HandoffNone)
 		}
 		if w.PID < 0 {
 			c.add(wp+".pid", ctx, "pid %d is not valid", w.PID)
@@ -300,21 +328,21 @@ func (c *checker) workloads(ws []Workload, isManifest bool) {
 			c.add(wp+".pidfile", ctx, "set pid or pidfile, not both").deps = []string{wp + ".pid"}
 		}
 		if pidfd && w.PID == 0 && w.PIDFile == "" {
-			c.add(wp+".handoff", ctx, "handoff %q needs pid or pidfile", handoffPidfd).deps = []string{wp + ".pid", wp + ".pidfile"}
+			c.add(wp+".handoff", ctx, "handoff %q needs pid or pidfile", HandoffPidfd).deps = []string{wp + ".pid", wp + ".pidfile"}
 		}
 
 		switch w.Stop {
-		case "", stopTerm, stopSigstop:
+		case "", StopTerm, StopSigstop:
 		default:
-			c.add(wp+".stop", ctx, "stop %q: it must be %q or %q", w.Stop, stopTerm, stopSigstop)
+			c.add(wp+".stop", ctx, "stop %q: it must be %q or %q", w.Stop, StopTerm, StopSigstop)
 		}
 		if w.StopTimeout.Duration < 0 {
 			c.add(wp+".stop_timeout", ctx, "stop_timeout %v is negative", w.StopTimeout.Duration)
 		}
 		switch w.Restart {
-		case "", restartNever, restartOnFail:
+		case "", RestartNever, RestartOnFailure:
 		default:
-			c.add(wp+".restart", ctx, "restart %q: it must be %q or %q", w.Restart, restartNever, restartOnFail)
+			c.add(wp+".restart", ctx, "restart %q: it must be %q or %q", w.Restart, RestartNever, RestartOnFailure)
 		}
 
 		if isManifest {
@@ -361,11 +389,15 @@ func (c *checker) fds(w *Workload, wp, wctx string, pidfd, isManifest bool) {
 		switch {
 		case fd.Number == nil:
 			if pidfd {
-				c.add(fp+".number", ctx, "handoff %q needs the fd's number", handoffPidfd).deps = []string{wp + ".handoff"}
+				c.add(fp+".number", ctx, "handoff %q needs the fd's number", HandoffPidfd).deps = []string{wp + ".handoff"}
 			}
 		case !pidfd:
-			if w.Handoff == handoffSocket {
-				c.add(fp+".number", ctx, "number is only for handoff %q: in socket mode the workload sends its fds", handoffPidfd).deps = []string{wp + ".handoff"}
+			if how, ok := map[HandoffMode]string{
+				HandoffSocket:  "the workload sends its fds",
+				HandoffFDStore: "the workload stores its fds with PID 1",
+				HandoffNone:    "luoinit keeps no fds",
+			}[w.Handoff]; ok {
+				c.add(fp+".number", ctx, "number is only for handoff %q: in %s mode %s", HandoffPidfd, w.Handoff, how).deps = []string{wp + ".handoff"}
 			}
 		case *fd.Number < 0:
 			c.add(fp+".number", ctx, "number %d is not a valid fd", *fd.Number)

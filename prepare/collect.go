@@ -13,6 +13,7 @@ import (
 
 	"github.com/luoinit/luoinit/handoff"
 	"github.com/luoinit/luoinit/luo"
+	"github.com/luoinit/luoinit/manifest"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,7 +25,7 @@ func (s *state) collect(ctx context.Context, dev *luo.Device) error {
 	for i := range s.m.Workloads {
 		w := &s.m.Workloads[i]
 		switch w.Handoff {
-		case "pidfd":
+		case manifest.HandoffPidfd:
 			if err := s.collectPidfd(dev, i); err != nil {
 				return err
 			}
@@ -33,7 +34,7 @@ func (s *state) collect(ctx context.Context, dev *luo.Device) error {
 				// Nothing to preserve: stop it at the freeze if its pid is
 				// known, else it just goes down with the kexec.
 				if pid, ok := s.o.Procs[w.Name]; ok {
-					s.procs = append(s.procs, newProcess(w.Name, pid, w.Stop, w.StopTimeout.Duration))
+					s.procs = append(s.procs, newProcess(w.Name, pid, w.StopMode(), w.StopAfter()))
 				} else {
 					s.logf("workload %q has no fds to hand over and no known pid; not waiting for it", w.Name)
 				}
@@ -144,7 +145,7 @@ func (s *state) serve(dev *luo.Device, c *handoff.Conn, pending map[string]int) 
 	if known, ok := s.o.Procs[w.Name]; ok {
 		pid = known // the process the init started, even if a child of it pushed
 	}
-	s.procs = append(s.procs, newProcess(w.Name, pid, w.Stop, w.StopTimeout.Duration))
+	s.procs = append(s.procs, newProcess(w.Name, pid, w.StopMode(), w.StopAfter()))
 	return nil
 }
 
@@ -182,7 +183,7 @@ func (s *state) collectPidfd(dev *luo.Device, i int) error {
 	if _, err := s.preserve(dev, i, byName); err != nil {
 		return err
 	}
-	s.procs = append(s.procs, newProcess(w.Name, pid, w.Stop, w.StopTimeout.Duration))
+	s.procs = append(s.procs, newProcess(w.Name, pid, w.StopMode(), w.StopAfter()))
 	return nil
 }
 

@@ -76,6 +76,11 @@ type Options struct {
 	// Cancelled when a prepare is cancelled (an init holds and releases
 	// its restarts with them).
 	Freezing, Cancelled func()
+	// FDStore is what an init that keeps the workloads' fd stores
+	// (sd_notify FDSTORE=1) has for one workload: a dup of each stored fd
+	// with its FDNAME, in store order. prepare owns and closes the files.
+	// nil outside such an init (a --standalone prepare).
+	FDStore func(workload string) []handoff.File
 
 	// reboot is replaced in tests; default reboot(LINUX_REBOOT_CMD_KEXEC).
 	reboot func() error

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/luoinit/luoinit/manifest"
 	"golang.org/x/sys/unix"
 )
 
@@ -15,20 +16,16 @@ type process struct {
 	workload string
 	pid      int
 	pidfd    int // -1 if pidfd_open failed
-	mode     string
+	mode     manifest.StopMode
 	timeout  time.Duration
 	stopped  bool // SIGSTOP sent (resume with SIGCONT on cancel)
 	killed   bool // SIGTERM/SIGKILL sent (cannot be undone)
 }
 
-func newProcess(workload string, pid int, mode string, timeout time.Duration) *process {
+// newProcess takes the mode and timeout with the workload's defaults
+// applied (manifest.Workload.StopMode and StopAfter).
+func newProcess(workload string, pid int, mode manifest.StopMode, timeout time.Duration) *process {
 	p := &process{workload: workload, pid: pid, mode: mode, timeout: timeout, pidfd: -1}
-	if p.mode == "" {
-		p.mode = "term"
-	}
-	if p.timeout <= 0 {
-		p.timeout = 5 * time.Second
-	}
 	// A pidfd pins the process: a pid reused after the workload exits can
 	// never receive our signals.
 	if fd, err := unix.PidfdOpen(pid, 0); err == nil {
@@ -104,7 +101,7 @@ func procState(pid int) (byte, error) {
 // until the kernel reports it stopped.
 func (p *process) stop() error {
 	switch p.mode {
-	case "sigstop":
+	case manifest.StopSigstop:
 		if err := p.signal(unix.SIGSTOP); err != nil {
 			return err
 		}

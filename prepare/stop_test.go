@@ -4,6 +4,8 @@ import (
 	"os/exec"
 	"testing"
 	"time"
+
+	"github.com/luoinit/luoinit/manifest"
 )
 
 func TestStopModes(t *testing.T) {
@@ -28,7 +30,7 @@ func TestStopModes(t *testing.T) {
 			go func() { cmd.Wait(); close(done) }()
 			defer func() { cmd.Process.Kill(); <-done }()
 			time.Sleep(100 * time.Millisecond) // let the shell set its trap
-			p := newProcess("w", cmd.Process.Pid, tc.mode, tc.timeout)
+			p := newProcess("w", cmd.Process.Pid, manifest.StopMode(tc.mode), tc.timeout)
 			defer p.close()
 			if err := p.stop(); err != nil {
 				t.Fatal(err)

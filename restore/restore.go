@@ -190,26 +190,19 @@ func (s *Supervisor) supervise(w *Workload) {
 			if code == 0 {
 				backoff = s.o.Backoff
 			}
-			if w.Spec.Restart != "on-failure" || code == 0 {
+			if w.Spec.RestartPolicy() != manifest.RestartOnFailure || code == 0 {
 				if len(w.Files) > 0 {
-					s.logf("workload %q: not restarted (restart = %q); luoinit keeps its %d undelivered fds and session %q unfinished", w.Spec.Name, restartPolicy(w.Spec.Restart), len(w.Files), w.Spec.Session)
+					s.logf("workload %q: not restarted (restart = %q); luoinit keeps its %d undelivered fds and session %q unfinished", w.Spec.Name, w.Spec.RestartPolicy(), len(w.Files), w.Spec.Session)
 				}
 				return
 			}
-		} else if w.Spec.Restart != "on-failure" {
+		} else if w.Spec.RestartPolicy() != manifest.RestartOnFailure {
 			return
 		}
 		s.logf("workload %q: restarting in %v (restart = on-failure)", w.Spec.Name, backoff)
 		time.Sleep(backoff)
 		backoff = min(2*backoff, s.o.MaxBackoff)
 	}
-}
-
-func restartPolicy(p string) string {
-	if p == "" {
-		return "never"
-	}
-	return p
 }
 
 // launch starts w once and hands it the fds the init still holds for it.

@@ -201,7 +201,7 @@ func TestSupervisorHandoff(t *testing.T) {
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			w, sess := workload(tc.files)
-			w.Spec.Restart = tc.restart
+			w.Spec.Restart = manifest.RestartPolicy(tc.restart)
 			sess.finishErr = tc.finishErr
 			calls := 0
 			st := &inProcess{behave: tc.behave(t, &calls), pid: tc.pid}
