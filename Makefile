@@ -8,6 +8,7 @@
 #   make build    bin/luoinit, static
 #   make fuzz     every fuzz target for FUZZTIME (default 60s) each
 #   make bench    benchmarks: manifest parse/marshal, a 100-fd handoff
+#   make perf     the restore path in the VM against a raw C baseline
 
 GO      ?= go
 CACHE   ?= $(or $(LUOINIT_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/luoinit)
@@ -18,7 +19,7 @@ export LUOINIT_CACHE := $(CACHE)
 # The kernel's path comes from build.sh on stdout; its progress goes to stderr.
 KERNEL_CMD = tests/kernel/build.sh "$(CACHE)"
 
-.PHONY: all build bench deps kernel test lint unit layout vmtest demo fuzz clean
+.PHONY: all build bench perf deps kernel test lint unit layout vmtest demo fuzz clean
 
 all: build
 
@@ -61,6 +62,11 @@ demo: deps
 # handing 100 fds to a workload.
 bench:
 	$(GO) test -run XXX -bench . -benchmem ./manifest/ ./handoff/
+
+# The restore path in the VM, luoinit against a raw C PID 1 doing only the
+# ioctls, back to back in one run (PERF_N, PERF_WORKLOADS: tests/perf).
+perf: deps
+	@k=$$($(KERNEL_CMD)) && LUOINIT_KERNEL=$$k $(GO) run ./tests/perf
 
 FUZZTIME ?= 60s
 fuzz:

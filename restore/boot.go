@@ -227,6 +227,9 @@ func writeState(dir string, r *Report) error {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "state=%s\nboot=%s\ngeneration=%d\nlost=%d\n", r.State, r.Kind, r.Generation, len(r.Lost))
+	if r.Started > 0 {
+		fmt.Fprintf(&b, "init_boottime_ns=%d\n", int64(r.Started))
+	}
 	// Figures, once the first handoffs are over (durations in ns).
 	if r.Done > 0 {
 		lastAck := r.LastAck()

@@ -161,6 +161,14 @@ func checkerMain(args []string) {
 	takeHandoff("checker") // it is a workload too
 	state := waitState(*want, stateIs(*want))
 	fmt.Printf("\nLUOTEST:STATE %s\n", strings.ReplaceAll(strings.TrimSpace(state), "\n", " "))
+	// PID 1's peak memory, for make perf.
+	if b, err := os.ReadFile("/proc/1/status"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+				fmt.Printf("\nLUOTEST:PID1MEM VmHWM=%s\n", strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			}
+		}
+	}
 
 	// PID 1 must shrug off SIGTERM and SIGHUP.
 	for _, sig := range []unix.Signal{unix.SIGTERM, unix.SIGHUP} {
