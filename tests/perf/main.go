@@ -14,7 +14,8 @@
 //
 // Environment: LUOINIT_KERNEL (the bzImage; make perf sets it),
 // PERF_N (default "1,100,1000,10000"), PERF_WORKLOADS (default "100x10";
-// "" skips), PERF_ONLY ("raw" or "luoinit" to run one side).
+// "" skips), PERF_ONLY ("raw" or "luoinit" to run one side), PERF_CONSOLE
+// (a directory to keep every run's serial console in).
 package main
 
 import (
@@ -168,6 +169,12 @@ func boot(k *vm.Kernel, img, appendArgs string, timeout time.Duration) (*vm.Resu
 	res, err := vm.Run(context.Background(), vm.Config{Kernel: k.BzImage, Initramfs: img, Append: appendArgs, Timeout: timeout})
 	if err != nil {
 		return nil, err
+	}
+	if dir := os.Getenv("PERF_CONSOLE"); dir != "" {
+		// Every console line with the host's time, for a closer look.
+		os.MkdirAll(dir, 0o755)
+		name := strings.TrimSuffix(filepath.Base(filepath.Dir(img)), filepath.Ext(img)) + ".log"
+		os.WriteFile(filepath.Join(dir, name), []byte(strings.Join(res.Console, "\n")+"\n"), 0o644)
 	}
 	if !res.Passed {
 		return res, fmt.Errorf("%s", res.Message)
