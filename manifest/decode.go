@@ -24,6 +24,15 @@ import (
 // match exactly (the decoder would also take "Name" for "name"), and
 // presence is known (a config must not set "token = 0" either).
 func parse(file string, data []byte, v any, isManifest bool) error {
+	if fastParse(data, v, isManifest) {
+		return nil
+	}
+	return fullParse(file, data, v, isManifest)
+}
+
+// fullParse is parse without the fast path: the TOML library reads data,
+// and every problem is reported with its line.
+func fullParse(file string, data []byte, v any, isManifest bool) error {
 	var top map[string]toml.Primitive
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&top)
 	if err != nil {
@@ -70,6 +79,29 @@ func parse(file string, data []byte, v any, isManifest bool) error {
 		}
 	}
 	return joinProblems(probs)
+}
+
+// fastParse decodes and validates data into v through the fast path (see
+// fast.go) and reports whether it could. v is left untouched when not: the
+// full parser then reads data and says what is wrong with it.
+func fastParse(data []byte, v any, isManifest bool) bool {
+	rv := reflect.ValueOf(v).Elem()
+	nv := reflect.New(rv.Type())
+	present, ok := fastDecode(data, nv.Interface())
+	if !ok {
+		return false
+	}
+	c := &checker{present: func(path string) bool { return present[path] }}
+	if isManifest {
+		c.manifest(nv.Interface().(*Manifest))
+	} else {
+		c.config(nv.Interface().(*Config))
+	}
+	if len(c.probs) > 0 {
+		return false
+	}
+	rv.Set(nv.Elem())
+	return true
 }
 
 // decoder fills a struct from TOML tables, key by key.
