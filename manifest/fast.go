@@ -61,8 +61,8 @@ func fastDecode(data []byte, v any) (map[string]bool, bool) {
 
 type fast struct {
 	root    reflect.Value
-	cur     reflect.Value // the struct keys go into
-	curPath string        // its field path: workload[0].fd[2]
+	cur     reflect.Value   // the struct keys go into
+	curPath string          // its field path: workload[0].fd[2]
 	present map[string]bool // keys set to their zero value, by field path
 	tables  map[string]bool // headers seen, by field path
 	set     uint64          // the fields of cur already set, by field index
