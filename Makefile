@@ -72,6 +72,7 @@ FUZZTIME ?= 60s
 fuzz:
 	$(GO) test -run XXX -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./manifest/
 	$(GO) test -run XXX -fuzz '^FuzzParseConfig$$' -fuzztime $(FUZZTIME) ./manifest/
+	$(GO) test -run XXX -fuzz '^FuzzFastPathAgrees$$' -fuzztime $(FUZZTIME) ./manifest/
 	$(GO) test -run XXX -fuzz '^FuzzDecodeMessage$$' -fuzztime $(FUZZTIME) ./handoff/
 	$(GO) test -run XXX -fuzz '^FuzzReceiveFiles$$' -fuzztime $(FUZZTIME) ./handoff/
 	$(GO) test -run XXX -fuzz '^FuzzParseMarker$$' -fuzztime $(FUZZTIME) ./tests/vm/
