@@ -33,13 +33,16 @@ func pid1Main() {
 			pid1.Shutdown(log, reaper, a, 10*time.Second)
 		})
 		reaper = pid1.NewReaper(log)
+		tl := restore.NewTimeline(started)
 		if err := pid1.MountAll(log); err != nil {
 			log.Printf("mounting: %v (going on with what is there)", err)
 		}
+		tl.Mark(restore.PhaseMounted)
 		rep, err := restore.Boot(restore.BootOptions{
-			Start:   starter{reaper},
-			Log:     log.Printf,
-			Started: started,
+			Start:    starter{reaper},
+			Log:      log.Printf,
+			Started:  started,
+			Timeline: tl,
 		})
 		if err != nil {
 			return err

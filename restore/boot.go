@@ -39,6 +39,8 @@ type BootOptions struct {
 	Supervisor Options
 	// Started is CLOCK_BOOTTIME when init started, for the report.
 	Started time.Duration
+	// Timeline collects the phases of the boot; nil keeps none.
+	Timeline *Timeline
 	// ApplyNetwork puts a network configuration in place; default
 	// netconf.Apply.
 	ApplyNetwork func(n manifest.Network, logf func(string, ...any)) (int, []error, time.Duration)
@@ -61,6 +63,8 @@ type Report struct {
 	NetworkTook     time.Duration
 	// Supervisor keeps the workloads running; nil if none were started.
 	Supervisor *Supervisor
+	// Phases is the timeline of the boot until every first handoff ended.
+	Phases []Phase
 }
 
 // Blackout is the time the workloads were out of service: from the first
@@ -121,7 +125,10 @@ func Boot(o BootOptions) (*Report, error) {
 		}
 	}
 
+	tl := o.Timeline
+	o.Supervisor.Timeline = tl
 	m, err := manifest.Load(o.Manifest)
+	tl.Mark(PhaseManifest)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		rep.Kind = StateNormal
@@ -150,7 +157,8 @@ func Boot(o BootOptions) (*Report, error) {
 			ret.Lost = append(ret.Lost, w.Lost...)
 		}
 	} else {
-		ret = Retrieve(dev, m, logf)
+		tl.Mark(PhaseDevice)
+		ret = Retrieve(dev, m, logf, tl)
 		// Before any workload starts: /dev/liveupdate admits one opener,
 		// and a workload may manage sessions of its own.
 		dev.Close()
@@ -161,6 +169,7 @@ func Boot(o BootOptions) (*Report, error) {
 		rep.Timing = m.Timing
 	}
 	applyNetwork(o, rep, m.Network, "the old kernel's network")
+	tl.Mark(PhaseNetwork)
 	rep.Lost = ret.Lost
 	for _, l := range ret.Lost {
 		logf("%s", l)
@@ -180,6 +189,7 @@ func Boot(o BootOptions) (*Report, error) {
 			end = StateDegraded
 		}
 	}
+	rep.Phases = tl.Phases()
 	state(end)
 	return rep, nil
 }
@@ -204,6 +214,10 @@ func coldBoot(o BootOptions, rep *Report, logf func(string, ...any)) (*Report, e
 		if errors.Is(err, os.ErrNotExist) {
 			applyNetwork(o, rep, manifest.Network{}, "loopback only")
 			logf("no manifest and no config (%s): no workloads to start", o.Config)
+			rep.Phases = o.Timeline.Phases()
+			if err := writeState(o.StateDir, rep); err != nil {
+				logf("state file: %v", err)
+			}
 			return rep, nil
 		}
 		return rep, fmt.Errorf("cold boot: %w", err)
@@ -217,6 +231,10 @@ func coldBoot(o BootOptions, rep *Report, logf func(string, ...any)) (*Report, e
 	rep.Supervisor = NewSupervisor(o.Start, logf, o.Supervisor)
 	rep.Results = rep.Supervisor.Run(ws)
 	rep.Done = BootTime()
+	rep.Phases = o.Timeline.Phases()
+	if err := writeState(o.StateDir, rep); err != nil {
+		logf("state file: %v", err)
+	}
 	return rep, nil
 }
 
@@ -247,6 +265,9 @@ func writeState(dir string, r *Report) error {
 		if d := r.Blackout(); d > 0 {
 			fmt.Fprintf(&b, "blackout_ns=%d\n", int64(d))
 		}
+	}
+	for _, p := range r.Phases {
+		fmt.Fprintf(&b, "phase.%s_ns=%d\n", p.Name, int64(p.At))
 	}
 	tmp := filepath.Join(dir, ".state.tmp")
 	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {

@@ -48,6 +48,8 @@ type Options struct {
 	Backoff, MaxBackoff time.Duration
 	// FinishTries is how often FINISH is tried before it is reported.
 	FinishTries int
+	// Timeline takes each workload's exec, ack and finish; nil keeps none.
+	Timeline *Timeline
 }
 
 // Result is what happened to one workload's handoff, for the report.
@@ -228,6 +230,9 @@ func (s *Supervisor) launch(w *Workload, first bool) (Process, error) {
 		s.record(name, func(r *Result) { r.Err = err })
 		return nil, fmt.Errorf("starting %s: %w", strings.Join(w.Spec.Argv, " "), err)
 	}
+	if first {
+		s.o.Timeline.MarkWorkload(PhaseExec, name)
+	}
 	s.logf("workload %q started as pid %d with %d fds to hand over", name, p.Pid(), len(w.Files))
 	t0 := time.Now()
 	err = Deliver(c, name, p.Pid(), w.Files, s.o.HandoffTimeout)
@@ -237,6 +242,9 @@ func (s *Supervisor) launch(w *Workload, first bool) (Process, error) {
 		return p, err
 	}
 	acked := BootTime()
+	if first {
+		s.o.Timeline.MarkWorkload(PhaseAck, name)
+	}
 	n := len(w.Files)
 	for _, f := range w.Files {
 		f.File.Close()
@@ -249,6 +257,7 @@ func (s *Supervisor) launch(w *Workload, first bool) (Process, error) {
 			s.logf("workload %q: %v", name, err)
 		} else {
 			finished = true
+			s.o.Timeline.MarkWorkload(PhaseFinish, name)
 			w.Session.Close()
 			w.Session = nil
 		}

@@ -84,7 +84,7 @@ func TestRetrieveIsolatesFailures(t *testing.T) {
 		// luoinit.web missing altogether
 	}
 	var log strings.Builder
-	r := Retrieve(dev, testManifest(), func(f string, a ...any) { fmt.Fprintf(&log, f+"\n", a...) })
+	r := Retrieve(dev, testManifest(), func(f string, a ...any) { fmt.Fprintf(&log, f+"\n", a...) }, nil)
 	if len(r.Workloads) != 3 {
 		t.Fatalf("%d workloads, want 3", len(r.Workloads))
 	}

@@ -68,7 +68,7 @@ type Retrieved struct {
 // Retrieve gets every session and fd the manifest names. A failure is
 // isolated to its fd or session and recorded as Lost; the caller logs
 // them and still starts the workloads.
-func Retrieve(dev Device, m *manifest.Manifest, log func(format string, args ...any)) *Retrieved {
+func Retrieve(dev Device, m *manifest.Manifest, log func(format string, args ...any), tl *Timeline) *Retrieved {
 	r := &Retrieved{}
 	for _, spec := range m.Workloads {
 		w := &Workload{Spec: spec}
@@ -98,7 +98,9 @@ func Retrieve(dev Device, m *manifest.Manifest, log func(format string, args ...
 		}
 		log("workload %q: session %q retrieved, %d of %d fds", spec.Name, spec.Session, len(w.Files), len(w.Files)+len(w.Lost))
 	}
+	tl.Mark(PhaseFDsRetrieved)
 	r.Record = retrieveRecord(dev, log)
+	tl.Mark(PhaseRecord)
 	return r
 }
 
