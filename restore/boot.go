@@ -146,6 +146,20 @@ func Boot(o BootOptions) (*Report, error) {
 	state(StateRestoring)
 	logf("live update boot: generation %d, manifest written %s by kernel %s, %d workloads", m.Generation, m.Written.Format(time.RFC3339), m.KernelRelease, len(m.Workloads))
 
+	// The network goes up while the fds are retrieved: neither touches the
+	// other, and the workloads need both before they start.
+	netDone := make(chan struct{})
+	go func() {
+		defer close(netDone)
+		defer func() {
+			if p := recover(); p != nil {
+				logf("network: panic while applying it: %v (the workloads start all the same)", p)
+			}
+		}()
+		applyNetwork(o, rep, m.Network, "the old kernel's network")
+		tl.Mark(PhaseNetwork)
+	}()
+
 	var ret *Retrieved
 	dev, err := o.OpenDevice()
 	if err != nil {
@@ -164,12 +178,7 @@ func Boot(o BootOptions) (*Report, error) {
 		dev.Close()
 	}
 	rep.Retrieved = BootTime()
-	if ret.Record != nil {
-		m.ApplyRecord(*ret.Record)
-		rep.Timing = m.Timing
-	}
-	applyNetwork(o, rep, m.Network, "the old kernel's network")
-	tl.Mark(PhaseNetwork)
+	<-netDone
 	rep.Lost = ret.Lost
 	for _, l := range ret.Lost {
 		logf("%s", l)
@@ -178,8 +187,25 @@ func Boot(o BootOptions) (*Report, error) {
 		rep.Kind = StateDegraded
 	}
 	rep.Supervisor = NewSupervisor(o.Start, logf, o.Supervisor)
+	// The freeze record (blackout figures only) is parsed while the
+	// workloads start, not before.
+	recDone := make(chan struct{})
+	go func() {
+		defer close(recDone)
+		defer func() {
+			if p := recover(); p != nil {
+				logf("freeze record: panic while parsing it: %v", p)
+			}
+		}()
+		ret.ParseRecord(logf)
+	}()
 	rep.Results = rep.Supervisor.Run(ret.Workloads)
 	rep.Done = BootTime()
+	<-recDone
+	if ret.Record != nil {
+		m.ApplyRecord(*ret.Record)
+		rep.Timing = m.Timing
+	}
 	end := StateFinished
 	if rep.Kind == StateDegraded {
 		end = StateDegraded

@@ -108,7 +108,7 @@ func TestRetrieveIsolatesFailures(t *testing.T) {
 			}
 		}
 	}
-	if r.Record != nil || !strings.Contains(log.String(), "freeze record") {
+	if r.RecordData != nil || !strings.Contains(log.String(), "freeze record") {
 		t.Errorf("a missing freeze record must be logged, not invented")
 	}
 }

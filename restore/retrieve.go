@@ -61,7 +61,10 @@ type Workload struct {
 // Retrieved is everything the restore got back from the kernel.
 type Retrieved struct {
 	Workloads []*Workload
-	Record    *manifest.Record // the freeze record, if it came back
+	Record    *manifest.Record // the freeze record, if it came back (see ParseRecord)
+	// RecordData is the freeze record as it came back, not yet parsed:
+	// parsing waits until the workloads are on their way (ParseRecord).
+	RecordData []byte
 	Lost      []Lost           // all lost fds, for the log and the state file
 }
 
@@ -99,7 +102,7 @@ func Retrieve(dev Device, m *manifest.Manifest, log func(format string, args ...
 		log("workload %q: session %q retrieved, %d of %d fds", spec.Name, spec.Session, len(w.Files), len(w.Files)+len(w.Lost))
 	}
 	tl.Mark(PhaseFDsRetrieved)
-	r.Record = retrieveRecord(dev, log)
+	r.RecordData = retrieveRecord(dev, log)
 	tl.Mark(PhaseRecord)
 	return r
 }
@@ -124,9 +127,24 @@ func hasFDs(w manifest.Workload) bool {
 	return false
 }
 
-// retrieveRecord gets the freeze record and finishes its session at once:
-// nothing but luoinit uses it.
-func retrieveRecord(dev Device, log func(string, ...any)) *manifest.Record {
+// ParseRecord parses RecordData into Record (nothing if there is none);
+// a record that does not parse is logged and left out: only the blackout
+// figures need it.
+func (r *Retrieved) ParseRecord(log func(string, ...any)) {
+	if r.RecordData == nil || r.Record != nil {
+		return
+	}
+	rec, err := manifest.ParseRecord(r.RecordData)
+	if err != nil {
+		log("%v", err)
+		return
+	}
+	r.Record = &rec
+}
+
+// retrieveRecord gets the freeze record's bytes and finishes its session
+// at once: nothing but luoinit uses it.
+func retrieveRecord(dev Device, log func(string, ...any)) []byte {
 	s, err := dev.RetrieveSession(manifest.RecordSession)
 	if err != nil {
 		log("freeze record: %v (blackout figures will be missing)", err)
@@ -144,15 +162,10 @@ func retrieveRecord(dev Device, log func(string, ...any)) *manifest.Record {
 		log("freeze record: reading: %v", err)
 		return nil
 	}
-	rec, err := manifest.ParseRecord(b)
-	if err != nil {
-		log("%v", err)
-		return nil
-	}
 	if err := finish(s, 3); err != nil {
 		log("freeze record: %v", err)
 	}
-	return &rec
+	return b
 }
 
 // finish calls FINISH, retrying a failure: if FINISH fails the kernel
