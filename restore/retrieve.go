@@ -65,7 +65,7 @@ type Retrieved struct {
 	// RecordData is the freeze record as it came back, not yet parsed:
 	// parsing waits until the workloads are on their way (ParseRecord).
 	RecordData []byte
-	Lost      []Lost           // all lost fds, for the log and the state file
+	Lost       []Lost // all lost fds, for the log and the state file
 }
 
 // Retrieve gets every session and fd the manifest names. A failure is
