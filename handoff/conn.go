@@ -295,7 +295,7 @@ func (c *Conn) SendFiles(files []File) error {
 	seen := make(map[string]bool, len(files))
 	for i, f := range files {
 		if err := ValidateName(f.Name); err != nil {
-			return c.fail(step, "", err)
+			return c.fail(step, "", invalidName(err))
 		}
 		if seen[f.Name] {
 			return c.fail(step, f.Name, protocolErrorf("duplicate fd name"))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"slices"
@@ -154,12 +155,9 @@ func (s *state) collectPidfd(dev *luo.Device, i int) error {
 	w := &s.m.Workloads[i]
 	pid := w.PID
 	if w.PIDFile != "" {
-		b, err := os.ReadFile(w.PIDFile)
-		if err != nil {
-			return fmt.Errorf("workload %q: pidfile: %w", w.Name, err)
-		}
-		if pid, err = strconv.Atoi(strings.TrimSpace(string(b))); err != nil || pid <= 0 {
-			return fmt.Errorf("workload %q: pidfile %s does not hold a pid", w.Name, w.PIDFile)
+		var err error
+		if pid, err = readPIDFile(w.PIDFile); err != nil {
+			return fmt.Errorf("workload %q: %w", w.Name, err)
 		}
 	}
 	pidfd, err := unix.PidfdOpen(pid, 0)
@@ -185,6 +183,33 @@ func (s *state) collectPidfd(dev *luo.Device, i int) error {
 	}
 	s.procs = append(s.procs, newProcess(w.Name, pid, w.StopMode(), w.StopAfter()))
 	return nil
+}
+
+// pidFileMax is more than any pidfile holds ("4194304\n" is 8 bytes).
+const pidFileMax = 64
+
+// readPIDFile reads the pid in a pidfile: decimal, surrounding white space
+// allowed, 1 to manifest.PIDMax. A larger number would be cut to 32 bits by
+// the kernel and name another process, which prepare would then stop.
+func readPIDFile(path string) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, fmt.Errorf("pidfile: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, pidFileMax+1))
+	if err != nil {
+		return 0, fmt.Errorf("pidfile %s: %w", path, err)
+	}
+	if len(b) > pidFileMax {
+		return 0, fmt.Errorf("pidfile %s: more than %d bytes, not a pid", path, pidFileMax)
+	}
+	text := strings.TrimSpace(string(b))
+	pid, err := strconv.Atoi(text)
+	if err != nil || !manifest.ValidPID(pid) {
+		return 0, fmt.Errorf("pidfile %s holds %q, not a pid (1 to %d)", path, text, manifest.PIDMax)
+	}
+	return pid, nil
 }
 
 // preserve creates the workload's session and preserves its fds under
