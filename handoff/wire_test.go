@@ -84,10 +84,6 @@ func TestGoldenBytes(t *testing.T) {
 
 func TestDecodeRejects(t *testing.T) {
 	long := strings.Repeat("n", MaxNameLen+1)
-	hello := func(version uint16, dir byte, w string) []byte {
-		p := []byte{byte(version), byte(version >> 8), dir, byte(len(w))}
-		return append(p, w...)
-	}
 	ack := func(status byte, fd, text string) []byte {
 		p := []byte{status, byte(len(fd)), byte(len(text)), byte(len(text) >> 8)}
 		return append(append(p, fd...), text...)
