@@ -47,7 +47,7 @@ func parse(file string, data []byte, v any, isManifest bool) error {
 		}
 		return errors.Join(p)
 	}
-	d := &decoder{md: &md, present: map[string]bool{}}
+	d := &decoder{md: &md, present: map[string]bool{}, failed: map[string]bool{}}
 	rv := reflect.ValueOf(v).Elem()
 	d.fields(top, rv, "")
 
@@ -88,7 +88,7 @@ type decoder struct {
 	md      *toml.MetaData
 	probs   []*problem
 	present map[string]bool // field paths set in the file
-	failed  []string        // field paths that could not be decoded
+	failed  map[string]bool // field paths that could not be decoded
 }
 
 var (
@@ -195,7 +195,7 @@ func (d *decoder) leaf(prim toml.Primitive, fv reflect.Value, path string) {
 	}
 	if at, why := mismatch(raw, fv.Type()); why != "" {
 		d.fail(path+at, errors.New(why))
-		d.failed = append(d.failed, path) // the whole field stays unset
+		d.failed[path] = true // the whole field stays unset
 		return
 	}
 	if err := d.md.PrimitiveDecode(prim, fv.Addr().Interface()); err != nil {
@@ -308,13 +308,13 @@ func (d *decoder) fail(path string, err error) {
 		text = tomlPrefix.ReplaceAllString(text, "")
 	}
 	d.probs = append(d.probs, &problem{path: path, ctx: path, text: text, err: err})
-	d.failed = append(d.failed, path)
+	d.failed[path] = true
 }
 
 // failedAt reports whether path, or a table holding it, failed to decode.
 func (d *decoder) failedAt(path string) bool {
-	for _, f := range d.failed {
-		if path == f || strings.HasPrefix(path, f+".") || strings.HasPrefix(path, f+"[") {
+	for ; path != ""; path = parentPath(path) {
+		if d.failed[path] {
 			return true
 		}
 	}

@@ -43,10 +43,10 @@ var hostile = []struct {
 	}, `:3: key "qqqq`},
 	{"many tables", func() string {
 		return "version = 1\n" + strings.Repeat("[[workload]]\nname = \"a/b\"\n", 100000)
-	}, fmt.Sprintf(":%d: more than 20000 tables: the limit of a luoinit file", 2+2*20000)},
+	}, fmt.Sprintf(":%d: more than 10000 tables: the limit of a luoinit file", 2+2*10000)},
 	{"many values", func() string {
 		return "version = 1\nx = [" + strings.Repeat("1,", 300000) + "]\n"
-	}, ":2: more than 200000 keys and array elements: the limit of a luoinit file"},
+	}, ":2: more than 100000 keys and array elements: the limit of a luoinit file"},
 	{"NUL at the end", func() string {
 		return "version = 1\n\x00"
 	}, ":2: a NUL byte at column 1: a config or manifest is text"},

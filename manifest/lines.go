@@ -59,8 +59,8 @@ const (
 	MaxDepth    = 16      // arrays and inline tables nested in one value
 	MaxKeyLen   = 128     // bytes of one key (a part of a dotted key)
 	MaxKeyParts = 8       // parts of a dotted key or a table header
-	MaxTables   = 20000   // [table] and [[array]] headers
-	MaxValues   = 200000  // keys and array elements, all counted
+	MaxTables   = 10000   // [table] and [[array]] headers
+	MaxValues   = 100000  // keys and array elements, all counted
 	MaxProblems = 50      // problems reported; the rest are counted
 )
 
