@@ -68,17 +68,25 @@ bench:
 perf: deps
 	@k=$$($(KERNEL_CMD)) && LUOINIT_KERNEL=$$k $(GO) run ./tests/perf
 
+# FUZZTIME for each target; the parsers of untrusted input (manifest and
+# config, handoff wire) for FUZZTIME_PARSERS. Minimising a failing input
+# gets FUZZMINTIME, so that the run spends its time fuzzing (the default
+# minimise time of 60s took a whole run on one input). FUZZFLAGS adds
+# flags, e.g. FUZZFLAGS=-parallel=1 on a shared machine.
 FUZZTIME ?= 60s
+FUZZTIME_PARSERS ?= $(FUZZTIME)
+FUZZMINTIME ?= 5s
+FUZZ = $(GO) test -run XXX -fuzzminimizetime $(FUZZMINTIME) $(FUZZFLAGS)
 fuzz:
-	$(GO) test -run XXX -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./manifest/
-	$(GO) test -run XXX -fuzz '^FuzzParseConfig$$' -fuzztime $(FUZZTIME) ./manifest/
-	$(GO) test -run XXX -fuzz '^FuzzFastPathAgrees$$' -fuzztime $(FUZZTIME) ./manifest/
-	$(GO) test -run XXX -fuzz '^FuzzDecodeMessage$$' -fuzztime $(FUZZTIME) ./handoff/
-	$(GO) test -run XXX -fuzz '^FuzzReceiveFiles$$' -fuzztime $(FUZZTIME) ./handoff/
-	$(GO) test -run XXX -fuzz '^FuzzParseMarker$$' -fuzztime $(FUZZTIME) ./tests/vm/
-	$(GO) test -run XXX -fuzz '^FuzzParseMountinfo$$' -fuzztime $(FUZZTIME) ./pid1/
-	$(GO) test -run XXX -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME) ./examples/kvcache/
-	$(GO) test -run XXX -fuzz '^FuzzOpenArena$$' -fuzztime $(FUZZTIME) ./examples/kvcache/
+	$(FUZZ) -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME_PARSERS) ./manifest/
+	$(FUZZ) -fuzz '^FuzzParseConfig$$' -fuzztime $(FUZZTIME_PARSERS) ./manifest/
+	$(FUZZ) -fuzz '^FuzzDecodeMessage$$' -fuzztime $(FUZZTIME_PARSERS) ./handoff/
+	$(FUZZ) -fuzz '^FuzzReceiveFiles$$' -fuzztime $(FUZZTIME_PARSERS) ./handoff/
+	$(FUZZ) -fuzz '^FuzzParseMarker$$' -fuzztime $(FUZZTIME) ./tests/vm/
+	$(FUZZ) -fuzz '^FuzzParseMountinfo$$' -fuzztime $(FUZZTIME) ./pid1/
+	$(FUZZ) -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME) ./examples/kvcache/
+	$(FUZZ) -fuzz '^FuzzOpenArena$$' -fuzztime $(FUZZTIME) ./examples/kvcache/
+	$(FUZZ) -fuzz '^FuzzFastPathAgrees$$' -fuzztime $(FUZZTIME_PARSERS) ./manifest/
 
 clean:
 	rm -rf $(BIN)

@@ -3,18 +3,18 @@ package main
 import (
 	"context"
 	"errors"
-	"io"
-
 	"fmt"
-	"github.com/luoinit/luoinit/control"
-	"github.com/luoinit/luoinit/prepare"
+	"io"
 	"os"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/luoinit/luoinit/control"
 	"github.com/luoinit/luoinit/manifest"
 	"github.com/luoinit/luoinit/pid1"
+	"github.com/luoinit/luoinit/prepare"
 	"github.com/luoinit/luoinit/restore"
 )
 
@@ -38,6 +38,15 @@ func pid1Main() {
 			log.Printf("mounting: %v (going on with what is there)", err)
 		}
 		tl.Mark(restore.PhaseMounted)
+		// The next `luoinit prepare` is answered here, from before the
+		// restore: PID 1 owns the workloads, knows their pids and holds
+		// their restarts. Until the first handoffs are over it answers
+		// "try again", so that no prepare runs standalone meanwhile, one
+		// that would know none of the workloads.
+		var boot bootState
+		if _, err := control.Listen(control.DefaultSocket, prepareHandler(log, boot.get)); err != nil {
+			log.Printf("no control socket: `luoinit prepare` will refuse to run unless --standalone: %v", err)
+		}
 		rep, err := restore.Boot(restore.BootOptions{
 			Start:    starter{reaper},
 			Log:      log.Printf,
@@ -45,14 +54,11 @@ func pid1Main() {
 			Timeline: tl,
 		})
 		if err != nil {
+			boot.set(nil)
 			return err
 		}
 		report(log, rep)
-		// The next `luoinit prepare` is answered here: PID 1 owns the
-		// workloads, knows their pids and holds their restarts.
-		if _, err := control.Listen(control.DefaultSocket, prepareHandler(log, rep.Supervisor)); err != nil {
-			log.Printf("no control socket, a later prepare runs standalone: %v", err)
-		}
+		boot.set(rep.Supervisor)
 		return nil // Guard keeps PID 1 alive; the reaper and supervisors go on
 	})
 }
@@ -121,10 +127,41 @@ func report(log pid1.Logger, r *restore.Report) {
 	}
 }
 
+// bootState is what the control socket knows of the boot: whether the
+// first handoffs are over, and the supervisor of the workloads then (nil
+// if none were started).
+type bootState struct {
+	done atomic.Bool
+	sup  atomic.Pointer[restore.Supervisor]
+}
+
+func (b *bootState) set(sup *restore.Supervisor) {
+	b.sup.Store(sup)
+	b.done.Store(true)
+}
+
+func (b *bootState) get() (*restore.Supervisor, bool) {
+	if !b.done.Load() {
+		return nil, false
+	}
+	return b.sup.Load(), true
+}
+
+// exitTryAgain is the exit status of a prepare refused because PID 1 is
+// still restoring (EX_TEMPFAIL of sysexits.h).
+const exitTryAgain = 75
+
 // prepareHandler runs a `luoinit prepare` that a command handed to PID 1.
-func prepareHandler(log pid1.Logger, sup *restore.Supervisor) control.Handler {
+// boot says whether the restore is over, and gives the supervisor.
+func prepareHandler(log pid1.Logger, boot func() (*restore.Supervisor, bool)) control.Handler {
 	return func(req control.Request, out io.Writer, cancel, cont <-chan struct{}) int {
 		defer pid1.Recover(log)
+		sup, ready := boot()
+		if !ready {
+			fmt.Fprintln(out, "luoinit: PID 1 is still restoring the workloads (their first handoffs are not over); try again in a few seconds")
+			log.Printf("a `luoinit prepare` came while restoring; told to try again")
+			return exitTryAgain
+		}
 		cfg, err := manifest.LoadConfig(req.Config)
 		if err != nil {
 			fmt.Fprintln(out, err)

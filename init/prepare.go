@@ -1,19 +1,19 @@
 package main
 
 import (
-	"path/filepath"
-
 	"context"
 	"errors"
 	"fmt"
-	"github.com/luoinit/luoinit/control"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
+	"github.com/luoinit/luoinit/control"
 	"github.com/luoinit/luoinit/luo"
 	"github.com/luoinit/luoinit/manifest"
 	"github.com/luoinit/luoinit/prepare"
+	"github.com/luoinit/luoinit/restore"
 )
 
 const prepareUsage = `luoinit prepare --config FILE --kernel BZIMAGE [options]
@@ -78,16 +78,9 @@ func cmdPrepare(args []string) error {
 	go func() { <-usr1; close(cont) }()
 
 	if !*standalone && os.Getpid() != 1 {
-		if _, err := os.Stat(control.DefaultSocket); err == nil {
-			fmt.Fprintf(stderr, "prepare: handing the work to luoinit (PID 1), which owns the workloads (--standalone to do it here)\n")
-			code, err := control.Prepare(control.DefaultSocket, req, stderr, cont, ctx.Done())
-			if err != nil {
-				return err
-			}
-			if code != 0 {
-				return exitError{code}
-			}
-			return nil
+		handed, err := handToPID1(control.DefaultSocket, req, cont, ctx.Done())
+		if handed || err != nil {
+			return err
 		}
 	}
 	cfg, err := manifest.LoadConfig(req.Config)
@@ -105,6 +98,56 @@ func cmdPrepare(args []string) error {
 	}
 	fmt.Fprintln(stderr, "prepare: dry run complete")
 	return nil
+}
+
+// handToPID1 hands the prepare to luoinit as PID 1 if it runs, and says
+// whether it did. When luoinit is PID 1 but does not answer, it refuses to
+// go on: a prepare run here would know none of PID 1's workloads, stop
+// none of them and hold none of their restarts. --standalone is the way
+// to want that.
+func handToPID1(socket string, req control.Request, cont, cancel <-chan struct{}) (bool, error) {
+	isPID1, why := luoinitIsPID1(pid1Exe, selfExe, filepath.Join(restore.StateDir, "state"))
+	if _, err := os.Stat(socket); err != nil {
+		if isPID1 {
+			return false, fmt.Errorf("luoinit runs as PID 1 (%s) but its control socket %s is not there (%v); it may still be starting: try again, or prepare here with --standalone", why, socket, err)
+		}
+		return false, nil
+	}
+	fmt.Fprintf(stderr, "prepare: handing the work to luoinit (PID 1), which owns the workloads (--standalone to do it here)\n")
+	code, err := control.Prepare(socket, req, stderr, cont, cancel)
+	if err != nil {
+		if errors.Is(err, control.ErrNoServer) {
+			return false, fmt.Errorf("%w; not preparing here, where none of PID 1's workloads are known: try again, or prepare here with --standalone", err)
+		}
+		return false, err
+	}
+	if code != 0 {
+		return true, exitError{code}
+	}
+	return true, nil
+}
+
+// Where luoinitIsPID1 looks.
+const (
+	pid1Exe = "/proc/1/exe"
+	selfExe = "/proc/self/exe"
+)
+
+// luoinitIsPID1 reports whether PID 1 is luoinit, and how that is known:
+// PID 1 runs this very binary, or luoinit's restore wrote its state file
+// (it does so at every boot, before any workload starts, and /run does not
+// outlive a boot). /proc/1/exe is readable only to root; the state file
+// answers for everyone else.
+func luoinitIsPID1(pid1Exe, selfExe, stateFile string) (bool, string) {
+	if a, err := os.Stat(pid1Exe); err == nil {
+		if b, err := os.Stat(selfExe); err == nil && os.SameFile(a, b) {
+			return true, pid1Exe + " is this luoinit"
+		}
+	}
+	if _, err := os.Stat(stateFile); err == nil {
+		return true, stateFile + " exists"
+	}
+	return false, ""
 }
 
 // prepareOptions turns a request into prepare's options.

@@ -33,6 +33,20 @@ import (
 // file: it alone produces the error messages, with line numbers. The two
 // agree on every file the fast path takes (FuzzFastPathAgrees), and the
 // result is validated by the same checker either way.
+//
+// The limits of lines.go (tables, values, key lengths) guard the TOML
+// library's memory, which its input's size does not bound. The fast path
+// needs none: it reads in one pass, and what it keeps grows with the
+// file, which MaxFileSize bounds. So a valid manifest of more than
+// MaxTables fds (one workload with 10,000, say) is read by the fast path;
+// the same file with a mistake in it is refused for its size first. The
+// fast path has limits of its own, so that what it builds before the
+// checker sees it stays small: fastMaxFDTables fd tables (the small ones)
+// and fastMaxTables tables of any other kind.
+const (
+	fastMaxFDTables = 16384
+	fastMaxTables   = 2048
+)
 
 // fastDecode decodes data into v (a *Config or *Manifest) if data keeps to
 // the subset above, and reports whether it could. It returns the field
@@ -66,6 +80,8 @@ type fast struct {
 	present map[string]bool // keys set to their zero value, by field path
 	tables  map[string]bool // headers seen, by field path
 	set     uint64          // the fields of cur already set, by field index
+	// headers counted against fastMaxFDTables and fastMaxTables
+	fdTables, otherTables int
 }
 
 func (f *fast) line(s string) bool {
@@ -117,6 +133,13 @@ func bareKey(k string) bool {
 
 // header makes the table or array element that name names the current one.
 func (f *fast) header(name string, array bool) bool {
+	if name == "workload.fd" {
+		if f.fdTables++; f.fdTables > fastMaxFDTables {
+			return false
+		}
+	} else if f.otherTables++; f.otherTables > fastMaxTables {
+		return false
+	}
 	rv, path := f.root, ""
 	for rest, last := name, false; !last; {
 		var p string

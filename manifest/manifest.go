@@ -16,13 +16,17 @@ package manifest
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/luoinit/luoinit/handoff"
 	"golang.org/x/sys/unix"
 )
 
@@ -37,14 +41,27 @@ const Path = "etc/luoinit/manifest.toml"
 // slash): PID 1 reads it at /etc/luoinit/config.toml.
 const ConfigPath = "etc/luoinit/config.toml"
 
-// SessionPrefix starts the name of every LUO session luoinit creates.
-const SessionPrefix = "luoinit."
+// SessionPrefix starts the name of every LUO session luoinit creates for
+// a workload: "luoinit." + the workload's name (see SessionName).
+const SessionPrefix = handoff.SessionPrefix
 
 // sessionNameMax is the longest LUO session name in bytes (luo.NameMax).
 const sessionNameMax = 63
 
-// workloadNameMax is the longest workload name: its session name must fit.
-const workloadNameMax = sessionNameMax - len(SessionPrefix)
+// PIDMax is the largest pid Linux hands out (PID_MAX_LIMIT on 64-bit; a
+// system's /proc/sys/kernel/pid_max is at most this).
+const PIDMax = 4 << 20
+
+// ValidPID reports whether pid can name a process: 1 to PIDMax. A larger
+// value would be truncated to 32 bits by the kernel and name another one.
+func ValidPID(pid int) bool { return pid >= 1 && pid <= PIDMax }
+
+// ValidFDNumber reports whether n can be an fd number: 0 to MaxInt32 (the
+// kernel's fd arguments are C ints).
+func ValidFDNumber(n int) bool { return n >= 0 && n <= math.MaxInt32 }
+
+// noID is (uid_t)-1, which setresuid and setgroups read as "unchanged".
+const noID = math.MaxUint32
 
 // HandoffMode is how prepare gets a workload's fds and how PID 1 hands
 // them back after the kexec (Workload.Handoff).
@@ -287,6 +304,58 @@ type FD struct {
 	DropReason string `toml:"drop_reason,omitempty"`    // manifest only: why (e.g. the errno)
 }
 
+// The kinds of fd a manifest records (FD.Kind), as prepare finds them in
+// /proc/self/fd: KindAnon is followed by the anon inode's name
+// ("anon:eventfd"); AnonKind makes one.
+const (
+	KindMemfd   = "memfd"
+	KindPipe    = "pipe"
+	KindSocket  = "socket"
+	KindFile    = "file"
+	KindUnknown = "unknown"
+	KindAnon    = "anon:"
+)
+
+// Kinds lists the fixed fd kinds, for messages and docs.
+var Kinds = []string{KindMemfd, KindPipe, KindSocket, KindFile, KindUnknown}
+
+// anonNameMax bounds the name after KindAnon.
+const anonNameMax = 64
+
+// AnonKind is the kind of an anon inode fd named name ("eventfd",
+// "[io_uring]" without its brackets), or KindUnknown if the name does not
+// fit the rule ValidKind checks.
+func AnonKind(name string) string {
+	if k := KindAnon + name; ValidKind(k) {
+		return k
+	}
+	return KindUnknown
+}
+
+// ValidKind reports whether kind is one a manifest may hold: one of Kinds,
+// or KindAnon and 1 to 64 bytes of ASCII letters, digits, '_', '-', '.'.
+func ValidKind(kind string) bool {
+	if name, ok := strings.CutPrefix(kind, KindAnon); ok {
+		if len(name) == 0 || len(name) > anonNameMax {
+			return false
+		}
+		for i := 0; i < len(name); i++ {
+			if c := name[i]; !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+				return false
+			}
+		}
+		return true
+	}
+	for _, k := range Kinds {
+		if kind == k {
+			return true
+		}
+	}
+	return false
+}
+
+func kindList() string { return wordList(append(slices.Clone(Kinds), KindAnon+"<name>")) }
+
 // Duration is a time.Duration written as a TOML string like "5s".
 type Duration struct{ time.Duration }
 
@@ -303,28 +372,50 @@ func (d *Duration) UnmarshalText(text []byte) error {
 	return nil
 }
 
-// ParseConfig reads and validates a config.
+// ParseConfig reads and validates a config; data over MaxFileSize is
+// refused.
 func ParseConfig(data []byte) (*Config, error) { return parseConfig("config.toml", data) }
 
-// LoadConfig reads and validates the config file at path.
+// LoadConfig reads and validates the config file at path. It reads at most
+// MaxFileSize bytes and one more: a larger file, or an endless one such as
+// /dev/zero, is refused at once.
 func LoadConfig(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	return parseConfig(path, data)
 }
 
-// Parse reads and validates a manifest.
+// Parse reads and validates a manifest; data over MaxFileSize is refused.
 func Parse(data []byte) (*Manifest, error) { return parseManifest("manifest.toml", data) }
 
-// Load reads and validates the manifest file at path.
+// Load reads and validates the manifest file at path, reading at most
+// MaxFileSize bytes and one more, as LoadConfig does.
 func Load(path string) (*Manifest, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
 	}
 	return parseManifest(path, data)
+}
+
+// readFile reads a config or manifest through a reader capped one byte
+// past MaxFileSize, so that its memory is bounded whatever path names.
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	if len(data) > MaxFileSize {
+		return nil, tooLarge(path)
+	}
+	return data, nil
 }
 
 func parseConfig(name string, data []byte) (*Config, error) {
@@ -344,9 +435,10 @@ func parseManifest(name string, data []byte) (*Manifest, error) {
 }
 
 // NewManifest starts the manifest of this config: a deep copy of the
-// workloads, each with its session named; tokens and timing are prepare's.
+// workloads, each with its session named, generation 1; tokens, timing and
+// a later generation are prepare's.
 func (c *Config) NewManifest() *Manifest {
-	m := &Manifest{Version: Version}
+	m := &Manifest{Version: Version, Generation: 1}
 	if len(c.Workloads) > 0 {
 		m.Workloads = make([]Workload, len(c.Workloads))
 	}

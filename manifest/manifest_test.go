@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/luoinit/luoinit/handoff"
 	"github.com/luoinit/luoinit/luo"
 )
 
@@ -42,7 +43,7 @@ func fullManifest() *Manifest {
 				Env:         []string{"KV_LOG=info", "EMPTY="},
 				Dir:         "/var/lib/kv",
 				UID:         1000,
-				GID:         4294967295,
+				GID:         4294967294,
 				Handoff:     "socket",
 				Stop:        "term",
 				StopTimeout: Duration{10*time.Second + 5*time.Millisecond},
@@ -91,7 +92,7 @@ func TestRoundTrip(t *testing.T) {
 	}{
 		{"full", fullManifest()},
 		{"testdata", fromFile},
-		{"minimal", &Manifest{Version: Version}},
+		{"minimal", &Manifest{Version: Version, Generation: 1}},
 		{"every character", func() *Manifest {
 			var all []rune
 			for r := rune(0); r < 0x300; r++ {
@@ -100,7 +101,6 @@ func TestRoundTrip(t *testing.T) {
 			all = append(all, 0xfffd, 0x10ffff, 0x1f600)
 			m := fullManifest()
 			m.KernelRelease = string(all)
-			m.Workloads[0].FDs[0].Kind = string(all)
 			m.Workloads[1].FDs[1].DropReason = string(all)
 			m.Workloads[0].Argv = append(m.Workloads[0].Argv, string(all[1:]), "", "'''", `"""`)
 			m.Workloads[0].Env = append(m.Workloads[0].Env, "X="+string(all[1:]))
@@ -366,12 +366,12 @@ func TestSessionName(t *testing.T) {
 	if sessionNameMax != luo.NameMax {
 		t.Errorf("sessionNameMax %d, luo.NameMax %d", sessionNameMax, luo.NameMax)
 	}
-	longest := strings.Repeat("w", workloadNameMax)
+	longest := strings.Repeat("w", handoff.MaxWorkloadLen)
 	if err := luo.ValidateName(SessionName(longest)); err != nil {
 		t.Errorf("the longest workload name gives a bad session name: %v", err)
 	}
 	if err := luo.ValidateName(SessionName(longest + "w")); err == nil {
-		t.Errorf("workloadNameMax %d is not the longest that fits", workloadNameMax)
+		t.Errorf("handoff.MaxWorkloadLen %d is not the longest that fits", handoff.MaxWorkloadLen)
 	}
 }
 

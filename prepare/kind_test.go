@@ -4,6 +4,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/luoinit/luoinit/manifest"
 	"golang.org/x/sys/unix"
 )
 
@@ -39,6 +40,30 @@ func TestKind(t *testing.T) {
 	} {
 		if got := Kind(tc.f); got != tc.want {
 			t.Errorf("Kind(%s) = %q, want %q", tc.f.Name(), got, tc.want)
+		}
+	}
+}
+
+// Every kind prepare can write is one the manifest accepts.
+func TestKindOfIsValid(t *testing.T) {
+	for _, tc := range []struct{ target, want string }{
+		{"/memfd:kv (deleted)", manifest.KindMemfd},
+		{"pipe:[123]", manifest.KindPipe},
+		{"socket:[9]", manifest.KindSocket},
+		{"anon_inode:[eventfd]", "anon:eventfd"},
+		{"anon_inode:inotify", "anon:inotify"},
+		{"anon_inode:[luo_session]", "anon:luo_session"},
+		{"anon_inode:[a name with spaces]", manifest.KindUnknown},
+		{"anon_inode:", manifest.KindUnknown},
+		{"/var/lib/x", manifest.KindFile},
+		{"net:[4026531840]", manifest.KindUnknown},
+	} {
+		got := kindOf(tc.target)
+		if got != tc.want {
+			t.Errorf("kindOf(%q) = %q, want %q", tc.target, got, tc.want)
+		}
+		if !manifest.ValidKind(got) {
+			t.Errorf("kindOf(%q) = %q, which a manifest refuses", tc.target, got)
 		}
 	}
 }

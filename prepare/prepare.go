@@ -197,7 +197,10 @@ func (s *state) check() error {
 			return fmt.Errorf("%s %s: not a non-empty regular file", f.what, f.path)
 		}
 	}
-	return os.MkdirAll(o.WorkDir, 0o700)
+	// Searchable by all: the push socket sits here by default, and a
+	// workload may run as any user. What is written here is not secret
+	// (the manifest is mode 0644 in the next initramfs too).
+	return os.MkdirAll(o.WorkDir, 0o755)
 }
 
 // prepared runs phase "prepared": fds collected and preserved, manifest

@@ -223,7 +223,7 @@ func (s *Supervisor) launch(w *Workload, first bool) (Process, error) {
 		childEnd.Close()
 		return nil, err
 	}
-	env := append(append([]string(nil), w.Spec.Env...), handoff.EnvFD+"=3", "LUOINIT_WORKLOAD="+name)
+	env := append(append([]string(nil), w.Spec.Env...), handoff.EnvFD+"=3", handoff.EnvWorkload+"="+name)
 	p, err := s.start.Start(w.Spec, env, []*os.File{childEnd})
 	childEnd.Close()
 	if err != nil {
