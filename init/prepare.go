@@ -39,7 +39,8 @@ func cmdPrepare(args []string) error {
 	config := fs.String("config", "", "the workload config `FILE` (required)")
 	kernel := fs.String("kernel", "", "the next kernel `BZIMAGE` (required)")
 	initrd := fs.String("initrd", "", "base initramfs `IMG` for the next kernel; the manifest is appended to it (default: build one with this luoinit as /init and the config)")
-	fromRoot := fs.Bool("initrd-from-root", false, "make the next initramfs from the running root file system (an initramfs carried whole), without /proc, /sys, /dev, /run, /tmp and the old manifest")
+	fromRoot := fs.Bool("initrd-from-root", false, "make the next initramfs from the running root file system (an initramfs carried whole), without /proc, /sys, /dev, /run, /tmp, the old manifest and the --kernel image")
+	keepKernel := fs.Bool("initrd-keep-kernel", false, "with --initrd-from-root: keep the --kernel image in the next initramfs (for a system that updates again from it)")
 	appendArgs := fs.String("append", "", "kernel command line `ARGS` for the next kernel (liveupdate=on is always ensured)")
 	reuse := fs.Bool("reuse-cmdline", false, "start from the running kernel's /proc/cmdline, then add --append")
 	socket := fs.String("socket", prepare.DefaultSocket, "unix socket `PATH` where socket-mode workloads push their fds")
@@ -63,9 +64,11 @@ func cmdPrepare(args []string) error {
 		return usagef("prepare: --dry-run and --no-reboot exclude each other")
 	case *fromRoot && *initrd != "":
 		return usagef("prepare: --initrd and --initrd-from-root exclude each other")
+	case *keepKernel && !*fromRoot:
+		return usagef("prepare: --initrd-keep-kernel goes with --initrd-from-root")
 	}
 	req := control.Request{
-		Config: abs(*config), Kernel: abs(*kernel), Initrd: abs(*initrd), InitrdFromRoot: *fromRoot,
+		Config: abs(*config), Kernel: abs(*kernel), Initrd: abs(*initrd), InitrdFromRoot: *fromRoot, InitrdKeepKernel: *keepKernel,
 		Append: *appendArgs, ReuseCmdline: *reuse, CollectTimeout: *collect, DryRun: *dryRun, NoReboot: *noReboot,
 	}
 
@@ -153,16 +156,17 @@ func luoinitIsPID1(pid1Exe, selfExe, stateFile string) (bool, string) {
 // prepareOptions turns a request into prepare's options.
 func prepareOptions(req control.Request, cfg *manifest.Config) prepare.Options {
 	return prepare.Options{
-		Config:         cfg,
-		ConfigPath:     req.Config,
-		Kernel:         req.Kernel,
-		Initrd:         req.Initrd,
-		InitrdFromRoot: req.InitrdFromRoot,
-		Append:         req.Append,
-		ReuseCmdline:   req.ReuseCmdline,
-		CollectTimeout: req.CollectTimeout,
-		DryRun:         req.DryRun,
-		NoReboot:       req.NoReboot,
+		Config:           cfg,
+		ConfigPath:       req.Config,
+		Kernel:           req.Kernel,
+		Initrd:           req.Initrd,
+		InitrdFromRoot:   req.InitrdFromRoot,
+		InitrdKeepKernel: req.InitrdKeepKernel,
+		Append:           req.Append,
+		ReuseCmdline:     req.ReuseCmdline,
+		CollectTimeout:   req.CollectTimeout,
+		DryRun:           req.DryRun,
+		NoReboot:         req.NoReboot,
 	}
 }
 

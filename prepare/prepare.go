@@ -50,9 +50,14 @@ type Options struct {
 	// system (the running initramfs, carried whole: programs, config,
 	// kernel), without /proc, /sys, /dev, /run, /tmp and the old manifest.
 	InitrdFromRoot bool
-	Self           string // luoinit binary for a built initramfs; "" = os.Executable
-	Append         string // kernel command line (after the reused one, if ReuseCmdline)
-	ReuseCmdline   bool
+	// InitrdKeepKernel keeps the next kernel's image in an initramfs made
+	// from the root (InitrdFromRoot): by default it is left out, since the
+	// next boot does not need it (kexec has it already). Keep it when the
+	// next system updates again from the same image.
+	InitrdKeepKernel bool
+	Self             string // luoinit binary for a built initramfs; "" = os.Executable
+	Append           string // kernel command line (after the reused one, if ReuseCmdline)
+	ReuseCmdline     bool
 
 	Socket         string        // where socket-mode workloads push their fds
 	CollectTimeout time.Duration // how long to wait for them; default 30s
@@ -286,6 +291,16 @@ func BaseImage(self, config string) (*initramfs.Archive, error) {
 	return a, nil
 }
 
+// inRoot returns p relative to / (as AddTree's skip list takes it), for
+// an absolute clean path.
+func inRoot(p string) (string, bool) {
+	if !filepath.IsAbs(p) {
+		return "", false
+	}
+	rel := strings.TrimPrefix(filepath.Clean(p), "/")
+	return rel, rel != ""
+}
+
 func readCmdline() string {
 	b, _ := os.ReadFile("/proc/cmdline")
 	return strings.TrimSpace(string(b))
@@ -301,7 +316,12 @@ func (s *state) buildInitramfs(mpath string) (string, error) {
 	case o.Initrd != "":
 		// Only the manifest: it is appended to the given image.
 	case o.InitrdFromRoot:
-		if err := a.AddTree("/", "proc", "sys", "dev", "run", "tmp", manifest.Path); err != nil {
+		skip := []string{"proc", "sys", "dev", "run", "tmp", manifest.Path}
+		if k, ok := inRoot(o.Kernel); ok && !o.InitrdKeepKernel {
+			skip = append(skip, k)
+			s.logf("leaving the kernel image %s out of the next initramfs (--initrd-keep-kernel keeps it)", o.Kernel)
+		}
+		if err := a.AddTree("/", skip...); err != nil {
 			return "", err
 		}
 	default:
