@@ -38,6 +38,9 @@ func pid1Main() {
 			log.Printf("mounting: %v (going on with what is there)", err)
 		}
 		tl.Mark(restore.PhaseMounted)
+		if _, err := pid1.RaiseFileLimit(); err != nil {
+			log.Printf("file limit: %v (a workload with more than 1024 fds may not get them all)", err)
+		}
 		// The next `luoinit prepare` is answered here, from before the
 		// restore: PID 1 owns the workloads, knows their pids and holds
 		// their restarts. Until the first handoffs are over it answers
