@@ -405,18 +405,27 @@ func (m *Manifest) Marshal() ([]byte, error) {
 	return out, nil
 }
 
-// WriteFile writes the manifest to path atomically: a temporary file in the
-// same directory is written, synced and renamed over path, and the
-// directory is synced.
-func (m *Manifest) WriteFile(path string) (err error) {
+// WriteFile writes the manifest to path atomically (WriteAtomic).
+func (m *Manifest) WriteFile(path string) error {
 	data, err := m.Marshal()
 	if err != nil {
 		return err
 	}
+	if err := WriteAtomic(path, data); err != nil {
+		return fmt.Errorf("manifest: %w", err)
+	}
+	return nil
+}
+
+// WriteAtomic writes data to path so that a reader sees the old file or
+// the new one, never a part: a temporary file in the same directory is
+// written, made 0644, synced and renamed over path, and the directory is
+// synced. On failure nothing is left behind.
+func WriteAtomic(path string, data []byte) (err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
-		return fmt.Errorf("manifest: %w", err)
+		return err
 	}
 	tmp := f.Name()
 	defer func() {
@@ -426,27 +435,27 @@ func (m *Manifest) WriteFile(path string) (err error) {
 		}
 	}()
 	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("manifest: write %s: %w", tmp, err)
+		return fmt.Errorf("write %s: %w", tmp, err)
 	}
 	if err = f.Chmod(0o644); err != nil {
-		return fmt.Errorf("manifest: %w", err)
+		return err
 	}
 	if err = f.Sync(); err != nil {
-		return fmt.Errorf("manifest: sync %s: %w", tmp, err)
+		return fmt.Errorf("sync %s: %w", tmp, err)
 	}
 	if err = f.Close(); err != nil {
-		return fmt.Errorf("manifest: close %s: %w", tmp, err)
+		return fmt.Errorf("close %s: %w", tmp, err)
 	}
 	if err = os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("manifest: %w", err)
+		return err
 	}
 	d, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("manifest: %w", err)
+		return err
 	}
 	defer d.Close()
 	if err = d.Sync(); err != nil {
-		return fmt.Errorf("manifest: sync directory %s: %w", dir, err)
+		return fmt.Errorf("sync directory %s: %w", dir, err)
 	}
 	return nil
 }
