@@ -15,12 +15,14 @@ package manifest
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
 	"golang.org/x/sys/unix"
@@ -272,8 +274,65 @@ type Workload struct {
 // OwnedSession is a LUO session a workload created and owns (manifest
 // only): prepare found it and held it open until the reboot.
 type OwnedSession struct {
-	Name string `toml:"name"` // the session's name (GET_NAME, or from /proc)
-	Via  string `toml:"via"`  // how prepare got it: "push", "fdstore" or "proc"
+	Name string     `toml:"name"` // the session's name (GET_NAME, or from /proc)
+	Via  SessionVia `toml:"via"`  // how prepare got it
+}
+
+// SessionVia is how prepare found a workload-owned session.
+type SessionVia string
+
+// The ways prepare finds a workload's own sessions.
+const (
+	ViaPush    SessionVia = "push"    // pushed over the handoff socket (fd kind "session")
+	ViaFDStore SessionVia = "fdstore" // in the workload's fd store in PID 1
+	ViaProc    SessionVia = "proc"    // held by the workload or a descendant, taken with pidfd_getfd
+)
+
+// SessionVias lists the valid SessionVia values, for messages.
+var SessionVias = []SessionVia{ViaPush, ViaFDStore, ViaProc}
+
+// EnvWorkload is set to the workload's name in the environment of every
+// process PID 1 starts for it. Descendants that keep their environment
+// carry it too, which is how prepare finds a workload's daemon child
+// after its parent exited and it was re-parented to PID 1.
+const EnvWorkload = "LUOINIT_WORKLOAD"
+
+// ReservedSessionName reports whether name is in luoinit's own session
+// namespace ("luoinit", "luoinit.*"): no workload may own such a session.
+func ReservedSessionName(name string) bool {
+	return name == RecordSession || strings.HasPrefix(name, SessionPrefix)
+}
+
+// CheckOwnedSession says what is wrong with workload w owning a session
+// named name, or returns nil: a LUO session name (1 to 63 bytes, no NUL,
+// valid UTF-8 so that the manifest can hold it), outside luoinit's
+// namespace, and, when PID 1 hands it over (sessions = "retrieve"), usable
+// as a handoff fd name (no '/', not "." or "..") that none of w's fds has.
+func CheckOwnedSession(w *Workload, name string) error {
+	switch {
+	case name == "":
+		return errors.New("session name is empty")
+	case len(name) > sessionNameMax:
+		return fmt.Errorf("session name %q is %d bytes, at most %d are allowed", name, len(name), sessionNameMax)
+	case strings.IndexByte(name, 0) >= 0:
+		return fmt.Errorf("session name %q contains a NUL byte", name)
+	case !utf8.ValidString(name):
+		return fmt.Errorf("session name %q is not valid UTF-8", name)
+	case ReservedSessionName(name):
+		return fmt.Errorf("session %q is in luoinit's own namespace (%q, %q*): a workload cannot own it", name, RecordSession, SessionPrefix)
+	}
+	if w.SessionsMode() != SessionsRetrieve {
+		return nil
+	}
+	if name == "." || name == ".." || strings.IndexByte(name, '/') >= 0 {
+		return fmt.Errorf("session %q cannot be handed over by name (sessions = %q): a handoff fd name has no '/' and is not \".\" or \"..\"", name, SessionsRetrieve)
+	}
+	for _, fd := range w.FDs {
+		if fd.Name == name {
+			return fmt.Errorf("session %q has the name of the workload's fd %q: with sessions = %q both are handed over by name", name, fd.Name, SessionsRetrieve)
+		}
+	}
+	return nil
 }
 
 // FD is one fd of a workload, preserved under a token of its session.
@@ -507,6 +566,9 @@ func (m *Manifest) Summary() string {
 			fmt.Fprintf(&b, ", pidfile %s", w.PIDFile)
 		}
 		b.WriteString("\n")
+		for _, o := range w.OwnedSessions {
+			fmt.Fprintf(&b, "  owns session %q (found via %s; after the kexec: %s)\n", o.Name, o.Via, w.SessionsMode())
+		}
 		fmt.Fprintf(&b, "  run   %s\n", quoteArgv(w.Argv))
 		dir := w.Dir
 		if dir == "" {
