@@ -33,7 +33,7 @@ func (s *state) collect(ctx context.Context, dev *luo.Device) error {
 			if len(w.FDs) == 0 {
 				// Nothing to preserve: stop it at the freeze if its pid is
 				// known, else it just goes down with the kexec.
-				if pid, ok := s.o.Procs[w.Name]; ok {
+				if pid := s.knownPid(w); pid > 0 {
 					s.procs = append(s.procs, newProcess(w.Name, pid, w.StopMode(), w.StopAfter()))
 				} else {
 					s.logf("workload %q has no fds to hand over and no known pid; not waiting for it", w.Name)
@@ -126,6 +126,12 @@ func (s *state) serve(dev *luo.Device, c *handoff.Conn, pending map[string]int) 
 		c.SendAck(handoff.FDOf(err), err)
 		s.logf("workload %q (pid %d): receiving fds: %v (waiting for it to try again)", h.Workload, cred.PID, err)
 		return nil
+	}
+	// Session fds in a push are sessions the workload owns, not fds to
+	// preserve in luoinit's session.
+	if files, err = s.takePushed(i, cred.PID, files); err != nil {
+		c.SendAck("", err)
+		return err
 	}
 	byName := map[string]*os.File{}
 	for _, f := range files {
