@@ -15,6 +15,7 @@ package manifest
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -24,6 +25,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
 	"github.com/luoinit/luoinit/handoff"
@@ -289,8 +291,65 @@ type Workload struct {
 // OwnedSession is a LUO session a workload created and owns (manifest
 // only): prepare found it and held it open until the reboot.
 type OwnedSession struct {
-	Name string `toml:"name"` // the session's name (GET_NAME, or from /proc)
-	Via  string `toml:"via"`  // how prepare got it: "push", "fdstore" or "proc"
+	Name string     `toml:"name"` // the session's name (GET_NAME, or from /proc)
+	Via  SessionVia `toml:"via"`  // how prepare got it
+}
+
+// SessionVia is how prepare found a workload-owned session.
+type SessionVia string
+
+// The ways prepare finds a workload's own sessions.
+const (
+	ViaPush    SessionVia = "push"    // pushed over the handoff socket (fd kind "session")
+	ViaFDStore SessionVia = "fdstore" // in the workload's fd store in PID 1
+	ViaProc    SessionVia = "proc"    // held by the workload or a descendant, taken with pidfd_getfd
+)
+
+// SessionVias lists the valid SessionVia values, for messages.
+var SessionVias = []SessionVia{ViaPush, ViaFDStore, ViaProc}
+
+// EnvWorkload is set to the workload's name in the environment of every
+// process PID 1 starts for it. Descendants that keep their environment
+// carry it too, which is how prepare finds a workload's daemon child
+// after its parent exited and it was re-parented to PID 1.
+const EnvWorkload = "LUOINIT_WORKLOAD"
+
+// ReservedSessionName reports whether name is in luoinit's own session
+// namespace ("luoinit", "luoinit.*"): no workload may own such a session.
+func ReservedSessionName(name string) bool {
+	return name == RecordSession || strings.HasPrefix(name, SessionPrefix)
+}
+
+// CheckOwnedSession says what is wrong with workload w owning a session
+// named name, or returns nil: a LUO session name (1 to 63 bytes, no NUL,
+// valid UTF-8 so that the manifest can hold it), outside luoinit's
+// namespace, and, when PID 1 hands it over (sessions = "retrieve"), usable
+// as a handoff fd name (no '/', not "." or "..") that none of w's fds has.
+func CheckOwnedSession(w *Workload, name string) error {
+	switch {
+	case name == "":
+		return errors.New("session name is empty")
+	case len(name) > sessionNameMax:
+		return fmt.Errorf("session name %q is %d bytes, at most %d are allowed", name, len(name), sessionNameMax)
+	case strings.IndexByte(name, 0) >= 0:
+		return fmt.Errorf("session name %q contains a NUL byte", name)
+	case !utf8.ValidString(name):
+		return fmt.Errorf("session name %q is not valid UTF-8", name)
+	case ReservedSessionName(name):
+		return fmt.Errorf("session %q is in luoinit's own namespace (%q, %q*): a workload cannot own it", name, RecordSession, SessionPrefix)
+	}
+	if w.SessionsMode() != SessionsRetrieve {
+		return nil
+	}
+	if name == "." || name == ".." || strings.IndexByte(name, '/') >= 0 {
+		return fmt.Errorf("session %q cannot be handed over by name (sessions = %q): a handoff fd name has no '/' and is not \".\" or \"..\"", name, SessionsRetrieve)
+	}
+	for _, fd := range w.FDs {
+		if fd.Name == name {
+			return fmt.Errorf("session %q has the name of the workload's fd %q: with sessions = %q both are handed over by name", name, fd.Name, SessionsRetrieve)
+		}
+	}
+	return nil
 }
 
 // FD is one fd of a workload, preserved under a token of its session.
@@ -497,18 +556,27 @@ func (m *Manifest) Marshal() ([]byte, error) {
 	return out, nil
 }
 
-// WriteFile writes the manifest to path atomically: a temporary file in the
-// same directory is written, synced and renamed over path, and the
-// directory is synced.
-func (m *Manifest) WriteFile(path string) (err error) {
+// WriteFile writes the manifest to path atomically (WriteAtomic).
+func (m *Manifest) WriteFile(path string) error {
 	data, err := m.Marshal()
 	if err != nil {
 		return err
 	}
+	if err := WriteAtomic(path, data); err != nil {
+		return fmt.Errorf("manifest: %w", err)
+	}
+	return nil
+}
+
+// WriteAtomic writes data to path so that a reader sees the old file or
+// the new one, never a part: a temporary file in the same directory is
+// written, made 0644, synced and renamed over path, and the directory is
+// synced. On failure nothing is left behind.
+func WriteAtomic(path string, data []byte) (err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
-		return fmt.Errorf("manifest: %w", err)
+		return err
 	}
 	tmp := f.Name()
 	defer func() {
@@ -518,27 +586,27 @@ func (m *Manifest) WriteFile(path string) (err error) {
 		}
 	}()
 	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("manifest: write %s: %w", tmp, err)
+		return fmt.Errorf("write %s: %w", tmp, err)
 	}
 	if err = f.Chmod(0o644); err != nil {
-		return fmt.Errorf("manifest: %w", err)
+		return err
 	}
 	if err = f.Sync(); err != nil {
-		return fmt.Errorf("manifest: sync %s: %w", tmp, err)
+		return fmt.Errorf("sync %s: %w", tmp, err)
 	}
 	if err = f.Close(); err != nil {
-		return fmt.Errorf("manifest: close %s: %w", tmp, err)
+		return fmt.Errorf("close %s: %w", tmp, err)
 	}
 	if err = os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("manifest: %w", err)
+		return err
 	}
 	d, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("manifest: %w", err)
+		return err
 	}
 	defer d.Close()
 	if err = d.Sync(); err != nil {
-		return fmt.Errorf("manifest: sync directory %s: %w", dir, err)
+		return fmt.Errorf("sync directory %s: %w", dir, err)
 	}
 	return nil
 }
@@ -590,6 +658,9 @@ func (m *Manifest) Summary() string {
 			fmt.Fprintf(&b, ", pidfile %s", w.PIDFile)
 		}
 		b.WriteString("\n")
+		for _, o := range w.OwnedSessions {
+			fmt.Fprintf(&b, "  owns session %q (found via %s; after the kexec: %s)\n", o.Name, o.Via, w.SessionsMode())
+		}
 		fmt.Fprintf(&b, "  run   %s\n", quoteArgv(w.Argv))
 		dir := w.Dir
 		if dir == "" {

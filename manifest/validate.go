@@ -396,7 +396,48 @@ func (c *checker) workloads(ws []Workload, isManifest bool) {
 			c.add(wp+".session", ctx, "a config cannot set session; the manifest gets it from prepare")
 		}
 
+		if w.Handoff == HandoffNone && w.Sessions == SessionsRetrieve {
+			c.add(wp+".sessions", ctx, "sessions %q needs a handoff that hands fds over (%q, %q or %q); with handoff %q the workload retrieves its own sessions (sessions = %q)",
+				SessionsRetrieve, HandoffSocket, HandoffPidfd, HandoffFDStore, HandoffNone, SessionsLeave).deps = []string{wp + ".handoff"}
+		}
 		c.fds(w, wp, ctx, pidfd, isManifest)
+	}
+	c.ownedSessions(ws, isManifest)
+}
+
+// ownedSessions checks the sessions workloads own: only a manifest has
+// them; each name is a valid session name outside luoinit's namespace,
+// unique in the manifest, and no workload's luoinit session; via is known.
+func (c *checker) ownedSessions(ws []Workload, isManifest bool) {
+	taken := map[string]string{} // session name -> the field that has it
+	for i := range ws {
+		if s := ws[i].Session; s != "" {
+			taken[s] = fmt.Sprintf("workload[%d].session", i)
+		}
+	}
+	for i := range ws {
+		w := &ws[i]
+		wp := fmt.Sprintf("workload[%d]", i)
+		ctx := workloadCtx(i, w)
+		for j, o := range w.OwnedSessions {
+			op := fmt.Sprintf("%s.owned_session[%d]", wp, j)
+			if !isManifest {
+				c.add(op, ctx, "a config cannot set owned_session; the manifest gets it from prepare")
+				continue
+			}
+			if err := CheckOwnedSession(w, o.Name); err != nil {
+				c.add(op+".name", ctx, "owned %v", err)
+			} else if first, dup := taken[o.Name]; dup {
+				c.add(op+".name", ctx, "owned session %q is already in the manifest", o.Name).ref = first
+			} else {
+				taken[o.Name] = op + ".name"
+			}
+			switch o.Via {
+			case ViaPush, ViaFDStore, ViaProc:
+			default:
+				c.add(op+".via", ctx, "owned session %q: via %q: it must be one of %s", o.Name, o.Via, wordList(SessionVias))
+			}
+		}
 	}
 }
 

@@ -159,6 +159,8 @@ func TestRejectConfigOnly(t *testing.T) {
 		{"kind", cfg + "[[workload.fd]]\nname = \"a\"\nkind = \"memfd\"\n", []string{"config.toml:8: workload \"kv\" fd \"a\": a config cannot set kind"}},
 		{"dropped", cfg + "[[workload.fd]]\nname = \"a\"\ndropped = false\n", []string{"config.toml:8: workload \"kv\" fd \"a\": a config cannot set dropped"}},
 		{"drop_reason", cfg + "[[workload.fd]]\nname = \"a\"\ndrop_reason = \"x\"\n", []string{"config.toml:8: workload \"kv\" fd \"a\": a config cannot set drop_reason"}},
+		{"owned session", cfg + "[[workload.owned_session]]\nname = \"vm\"\nvia = \"proc\"\n", []string{"config.toml:6: workload \"kv\": a config cannot set owned_session; the manifest gets it from prepare"}},
+		{"retrieve with none", strings.Replace(cfg, `handoff = "socket"`, `handoff = "none"`, 1) + "sessions = \"retrieve\"\n", []string{`config.toml:6: workload "kv": sessions "retrieve" needs a handoff that hands fds over ("socket", "pidfd" or "fdstore")`}},
 		{"manifest keys", "generation = 1\nkernel_release = \"6.19\"\n[timing]\n" + cfg, []string{
 			"config.toml:1: generation: unknown key",
 			"config.toml:2: kernel_release: unknown key",
@@ -206,6 +208,16 @@ func TestRejectManifestOnly(t *testing.T) {
 			"manifest.toml:6: timing: preserved is before prepare_start",
 			"manifest.toml:8: timing: first_stopped is after reboot",
 		}},
+		{"owned reserved", m + "[[workload.owned_session]]\nname = \"luoinit.x\"\nvia = \"proc\"\n", []string{`manifest.toml:8: workload "kv": owned session "luoinit.x" is in luoinit's own namespace`}},
+		{"owned reserved bare", m + "[[workload.owned_session]]\nname = \"luoinit\"\nvia = \"proc\"\n", []string{`manifest.toml:8: workload "kv": owned session "luoinit" is in luoinit's own namespace`}},
+		{"owned empty", m + "[[workload.owned_session]]\nname = \"\"\nvia = \"proc\"\n", []string{`manifest.toml:8: workload "kv": owned session name is empty`}},
+		{"owned long", m + "[[workload.owned_session]]\nname = \"" + strings.Repeat("s", 64) + "\"\nvia = \"push\"\n", []string{`is 64 bytes, at most 63 are allowed`}},
+		{"owned NUL", m + "[[workload.owned_session]]\nname = \"a\\u0000b\"\nvia = \"push\"\n", []string{`manifest.toml:8: workload "kv": owned session name "a\x00b" contains a NUL byte`}},
+		{"owned via", m + "[[workload.owned_session]]\nname = \"vm\"\nvia = \"magic\"\n", []string{`manifest.toml:9: workload "kv": owned session "vm": via "magic": it must be one of "push", "fdstore" or "proc"`}},
+		{"owned twice", m + "[[workload.owned_session]]\nname = \"vm\"\nvia = \"proc\"\n[[workload.owned_session]]\nname = \"vm\"\nvia = \"push\"\n", []string{`manifest.toml:11: workload "kv": owned session "vm" is already in the manifest (line 8)`}},
+		{"owned clashes with a workload session", m + "[[workload.owned_session]]\nname = \"luoinit.kv\"\nvia = \"proc\"\n", []string{`owned session "luoinit.kv" is in luoinit's own namespace`}},
+		{"owned retrieve slash", m + "sessions = \"retrieve\"\n[[workload.owned_session]]\nname = \"a/b\"\nvia = \"proc\"\n", []string{`manifest.toml:9: workload "kv": owned session "a/b" cannot be handed over by name`}},
+		{"owned retrieve fd name", m + "sessions = \"retrieve\"\n[[workload.fd]]\nname = \"vm\"\ntoken = 1\n[[workload.owned_session]]\nname = \"vm\"\nvia = \"proc\"\n", []string{`manifest.toml:12: workload "kv": owned session "vm" has the name of the workload's fd "vm"`}},
 		{"timing local", "[timing.reboot]\nmonotonic_ns = 5\nrealtime = 12:00:00\n" + m, []string{"manifest.toml:3: timing.reboot.realtime: needs a date-time with a UTC offset"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -388,6 +400,8 @@ optional = true
 `},
 		{"quoted keys and comments", "\"version\" = 1 # the format\n[[ workload ]]\n'name' = \"kv\"\nargv = [ # args\n  \"/bin/kv\", # the program\n]\nhandoff = \"socket\"\n"},
 		{"inline", "version = 1\nworkload = [{ name = \"kv\", argv = [\"/bin/kv\"], handoff = \"socket\", fd = [{ name = \"a\" }] }]\n"},
+		{"none with sessions leave", strings.Replace(withoutSession(sockWorkload), `handoff = "socket"`, `handoff = "none"`, 1) + "sessions = \"leave\"\n"},
+		{"socket with sessions retrieve", withoutSession(sockWorkload) + "sessions = \"retrieve\"\n"},
 		{"longest name", strings.Replace(withoutSession(sockWorkload), `"kv"`, `"`+strings.Repeat("k", 55)+`"`, 1)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -35,7 +35,7 @@ func (s *state) collect(ctx context.Context, dev *luo.Device) error {
 			if len(w.FDs) == 0 {
 				// Nothing to preserve: stop it at the freeze if its pid is
 				// known, else it just goes down with the kexec.
-				if pid, ok := s.o.Procs[w.Name]; ok {
+				if pid := s.knownPid(w); pid > 0 {
 					s.procs = append(s.procs, newProcess(w.Name, pid, w.StopMode(), w.StopAfter()))
 				} else {
 					s.logf("workload %q has no fds to hand over and no known pid; not waiting for it", w.Name)
@@ -122,6 +122,13 @@ func (s *state) preservePush(dev *luo.Device, p *push, pending map[string]int) e
 		p.conn.SendAck("", errors.New(msg))
 		s.logf("connection from pid %d: %s (ignored)", p.cred.PID, msg)
 		return nil
+	}
+	// Session fds in a push are sessions the workload owns, not fds to
+	// preserve in luoinit's session.
+	var err error
+	if p.files, err = s.takePushed(i, p.cred.PID, p.files); err != nil {
+		p.conn.SendAck("", err)
+		return err
 	}
 	byName := map[string]*os.File{}
 	for _, f := range p.files {

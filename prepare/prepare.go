@@ -27,6 +27,7 @@ import (
 	"github.com/luoinit/luoinit/initramfs"
 	"github.com/luoinit/luoinit/luo"
 	"github.com/luoinit/luoinit/manifest"
+	"github.com/luoinit/luoinit/status"
 	"golang.org/x/sys/unix"
 )
 
@@ -86,6 +87,9 @@ type Options struct {
 	// with its FDNAME, in store order. prepare owns and closes the files.
 	// nil outside such an init (a --standalone prepare).
 	FDStore func(workload string) []handoff.File
+	// StateDir holds the state file (package status) that prepare moves to
+	// prepared and frozen, and back on cancel; default status.Dir.
+	StateDir string
 
 	// reboot is replaced in tests; default reboot(LINUX_REBOOT_CMD_KEXEC).
 	reboot func() error
@@ -101,7 +105,10 @@ type state struct {
 	files     []*os.File // fds received or taken from workloads
 	written   []string   // files to remove on cancel
 	listener  *handoff.Listener
-	record    *os.File // the freeze record memfd
+	record    *os.File        // the freeze record memfd
+	owned     []*ownedSession // workload-owned sessions held until the reboot
+	holders   []holder        // processes found holding them, stopped at the freeze
+	prevState *stateSave      // the state file before prepare changed it
 }
 
 func (s *state) logf(format string, args ...any) {
@@ -129,6 +136,9 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	if o.CollectTimeout == 0 {
 		o.CollectTimeout = 30 * time.Second
+	}
+	if o.StateDir == "" {
+		o.StateDir = status.Dir
 	}
 	if o.PrevManifest == "" {
 		o.PrevManifest = "/" + manifest.Path
@@ -158,6 +168,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err := s.prepared(ctx); err != nil {
 		return err
 	}
+	s.setState(status.Prepared)
 	if o.DryRun {
 		b, err := s.m.Marshal()
 		if err != nil {
@@ -226,6 +237,10 @@ func (s *state) prepared(ctx context.Context) error {
 		s.m.KernelRelease = unix.ByteSliceToString(uts.Release[:])
 	}
 	s.logf("phase prepared: %d workloads, generation %d, kernel %s -> %s", len(s.m.Workloads), s.m.Generation, s.m.KernelRelease, o.Kernel)
+	// Before anything is preserved: a refused session leaves all as it was.
+	if err := s.findOwned(); err != nil {
+		return err
+	}
 
 	dev, err := luo.Open(o.Device)
 	if err != nil {
@@ -237,6 +252,8 @@ func (s *state) prepared(ctx context.Context) error {
 	if err := s.collect(ctx, dev); err != nil {
 		return err
 	}
+	s.recordOwned()
+	s.stopHolders()
 	if err := s.createRecord(dev); err != nil {
 		return err
 	}
@@ -351,6 +368,7 @@ func (s *state) buildInitramfs(mpath string) (string, error) {
 // frozen runs phase "frozen": stop the workloads, record the time, sync,
 // reboot into the loaded kernel with the sessions still open.
 func (s *state) frozen() error {
+	s.setState(status.Frozen)
 	if s.o.Freezing != nil {
 		s.o.Freezing()
 	}
@@ -408,6 +426,21 @@ func (s *state) cancel() string {
 		f.Close()
 	}
 	s.files = nil
+	if n := len(s.owned); n > 0 {
+		for _, o := range s.owned {
+			o.file.Close()
+		}
+		did = append(did, fmt.Sprintf("%d workload sessions let go (each stays preserved while its workload holds it)", n))
+		s.owned = nil
+	}
+	if s.prevState != nil {
+		if err := s.prevState.restore(); err != nil {
+			did = append(did, fmt.Sprintf("restoring the state file failed: %v", err))
+		} else {
+			did = append(did, fmt.Sprintf("state back to %s", s.prevState.was()))
+		}
+		s.prevState = nil
+	}
 	if s.kexecDone {
 		if err := kexecUnload(); err != nil {
 			did = append(did, fmt.Sprintf("unloading the kexec image failed: %v", err))

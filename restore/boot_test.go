@@ -134,7 +134,7 @@ func TestBootKinds(t *testing.T) {
 				if i > 0 && p.At < rep.Phases[i-1].At && !strings.Contains(p.Name, ":") {
 					t.Errorf("phase %s at %v is before %s", p.Name, p.At, rep.Phases[i-1].Name)
 				}
-				if !strings.Contains(string(b), fmt.Sprintf("phase.%s_ns=%d\n", p.Name, p.At)) {
+				if !strings.Contains(string(b), fmt.Sprintf("phase name=%q boottime_ns=%d\n", p.Name, p.At)) {
 					t.Errorf("state file lacks phase %s", p.Name)
 				}
 			}

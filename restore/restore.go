@@ -80,7 +80,7 @@ type Supervisor struct {
 // NewSupervisor makes a Supervisor.
 func NewSupervisor(start Starter, logf func(string, ...any), o Options) *Supervisor {
 	if o.HandoffTimeout == 0 {
-		o.HandoffTimeout = 10 * time.Second
+		o.HandoffTimeout = DefaultHandoffTimeout
 	}
 	if o.Backoff == 0 {
 		o.Backoff = time.Second
@@ -211,6 +211,9 @@ func (s *Supervisor) supervise(w *Workload) {
 // It returns the process (nil if it could not start) and the handoff's
 // error, if any.
 func (s *Supervisor) launch(w *Workload, first bool) (Process, error) {
+	if w.Spec.Handoff == manifest.HandoffNone {
+		return s.launchNone(w)
+	}
 	name := w.Spec.Name
 	c, childEnd, err := handoff.Socketpair()
 	if err != nil {

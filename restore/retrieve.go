@@ -25,6 +25,9 @@ type Session interface {
 	RetrieveFD(token uint64) (*os.File, error)
 	Finish() error
 	Close() error
+	// File is the session fd, to hand to a workload that owns the
+	// session (sessions = "retrieve").
+	File() *os.File
 }
 
 // LUODevice adapts *luo.Device to Device.
@@ -54,8 +57,9 @@ func (l Lost) String() string {
 type Workload struct {
 	Spec    manifest.Workload
 	Session Session        // nil if the session could not be retrieved or there was none
-	Files   []handoff.File // retrieved fds, in manifest order
+	Files   []handoff.File // retrieved fds, in manifest order, then owned session fds
 	Lost    []Lost         // fds that did not come back
+	Owned   []*Owned       // the sessions the workload owns (manifest owned_session)
 }
 
 // Retrieved is everything the restore got back from the kernel.
@@ -102,6 +106,11 @@ func Retrieve(dev Device, m *manifest.Manifest, log func(format string, args ...
 		log("workload %q: session %q retrieved, %d of %d fds", spec.Name, spec.Session, len(w.Files), len(w.Files)+len(w.Lost))
 	}
 	tl.Mark(PhaseFDsRetrieved)
+	// Owned sessions after luoinit's own fds: they are appended to each
+	// workload's handoff files.
+	for _, w := range r.Workloads {
+		retrieveOwned(dev, w, log)
+	}
 	r.RecordData = retrieveRecord(dev, log)
 	tl.Mark(PhaseRecord)
 	return r

@@ -3,16 +3,16 @@ package restore
 import (
 	"sync"
 	"time"
+
+	"github.com/luoinit/luoinit/status"
 )
 
 // Phase is one step of a boot, stamped with CLOCK_BOOTTIME (time since
 // the new kernel started), so that a restore can be read as a timeline:
 // init start, mounts, manifest, device, every fd retrieved, network, and
-// per workload its exec, its handoff and its FINISH.
-type Phase struct {
-	Name string        // "init", "mounted", "manifest", "device", "fds_retrieved", "exec:kv", ...
-	At   time.Duration // CLOCK_BOOTTIME
-}
+// per workload its exec, its handoff and its FINISH. The state file
+// carries them (package status).
+type Phase = status.Phase
 
 // The names of the phases of a boot; per workload ones add ":" and its name.
 const (
@@ -38,7 +38,7 @@ type Timeline struct {
 
 // NewTimeline starts a timeline at init, CLOCK_BOOTTIME when PID 1 began.
 func NewTimeline(init time.Duration) *Timeline {
-	return &Timeline{phases: []Phase{{PhaseInit, init}}}
+	return &Timeline{phases: []Phase{{Name: PhaseInit, At: init}}}
 }
 
 // Mark stamps the phase name now.
@@ -48,7 +48,7 @@ func (t *Timeline) Mark(name string) {
 	}
 	at := BootTime()
 	t.mu.Lock()
-	t.phases = append(t.phases, Phase{name, at})
+	t.phases = append(t.phases, Phase{Name: name, At: at})
 	t.mu.Unlock()
 }
 

@@ -73,7 +73,7 @@ func runKV() error {
 	fmt.Printf("  restore inside init:            %v to retrieve every fd, %v to the last handoff\n", ns("restore_ns").Round(time.Microsecond), ns("handoff_done_ns").Round(time.Microsecond))
 	guestBlackout := ns("blackout_ns")
 	fmt.Printf("  blackout, guest clocks:         %v = %v (old kernel: first stop to reboot call) + %v (new kernel: boot to kvcache's ACK)\n",
-		guestBlackout.Round(time.Millisecond), ns("old_kernel_blackout_ns").Round(time.Millisecond), ns("last_ack_boottime_ns").Round(time.Millisecond))
+		guestBlackout.Round(time.Millisecond), ns("old_kernel_blackout_ns").Round(time.Millisecond), ns("last_ready_boottime_ns").Round(time.Millisecond))
 	if frozenAt > 0 && ackedAt > frozenAt {
 		host := ackedAt - frozenAt
 		fmt.Printf("  blackout, host serial stamps:   %v (from prepare's freeze line to kvcache's ACK line)\n", host.Round(time.Millisecond))

@@ -186,7 +186,10 @@ func boot(k *vm.Kernel, img, appendArgs string, timeout time.Duration) (*vm.Resu
 	return res, nil
 }
 
-var kv = regexp.MustCompile(`([\w.:-]+)=(-?\d+)`)
+var (
+	kv      = regexp.MustCompile(`([\w.:-]+)=(-?\d+)`)
+	phaseRe = regexp.MustCompile(`phase name="([^"]+)" boottime_ns=(\d+)`)
+)
 
 func runRaw(k *vm.Kernel, b *bins, n int) (map[string]int64, time.Duration, error) {
 	dir, err := os.MkdirTemp(b.dir, "raw")
@@ -273,6 +276,9 @@ func runLUOinit(k *vm.Kernel, b *bins, nw, per int) (map[string]int64, time.Dura
 	for _, mk := range res.Find("STATE") {
 		for _, f := range kv.FindAllStringSubmatch(mk.Text, -1) {
 			m[f[1]], _ = strconv.ParseInt(f[2], 10, 64)
+		}
+		for _, f := range phaseRe.FindAllStringSubmatch(mk.Text, -1) {
+			m["phase."+f[1]+"_ns"], _ = strconv.ParseInt(f[2], 10, 64)
 		}
 	}
 	for _, mk := range append(res.Find("PID1MEM"), res.Find("INITEXEC")...) {
@@ -361,7 +367,7 @@ func table(cases []measure) {
 		rawFds := c.raw["fds_ns"] - rawInit
 		rawVer := c.raw["verified_ns"] - rawInit
 		luoFds := c.luo["phase.fds_retrieved_ns"] - luoInit
-		luoAck := c.luo["last_ack_boottime_ns"] - luoInit
+		luoAck := c.luo["last_ready_boottime_ns"] - luoInit
 		row = append(row, ms(rawInit, c.rawErr), ms(luoInit, c.luoErr), ms(rawFds, c.rawErr), ms(luoFds, c.luoErr), ratio(luoFds, rawFds, c.rawErr, c.luoErr),
 			ms(rawVer, c.rawErr), ms(luoAck, c.luoErr), ratio(luoAck, rawVer, c.rawErr, c.luoErr),
 			ms(c.luo["old_kernel_blackout_ns"], c.luoErr), kb(c.luo["VmHWM"], c.luoErr), size(c.luo["next_initramfs_bytes"]))
