@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/luoinit/luoinit/manifest"
+	"github.com/luoinit/luoinit/notify"
 	"github.com/luoinit/luoinit/pid1"
 	"github.com/luoinit/luoinit/restore"
 )
@@ -36,10 +37,15 @@ func pid1Main() {
 		if err := pid1.MountAll(log); err != nil {
 			log.Printf("mounting: %v (going on with what is there)", err)
 		}
+		// Each workload's notification socket and fd store live as long
+		// as PID 1: a restarted workload gets its store back, and a
+		// prepare answered here preserves it.
+		stores := notify.NewRegistry(notify.DefaultDir, log.Printf)
 		rep, err := restore.Boot(restore.BootOptions{
-			Start:   starter{reaper},
-			Log:     log.Printf,
-			Started: started,
+			Start:      starter{reaper},
+			Log:        log.Printf,
+			Started:    started,
+			Supervisor: restore.Options{Notify: stores},
 		})
 		if err != nil {
 			return err
@@ -47,7 +53,7 @@ func pid1Main() {
 		report(log, rep)
 		// The next `luoinit prepare` is answered here: PID 1 owns the
 		// workloads, knows their pids and holds their restarts.
-		if _, err := control.Listen(control.DefaultSocket, prepareHandler(log, rep.Supervisor)); err != nil {
+		if _, err := control.Listen(control.DefaultSocket, prepareHandler(log, rep.Supervisor, stores)); err != nil {
 			log.Printf("no control socket, a later prepare runs standalone: %v", err)
 		}
 		return nil // Guard keeps PID 1 alive; the reaper and supervisors go on
@@ -81,6 +87,9 @@ type proc struct{ p *pid1.Proc }
 
 func (p proc) Pid() int { return p.p.Pid }
 
+// Done is closed when the process has been reaped.
+func (p proc) Done() <-chan struct{} { return p.p.Done() }
+
 func (p proc) Wait() int {
 	ws, _ := p.p.Wait()
 	if ws.Signaled() {
@@ -95,8 +104,14 @@ func report(log pid1.Logger, r *restore.Report) {
 	var parts []string
 	for _, res := range r.Results {
 		s := fmt.Sprintf("%s: %d fds", res.Workload, res.Delivered)
-		if res.AckedAt > 0 {
+		switch {
+		case res.Ready:
+			s += fmt.Sprintf(" READY=1 %v after init start", (res.AckedAt - r.Started).Round(time.Microsecond))
+		case res.AckedAt > 0:
 			s += fmt.Sprintf(" acked %v after init start", (res.AckedAt - r.Started).Round(time.Microsecond))
+		}
+		if res.ReadyErr != nil {
+			s += fmt.Sprintf(", not ready: %v", res.ReadyErr)
 		}
 		if len(res.Lost) > 0 {
 			s += fmt.Sprintf(", %d lost", len(res.Lost))
@@ -119,7 +134,7 @@ func report(log pid1.Logger, r *restore.Report) {
 }
 
 // prepareHandler runs a `luoinit prepare` that a command handed to PID 1.
-func prepareHandler(log pid1.Logger, sup *restore.Supervisor) control.Handler {
+func prepareHandler(log pid1.Logger, sup *restore.Supervisor, stores *notify.Registry) control.Handler {
 	return func(req control.Request, out io.Writer, cancel, cont <-chan struct{}) int {
 		defer pid1.Recover(log)
 		cfg, err := manifest.LoadConfig(req.Config)
@@ -138,6 +153,7 @@ func prepareHandler(log pid1.Logger, sup *restore.Supervisor) control.Handler {
 		}()
 		o := prepareOptions(req, cfg)
 		o.Log, o.Out, o.Continue = out, out, cont
+		o.FDStore = stores.FDStore
 		if sup != nil {
 			o.Procs = sup.Pids()
 			o.Freezing, o.Cancelled = sup.Hold, sup.Release

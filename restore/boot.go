@@ -176,7 +176,7 @@ func Boot(o BootOptions) (*Report, error) {
 		end = StateDegraded
 	}
 	for _, r := range rep.Results {
-		if r.Err != nil || (r.Delivered > 0 && !r.Finished) {
+		if r.Err != nil || r.ReadyErr != nil || (r.Delivered > 0 && !r.Finished) {
 			end = StateDegraded
 		}
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/luoinit/luoinit/handoff"
 	"github.com/luoinit/luoinit/manifest"
+	"github.com/luoinit/luoinit/notify"
 	"golang.org/x/sys/unix"
 )
 
@@ -48,6 +49,12 @@ type Options struct {
 	Backoff, MaxBackoff time.Duration
 	// FinishTries is how often FINISH is tried before it is reported.
 	FinishTries int
+	// Notify holds each workload's notification socket and fd store;
+	// default: stores without sockets (notify.NewRegistry("")).
+	Notify *notify.Registry
+	// Shim is the luoinit binary that sets LISTEN_PID and executes a
+	// workload that gets fds in sd_listen_fds style; default DefaultShim.
+	Shim string
 }
 
 // Result is what happened to one workload's handoff, for the report.
@@ -56,9 +63,11 @@ type Result struct {
 	Pid       int
 	Delivered int           // fds handed over and acknowledged
 	Lost      []Lost        // fds that did not come back from the kernel
-	AckedAt   time.Duration // CLOCK_BOOTTIME when the workload acknowledged
+	AckedAt   time.Duration // CLOCK_BOOTTIME when it was back in service: its ACK, its start (fdstore), or its READY=1 (Ready)
 	Finished  bool          // FINISH done on its session
 	Err       error         // why the handoff did not complete
+	Ready     bool          // ready = "notify": AckedAt is when it sent READY=1
+	ReadyErr  error         // ready = "notify": why it is not known to be back in service
 }
 
 // Supervisor runs the workloads: first start with handoff, then restarts
@@ -88,6 +97,12 @@ func NewSupervisor(start Starter, logf func(string, ...any), o Options) *Supervi
 	}
 	if o.FinishTries == 0 {
 		o.FinishTries = 3
+	}
+	if o.Notify == nil {
+		o.Notify = notify.NewRegistry("", logf)
+	}
+	if o.Shim == "" {
+		o.Shim = DefaultShim
 	}
 	return &Supervisor{start: start, logf: logf, o: o, results: map[string]*Result{}, pids: map[string]int{}, done: make(chan string, 64)}
 }
@@ -165,6 +180,9 @@ func (s *Supervisor) supervise(w *Workload) {
 	backoff := s.o.Backoff
 	for {
 		p, err := s.launch(w, first)
+		if first && p != nil {
+			s.awaitReady(w, p)
+		}
 		if first {
 			first = false
 			s.done <- w.Spec.Name
@@ -177,6 +195,7 @@ func (s *Supervisor) supervise(w *Workload) {
 			s.pids[w.Spec.Name] = p.Pid()
 			s.mu.Unlock()
 			code := p.Wait()
+			s.exited(w)
 			s.mu.Lock()
 			delete(s.pids, w.Spec.Name)
 			s.mu.Unlock()
@@ -209,6 +228,9 @@ func (s *Supervisor) supervise(w *Workload) {
 // It returns the process (nil if it could not start) and the handoff's
 // error, if any.
 func (s *Supervisor) launch(w *Workload, first bool) (Process, error) {
+	if w.Spec.Handoff == manifest.HandoffFDStore {
+		return s.launchFDStore(w)
+	}
 	name := w.Spec.Name
 	c, childEnd, err := handoff.Socketpair()
 	if err != nil {
@@ -222,7 +244,7 @@ func (s *Supervisor) launch(w *Workload, first bool) (Process, error) {
 		return nil, err
 	}
 	env := append(append([]string(nil), w.Spec.Env...), handoff.EnvFD+"=3", "LUOINIT_WORKLOAD="+name)
-	p, err := s.start.Start(w.Spec, env, []*os.File{childEnd})
+	p, err := s.startProcess(w, env, []*os.File{childEnd}, nil)
 	childEnd.Close()
 	if err != nil {
 		s.record(name, func(r *Result) { r.Err = err })
