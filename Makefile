@@ -72,6 +72,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz '^FuzzParseMountinfo$$' -fuzztime $(FUZZTIME) ./pid1/
 	$(GO) test -run XXX -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME) ./examples/kvcache/
 	$(GO) test -run XXX -fuzz '^FuzzOpenArena$$' -fuzztime $(FUZZTIME) ./examples/kvcache/
+	$(GO) test -run XXX -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./notify/
 
 clean:
 	rm -rf $(BIN)
