@@ -3,6 +3,7 @@ package prepare
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -47,8 +48,7 @@ func (s *state) checkFDStore() error {
 // storedFD is one fd of a workload's store, as prepare judged it.
 type storedFD struct {
 	handoff.File
-	kind   string
-	reason string // why it is not carried; "" if it is
+	kind string
 }
 
 // collectFDStore preserves workload i's stored memfds in its session and
@@ -60,36 +60,86 @@ func (s *state) collectFDStore(dev *luo.Device, i int) error {
 	for _, f := range stored {
 		s.files = append(s.files, f.File)
 	}
+	carry, reasons := s.judgeStore(w, stored)
+	if err := checkCarriedNames(w.Name, carry); err != nil {
+		return err
+	}
+	if err := checkDeclared(w, carry, reasons); err != nil {
+		return err
+	}
+	fds, err := s.preserveStored(dev, w, carry, reasons)
+	if err != nil {
+		return err
+	}
+	if w.FDs, err = s.settleDeclared(w, fds, reasons); err != nil {
+		return err
+	}
+	s.logf("workload %q: %d of the %d fds in its fd store preserved", w.Name, len(fds), len(stored))
+	if pid, ok := s.o.Procs[w.Name]; ok {
+		s.procs = append(s.procs, newProcess(w.Name, pid, w.StopMode(), w.StopAfter()))
+	} else {
+		s.logf("workload %q is not running; nothing to stop", w.Name)
+	}
+	return nil
+}
+
+// judgeStore sorts a store: the memfds to carry, in store order, and by
+// name why each other fd is not carried (reported here).
+func (s *state) judgeStore(w *manifest.Workload, stored []handoff.File) ([]storedFD, map[string]string) {
+	var carry []storedFD
+	reasons := map[string]string{}
+	notCarried := func(name, reason string) {
+		s.logf("workload %q: fd %q in its fd store is not carried across the live update: %s", w.Name, name, reason)
+		if _, ok := reasons[name]; !ok {
+			reasons[name] = reason
+		}
+	}
+	for _, f := range stored {
+		switch kind := Kind(f.File); kind {
+		case "memfd":
+			carry = append(carry, storedFD{File: f, kind: kind})
+		case "anon:luo_session":
+			// The workload's own LUO session: not luoinit's to preserve,
+			// and it stays in the store untouched.
+			notCarried(f.Name, "a LUO session of the workload's own, left in the store")
+		default:
+			notCarried(f.Name, kind+": LUO preserves memfds only")
+		}
+	}
+	return carry, reasons
+}
+
+// checkDeclared fails, before anything is preserved, a workload whose
+// config declares a required fd that its store has no memfd for.
+func checkDeclared(w *manifest.Workload, carry []storedFD, reasons map[string]string) error {
+	for _, fd := range w.FDs {
+		if fd.Optional || slices.ContainsFunc(carry, func(sf storedFD) bool { return sf.Name == fd.Name }) {
+			continue
+		}
+		reason, ok := reasons[fd.Name]
+		if !ok {
+			reason = "not in the fd store"
+		}
+		return fmt.Errorf("workload %q fd %q, declared in the config and not optional, cannot be carried: %s", w.Name, fd.Name, reason)
+	}
+	return nil
+}
+
+// preserveStored preserves the memfds under tokens 1, 2, ... in the
+// workload's session (created at the first one) and returns them as
+// manifest fds. A memfd LUO refuses is reported and recorded in reasons.
+func (s *state) preserveStored(dev *luo.Device, w *manifest.Workload, carry []storedFD, reasons map[string]string) ([]manifest.FD, error) {
 	declared := map[string]manifest.FD{}
 	for _, fd := range w.FDs {
 		declared[fd.Name] = fd
 	}
-	var carry, left []storedFD
-	for _, f := range stored {
-		sf := storedFD{File: f, kind: Kind(f.File)}
-		switch sf.kind {
-		case "memfd":
-			carry = append(carry, sf)
-		case "anon:luo_session":
-			// The workload's own LUO session: not luoinit's to preserve.
-			s.logf("workload %q: fd %q in its fd store is a LUO session of its own; left in the store", w.Name, f.Name)
-		default:
-			sf.reason = fmt.Sprintf("%s: LUO preserves memfds only", sf.kind)
-			left = append(left, sf)
-		}
-	}
-	if err := checkCarriedNames(w.Name, carry); err != nil {
-		return err
-	}
-
 	var fds []manifest.FD
 	var sess *luo.Session
-	token := uint64(1)
 	for _, sf := range carry {
 		if sess == nil {
 			var err error
 			if sess, err = dev.CreateSession(w.Session); err != nil {
-				return fmt.Errorf("workload %q: %w", w.Name, err)
+				return nil, fmt.Errorf("workload %q: %w", w.Name, err)
 			}
 			s.sessions = append(s.sessions, sess)
 		}
@@ -97,55 +147,47 @@ func (s *state) collectFDStore(dev *luo.Device, i int) error {
 		if st, err := sf.File.File.Stat(); err == nil {
 			size = st.Size()
 		}
+		token := uint64(len(fds) + 1)
 		t0 := time.Now()
 		if err := sess.PreserveFD(int(sf.File.File.Fd()), token); err != nil {
-			sf.reason = fmt.Sprintf("memfd refused by LUO: %v", err)
+			reason := fmt.Sprintf("memfd refused by LUO: %v", err)
 			var errno unix.Errno
 			if errors.As(err, &errno) {
-				sf.reason = fmt.Sprintf("memfd refused by LUO: %s", unix.ErrnoName(errno))
+				reason = "memfd refused by LUO: " + unix.ErrnoName(errno)
 			}
-			left = append(left, sf)
+			s.logf("workload %q: fd %q in its fd store is not carried across the live update: %s", w.Name, sf.Name, reason)
+			reasons[sf.Name] = reason
 			continue
 		}
-		fd := declared[sf.Name]
+		fd := declared[sf.Name] // keeps optional as declared; zero if undeclared
 		fd.Name, fd.Kind, fd.Token = sf.Name, sf.kind, token
 		fds = append(fds, fd)
-		delete(declared, sf.Name)
 		s.logf("preserved %s/%s (%s, %s, from the fd store) in session %q token %d in %v", w.Name, sf.Name, sf.kind, sizeString(size), w.Session, token, time.Since(t0).Round(time.Microsecond))
-		token++
 	}
+	return fds, nil
+}
 
-	reasons := map[string]string{}
-	for _, sf := range left {
-		s.logf("workload %q: fd %q in its fd store is not carried across the live update: %s", w.Name, sf.Name, sf.reason)
-		if _, ok := reasons[sf.Name]; !ok {
-			reasons[sf.Name] = sf.reason
-		}
-	}
+// settleDeclared appends the declared fds that were not carried, as
+// dropped; a required one fails the prepare (here only if LUO refused
+// its memfd: checkDeclared caught the rest before anything was done).
+func (s *state) settleDeclared(w *manifest.Workload, carried []manifest.FD, reasons map[string]string) ([]manifest.FD, error) {
+	fds := carried
 	for _, fd := range w.FDs {
-		if _, ok := declared[fd.Name]; !ok {
-			continue // carried
+		if slices.ContainsFunc(carried, func(c manifest.FD) bool { return c.Name == fd.Name }) {
+			continue
 		}
 		reason, ok := reasons[fd.Name]
 		if !ok {
 			reason = "not in the fd store"
 		}
 		if !fd.Optional {
-			return fmt.Errorf("workload %q fd %q, declared in the config and not optional, cannot be carried: %s", w.Name, fd.Name, reason)
+			return nil, fmt.Errorf("workload %q fd %q, declared in the config and not optional, cannot be carried: %s", w.Name, fd.Name, reason)
 		}
 		fd.Dropped, fd.DropReason = true, reason
 		fds = append(fds, fd)
 		s.logf("workload %q: optional fd %q dropped: %s", w.Name, fd.Name, reason)
 	}
-	w.FDs = fds
-	s.logf("workload %q: %d of the %d fds in its fd store preserved", w.Name, token-1, len(stored))
-
-	if pid, ok := s.o.Procs[w.Name]; ok {
-		s.procs = append(s.procs, newProcess(w.Name, pid, w.StopMode(), w.StopAfter()))
-	} else {
-		s.logf("workload %q is not running; nothing to stop", w.Name)
-	}
-	return nil
+	return fds, nil
 }
 
 // checkCarriedNames refuses a store whose memfds the manifest could not

@@ -10,11 +10,13 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/luoinit/luoinit/handoff"
 	"github.com/luoinit/luoinit/manifest"
+	"golang.org/x/sys/unix"
 )
 
 const fdstoreConfig = `version = 1
@@ -94,5 +96,88 @@ func TestCheckCarriedNames(t *testing.T) {
 		if tc.says == "" && err != nil || tc.says != "" && (err == nil || !strings.Contains(err.Error(), tc.says)) {
 			t.Errorf("checkCarriedNames(%q) = %v, want %q", tc.names, err, tc.says)
 		}
+	}
+}
+
+// The judgement of a store and the settling of the declared fds, with
+// real fds of each kind; PRESERVE_FD itself is the VM scenario's.
+func TestJudgeStoreAndDeclared(t *testing.T) {
+	memfd, err := unix.MemfdCreate("arena", unix.MFD_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	unix.Close(pair[1])
+	stored := []handoff.File{
+		{Name: "conn", File: os.NewFile(uintptr(pair[0]), "conn")},
+		{Name: "arena", File: os.NewFile(uintptr(memfd), "arena")},
+		{Name: "events", File: r},
+	}
+	defer func() {
+		for _, f := range stored {
+			f.File.Close()
+		}
+	}()
+	var log bytes.Buffer
+	s := &state{o: Options{Log: &log}}
+	wl := &manifest.Workload{Name: "sd", Session: "luoinit.sd", Handoff: manifest.HandoffFDStore}
+	carry, reasons := s.judgeStore(wl, stored)
+	if len(carry) != 1 || carry[0].Name != "arena" || carry[0].kind != "memfd" {
+		t.Fatalf("carry %v, want the memfd alone", carry)
+	}
+	for name, want := range map[string]string{"conn": "socket: LUO preserves memfds only", "events": "pipe: LUO preserves memfds only"} {
+		if reasons[name] != want {
+			t.Errorf("reason for %s: %q, want %q", name, reasons[name], want)
+		}
+		if !strings.Contains(log.String(), `fd "`+name+`" in its fd store is not carried across the live update: `+want) {
+			t.Errorf("%s not reported by name and reason:\n%s", name, log.String())
+		}
+	}
+
+	for _, tc := range []struct {
+		fds  []manifest.FD
+		says string
+	}{
+		{[]manifest.FD{{Name: "arena"}, {Name: "conn", Optional: true}, {Name: "gone", Optional: true}}, ""},
+		{[]manifest.FD{{Name: "conn"}}, `fd "conn", declared in the config and not optional, cannot be carried: socket: LUO preserves memfds only`},
+		{[]manifest.FD{{Name: "gone"}}, `fd "gone", declared in the config and not optional, cannot be carried: not in the fd store`},
+	} {
+		wl.FDs = tc.fds
+		err := checkDeclared(wl, carry, reasons)
+		if tc.says == "" && err != nil || tc.says != "" && (err == nil || !strings.Contains(err.Error(), tc.says)) {
+			t.Errorf("checkDeclared(%v) = %v, want %q", tc.fds, err, tc.says)
+		}
+	}
+
+	// What the manifest gets: the carried memfd (as preserveStored makes
+	// it), then the optional declared fds, dropped with their reasons; and
+	// it is a valid manifest.
+	wl.FDs = []manifest.FD{{Name: "conn", Optional: true}, {Name: "arena"}, {Name: "gone", Optional: true}}
+	carried := []manifest.FD{{Name: "journal", Kind: "memfd", Token: 1}, {Name: "arena", Kind: "memfd", Token: 2}}
+	fds, err := s.settleDeclared(wl, carried, reasons)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []manifest.FD{
+		{Name: "journal", Kind: "memfd", Token: 1},
+		{Name: "arena", Kind: "memfd", Token: 2},
+		{Name: "conn", Optional: true, Dropped: true, DropReason: "socket: LUO preserves memfds only"},
+		{Name: "gone", Optional: true, Dropped: true, DropReason: "not in the fd store"},
+	}
+	if !reflect.DeepEqual(fds, want) {
+		t.Fatalf("fds\n %+v\nwant\n %+v", fds, want)
+	}
+	wl.FDs, wl.Argv = fds, []string{"/bin/sd"}
+	m := &manifest.Manifest{Version: manifest.Version, Generation: 1, Workloads: []manifest.Workload{*wl}}
+	if err := m.Validate(); err != nil {
+		t.Fatalf("the manifest of an fdstore workload does not validate: %v", err)
 	}
 }
