@@ -1,8 +1,9 @@
 // Package restore is the restore side of luoinit, run by PID 1 in the next
 // kernel: it gets every preserved fd back by session and token, relaunches
-// each workload, hands it exactly its own fds over the handoff protocol,
-// finishes its session once the workload acknowledged, and then keeps
-// supervising the workloads.
+// each workload, hands it exactly its own fds over the handoff protocol
+// (or, with handoff "fdstore", puts them back in its fd store and passes
+// them as LISTEN_FDS), finishes its session once the workload acknowledged
+// (or started), and then keeps supervising the workloads.
 //
 //	ret := restore.Retrieve(restore.LUODevice{dev}, m, log.Printf)
 //	dev.Close() // before any workload starts: one may want /dev/liveupdate
