@@ -107,8 +107,11 @@ func (s *Supervisor) launchFDStore(w *Workload) (Process, error) {
 	}
 	started := BootTime()
 	finished, note := s.finishFDStoreSession(w)
-	s.logf("workload %q started as pid %d with %d fds from its fd store (LISTEN_FDNAMES=%s) in %v%s",
-		name, p.Pid(), len(files), strings.Join(names, ":"), time.Since(t0).Round(time.Microsecond), note)
+	passed := "an empty fd store"
+	if len(files) > 0 {
+		passed = fmt.Sprintf("%d fds from its fd store (LISTEN_FDNAMES=%s)", len(files), strings.Join(names, ":"))
+	}
+	s.logf("workload %q started as pid %d with %s in %v%s", name, p.Pid(), passed, time.Since(t0).Round(time.Microsecond), note)
 	s.record(name, func(r *Result) {
 		if r.Pid == 0 {
 			r.Delivered, r.AckedAt = len(files), started

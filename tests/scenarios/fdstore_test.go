@@ -108,16 +108,19 @@ func TestSystemdFDStore(t *testing.T) {
 	if strings.Contains(console, "scratch") && !strings.Contains(console, `FDSTOREREMOVE=1: 1 fds named "scratch" removed`) {
 		t.Errorf("the scratch memfd was not removed from the store by FDSTOREREMOVE=1")
 	}
-	m := readyLine.FindStringSubmatch(console)
-	if m == nil || m[1] != "2" {
-		t.Fatalf("the restore report does not count sdstore back in service at READY=1 with 2 fds")
-	}
-	t.Logf("restore report: sdstore back in service (READY=1) %s after init start", m[2])
+	var report []string
 	for _, line := range res.Console {
+		if strings.Contains(line, "restore report: boot updated") {
+			report = readyLine.FindStringSubmatch(line)
+		}
 		if strings.Contains(line, "restore report") || strings.Contains(line, "blackout:") {
 			t.Log(line)
 		}
 	}
+	if report == nil || report[1] != "2" {
+		t.Fatalf("the restore report after the live update does not count sdstore back in service at READY=1 with 2 fds")
+	}
+	t.Logf("sdstore back in service (READY=1) %s after init start", report[2])
 	if st := res.Find("SD_STATE"); len(st) != 1 || !strings.HasPrefix(st[0].Text, "state=finished boot=updated generation=1 ") {
 		t.Errorf("luoinit's state after the live update: %v", st)
 	}
