@@ -87,6 +87,8 @@ fuzz:
 	$(FUZZ) -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME) ./examples/kvcache/
 	$(FUZZ) -fuzz '^FuzzOpenArena$$' -fuzztime $(FUZZTIME) ./examples/kvcache/
 	$(FUZZ) -fuzz '^FuzzFastPathAgrees$$' -fuzztime $(FUZZTIME_PARSERS) ./manifest/
+	$(FUZZ) -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME_PARSERS) ./notify/
+
 
 clean:
 	rm -rf $(BIN)

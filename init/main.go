@@ -7,9 +7,18 @@ import (
 	"errors"
 	"fmt"
 	"os"
+
+	"github.com/luoinit/luoinit/notify"
 )
 
 func main() {
+	// The LISTEN_PID shim comes first: PID 1 runs it (as a child) to start
+	// a workload that gets its fd store in sd_listen_fds style.
+	if len(os.Args) > 1 && os.Args[1] == notify.ExecListenArg {
+		err := notify.ExecListen(os.Args[2:])
+		fmt.Fprintf(os.Stderr, "luoinit: %v\n", err)
+		os.Exit(127)
+	}
 	if os.Getpid() == 1 {
 		pid1Main() // never returns
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/luoinit/luoinit/control"
 	"github.com/luoinit/luoinit/manifest"
+	"github.com/luoinit/luoinit/notify"
 	"github.com/luoinit/luoinit/pid1"
 	"github.com/luoinit/luoinit/prepare"
 	"github.com/luoinit/luoinit/restore"
@@ -41,20 +42,25 @@ func pid1Main() {
 		if _, err := pid1.RaiseFileLimit(); err != nil {
 			log.Printf("file limit: %v (a workload with more than 1024 fds may not get them all)", err)
 		}
+		// Each workload's notification socket and fd store live as long
+		// as PID 1: a restarted workload gets its store back, and a
+		// prepare answered here preserves it.
+		stores := notify.NewRegistry(notify.DefaultDir, log.Printf)
 		// The next `luoinit prepare` is answered here, from before the
 		// restore: PID 1 owns the workloads, knows their pids and holds
 		// their restarts. Until the first handoffs are over it answers
 		// "try again", so that no prepare runs standalone meanwhile, one
 		// that would know none of the workloads.
 		var boot bootState
-		if _, err := control.Listen(control.DefaultSocket, prepareHandler(log, boot.get)); err != nil {
+		if _, err := control.Listen(control.DefaultSocket, prepareHandler(log, boot.get, stores)); err != nil {
 			log.Printf("no control socket: `luoinit prepare` will refuse to run unless --standalone: %v", err)
 		}
 		rep, err := restore.Boot(restore.BootOptions{
-			Start:    starter{reaper},
-			Log:      log.Printf,
-			Started:  started,
-			Timeline: tl,
+			Start:      starter{reaper},
+			Log:        log.Printf,
+			Started:    started,
+			Timeline:   tl,
+			Supervisor: restore.Options{Notify: stores},
 		})
 		if err != nil {
 			boot.set(nil)
@@ -93,6 +99,9 @@ type proc struct{ p *pid1.Proc }
 
 func (p proc) Pid() int { return p.p.Pid }
 
+// Done is closed when the process has been reaped.
+func (p proc) Done() <-chan struct{} { return p.p.Done() }
+
 func (p proc) Wait() int {
 	ws, _ := p.p.Wait()
 	if ws.Signaled() {
@@ -107,8 +116,14 @@ func report(log pid1.Logger, r *restore.Report) {
 	var parts []string
 	for _, res := range r.Results {
 		s := fmt.Sprintf("%s: %d fds", res.Workload, res.Delivered)
-		if res.AckedAt > 0 {
+		switch {
+		case res.Ready:
+			s += fmt.Sprintf(" READY=1 %v after init start", (res.AckedAt - r.Started).Round(time.Microsecond))
+		case res.AckedAt > 0:
 			s += fmt.Sprintf(" acked %v after init start", (res.AckedAt - r.Started).Round(time.Microsecond))
+		}
+		if res.ReadyErr != nil {
+			s += fmt.Sprintf(", not ready: %v", res.ReadyErr)
 		}
 		if len(res.Lost) > 0 {
 			s += fmt.Sprintf(", %d lost", len(res.Lost))
@@ -155,8 +170,9 @@ func (b *bootState) get() (*restore.Supervisor, bool) {
 const exitTryAgain = 75
 
 // prepareHandler runs a `luoinit prepare` that a command handed to PID 1.
-// boot says whether the restore is over, and gives the supervisor.
-func prepareHandler(log pid1.Logger, boot func() (*restore.Supervisor, bool)) control.Handler {
+// boot says whether the restore is over, and gives the supervisor;
+// stores are the workloads' fd stores.
+func prepareHandler(log pid1.Logger, boot func() (*restore.Supervisor, bool), stores *notify.Registry) control.Handler {
 	return func(req control.Request, out io.Writer, cancel, cont <-chan struct{}) int {
 		defer pid1.Recover(log)
 		sup, ready := boot()
@@ -181,6 +197,7 @@ func prepareHandler(log pid1.Logger, boot func() (*restore.Supervisor, bool)) co
 		}()
 		o := prepareOptions(req, cfg)
 		o.Log, o.Out, o.Continue = out, out, cont
+		o.FDStore = stores.FDStore
 		if sup != nil {
 			o.Procs = sup.Pids()
 			o.Freezing, o.Cancelled = sup.Hold, sup.Release

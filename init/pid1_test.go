@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/luoinit/luoinit/control"
+	"github.com/luoinit/luoinit/notify"
 )
 
 type testLogger struct{ t *testing.T }
@@ -20,7 +21,7 @@ func (l testLogger) Printf(format string, args ...any) { l.t.Logf(format, args..
 // neither runs without the workloads' pids nor waits for the restore.
 func TestPrepareHandlerWhileRestoring(t *testing.T) {
 	var boot bootState
-	h := prepareHandler(testLogger{t}, boot.get)
+	h := prepareHandler(testLogger{t}, boot.get, notify.NewRegistry("", t.Logf))
 	var out bytes.Buffer
 	code := h(control.Request{Config: "/nonexistent"}, &out, make(chan struct{}), make(chan struct{}))
 	if code != exitTryAgain || !strings.Contains(out.String(), "PID 1 is still restoring the workloads") {
@@ -72,7 +73,7 @@ func TestHandToPID1Refused(t *testing.T) {
 	// A PID 1 that answers "try again" gives its exit status.
 	sock = filepath.Join(t.TempDir(), "control.sock")
 	var boot bootState
-	srv, err := control.Listen(sock, prepareHandler(testLogger{t}, boot.get))
+	srv, err := control.Listen(sock, prepareHandler(testLogger{t}, boot.get, notify.NewRegistry("", t.Logf)))
 	if err != nil {
 		t.Fatal(err)
 	}

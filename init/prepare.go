@@ -20,8 +20,9 @@ const prepareUsage = `luoinit prepare --config FILE --kernel BZIMAGE [options]
 
 Phase prepared (the workloads keep running): open /dev/liveupdate; take the
 fds of every workload of the config, pushed over the handoff socket
-(handoff = "socket") or taken from the process with pidfd_getfd
-(handoff = "pidfd"); preserve each in the workload's LUO session; write the
+(handoff = "socket"), taken from the process with pidfd_getfd
+(handoff = "pidfd") or, when PID 1 answers, the memfds of its fd store
+(handoff = "fdstore"); preserve each in the workload's LUO session; write the
 manifest; build the next initramfs with the manifest at
 /etc/luoinit/manifest.toml; load the next kernel with kexec_file_load.
 Phase frozen: stop the workloads (SIGTERM then SIGKILL after stop_timeout,

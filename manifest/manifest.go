@@ -309,10 +309,11 @@ const (
 var SessionVias = []SessionVia{ViaPush, ViaFDStore, ViaProc}
 
 // EnvWorkload is set to the workload's name in the environment of every
-// process PID 1 starts for it. Descendants that keep their environment
-// carry it too, which is how prepare finds a workload's daemon child
-// after its parent exited and it was re-parented to PID 1.
-const EnvWorkload = "LUOINIT_WORKLOAD"
+// process PID 1 starts for it (handoff.EnvWorkload). Descendants that
+// keep their environment carry it too, which is how prepare finds a
+// workload's daemon child after its parent exited and it was re-parented
+// to PID 1.
+const EnvWorkload = handoff.EnvWorkload
 
 // ReservedSessionName reports whether name is in luoinit's own session
 // namespace ("luoinit", "luoinit.*"): no workload may own such a session.

@@ -19,9 +19,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// collect gets every workload's fds and preserves them: pidfd-mode
-// workloads first (nothing to wait for), then socket-mode workloads as
-// they connect.
+// collect gets every workload's fds and preserves them: pidfd-mode and
+// fdstore-mode workloads first (nothing to wait for), then socket-mode
+// workloads as they connect.
 func (s *state) collect(ctx context.Context, dev *luo.Device) error {
 	pending := map[string]int{}
 	for i := range s.m.Workloads {
@@ -29,6 +29,10 @@ func (s *state) collect(ctx context.Context, dev *luo.Device) error {
 		switch w.Handoff {
 		case manifest.HandoffPidfd:
 			if err := s.collectPidfd(dev, i); err != nil {
+				return err
+			}
+		case manifest.HandoffFDStore:
+			if err := s.collectFDStore(dev, i); err != nil {
 				return err
 			}
 		default:

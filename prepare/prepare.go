@@ -198,6 +198,9 @@ func (s *state) check() error {
 	if err := o.Config.Validate(); err != nil {
 		return err
 	}
+	if err := s.checkFDStore(); err != nil {
+		return err
+	}
 	if o.Kernel == "" {
 		return errors.New("no kernel given (--kernel)")
 	}

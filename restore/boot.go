@@ -231,7 +231,9 @@ func Boot(o BootOptions) (*Report, error) {
 		end = StateDegraded
 	}
 	// Degraded means data was lost or could not be delivered; a workload
-	// that had nothing to receive and did no handoff degrades nothing.
+	// that had nothing to receive and did no handoff degrades nothing, and
+	// neither does one that got its fds but never said READY=1 (the
+	// report and the state file say so).
 	for i, r := range rep.Results {
 		w := ret.Workloads[i]
 		if (r.Err != nil && toDeliver[r.Workload] > 0) || (hasFDs(w.Spec) && r.Delivered > 0 && !r.Finished) {

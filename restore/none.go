@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/luoinit/luoinit/handoff"
 	"github.com/luoinit/luoinit/manifest"
 )
 
@@ -15,8 +16,9 @@ import (
 // report; it loses no data of luoinit's, so it never degrades the state.
 func (s *Supervisor) launchNone(w *Workload) (Process, error) {
 	name := w.Spec.Name
-	env := append(append([]string(nil), w.Spec.Env...), manifest.EnvWorkload+"="+name)
-	p, err := s.start.Start(w.Spec, env, nil)
+	// Its notification socket all the same (sd_notify READY=1, and an fd
+	// store if fdstore_max allows one).
+	p, err := s.startProcess(w, []string{handoff.EnvWorkload + "=" + name}, nil, nil)
 	if err != nil {
 		s.record(name, func(r *Result) { r.Err = err })
 		return nil, fmt.Errorf("starting %s: %w", strings.Join(w.Spec.Argv, " "), err)

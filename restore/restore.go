@@ -1,8 +1,9 @@
 // Package restore is the restore side of luoinit, run by PID 1 in the next
 // kernel: it gets every preserved fd back by session and token, relaunches
-// each workload, hands it exactly its own fds over the handoff protocol,
-// finishes its session once the workload acknowledged, and then keeps
-// supervising the workloads.
+// each workload, hands it exactly its own fds over the handoff protocol
+// (or, with handoff "fdstore", puts them back in its fd store and passes
+// them as LISTEN_FDS), finishes its session once the workload acknowledged
+// (or started), and then keeps supervising the workloads.
 //
 //	ret := restore.Retrieve(restore.LUODevice{dev}, m, log.Printf)
 //	dev.Close() // before any workload starts: one may want /dev/liveupdate
@@ -19,6 +20,7 @@ import (
 
 	"github.com/luoinit/luoinit/handoff"
 	"github.com/luoinit/luoinit/manifest"
+	"github.com/luoinit/luoinit/notify"
 	"golang.org/x/sys/unix"
 )
 
@@ -50,6 +52,12 @@ type Options struct {
 	FinishTries int
 	// Timeline takes each workload's exec, ack and finish; nil keeps none.
 	Timeline *Timeline
+	// Notify holds each workload's notification socket and fd store;
+	// default: stores without sockets (notify.NewRegistry("")).
+	Notify *notify.Registry
+	// Shim is the luoinit binary that sets LISTEN_PID and executes a
+	// workload that gets fds in sd_listen_fds style; default DefaultShim.
+	Shim string
 }
 
 // Result is what happened to one workload's handoff, for the report.
@@ -58,9 +66,11 @@ type Result struct {
 	Pid       int
 	Delivered int           // fds handed over and acknowledged
 	Lost      []Lost        // fds that did not come back from the kernel
-	AckedAt   time.Duration // CLOCK_BOOTTIME when the workload acknowledged
+	AckedAt   time.Duration // CLOCK_BOOTTIME when it was back in service: its ACK, its start (fdstore), or its READY=1 (Ready)
 	Finished  bool          // FINISH done on its session
 	Err       error         // why the handoff did not complete
+	Ready     bool          // ready = "notify": AckedAt is when it sent READY=1
+	ReadyErr  error         // ready = "notify": why it is not known to be back in service
 }
 
 // Supervisor runs the workloads: first start with handoff, then restarts
@@ -90,6 +100,12 @@ func NewSupervisor(start Starter, logf func(string, ...any), o Options) *Supervi
 	}
 	if o.FinishTries == 0 {
 		o.FinishTries = 3
+	}
+	if o.Notify == nil {
+		o.Notify = notify.NewRegistry("", logf)
+	}
+	if o.Shim == "" {
+		o.Shim = DefaultShim
 	}
 	return &Supervisor{start: start, logf: logf, o: o, results: map[string]*Result{}, pids: map[string]int{}, done: make(chan string, 64)}
 }
@@ -167,6 +183,9 @@ func (s *Supervisor) supervise(w *Workload) {
 	backoff := s.o.Backoff
 	for {
 		p, err := s.launch(w, first)
+		if first && p != nil {
+			s.awaitReady(w, p)
+		}
 		if first {
 			first = false
 			s.done <- w.Spec.Name
@@ -179,6 +198,7 @@ func (s *Supervisor) supervise(w *Workload) {
 			s.pids[w.Spec.Name] = p.Pid()
 			s.mu.Unlock()
 			code := p.Wait()
+			s.exited(w)
 			s.mu.Lock()
 			delete(s.pids, w.Spec.Name)
 			s.mu.Unlock()
@@ -211,8 +231,11 @@ func (s *Supervisor) supervise(w *Workload) {
 // It returns the process (nil if it could not start) and the handoff's
 // error, if any.
 func (s *Supervisor) launch(w *Workload, first bool) (Process, error) {
-	if w.Spec.Handoff == manifest.HandoffNone {
+	switch w.Spec.Handoff {
+	case manifest.HandoffNone:
 		return s.launchNone(w)
+	case manifest.HandoffFDStore:
+		return s.launchFDStore(w)
 	}
 	name := w.Spec.Name
 	c, childEnd, err := handoff.Socketpair()
@@ -226,8 +249,8 @@ func (s *Supervisor) launch(w *Workload, first bool) (Process, error) {
 		childEnd.Close()
 		return nil, err
 	}
-	env := append(append([]string(nil), w.Spec.Env...), handoff.EnvFD+"=3", handoff.EnvWorkload+"="+name)
-	p, err := s.start.Start(w.Spec, env, []*os.File{childEnd})
+	env := []string{handoff.EnvFD + "=3", handoff.EnvWorkload + "=" + name}
+	p, err := s.startProcess(w, env, []*os.File{childEnd}, nil)
 	childEnd.Close()
 	if err != nil {
 		s.record(name, func(r *Result) { r.Err = err })

@@ -64,6 +64,9 @@ func workloadMain(args []string) {
 	case "netcheck":
 		netcheckMain()
 		return
+	case "sddriver":
+		sdDriverMain()
+		return
 	case "orphan":
 		orphanMain()
 		return

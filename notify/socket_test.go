@@ -1,0 +1,308 @@
+package notify
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/luoinit/luoinit/manifest"
+	"golang.org/x/sys/unix"
+)
+
+// The test binary doubles as the processes these tests need: the LISTEN_PID
+// shim, and a sender of one datagram (a process other than the test's).
+func TestMain(m *testing.M) {
+	switch {
+	case len(os.Args) > 1 && os.Args[1] == ExecListenArg:
+		err := ExecListen(os.Args[2:])
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(127)
+	case os.Getenv("NOTIFY_TEST_SEND") != "":
+		if err := send(os.Getenv(EnvNotifySocket), os.Getenv("NOTIFY_TEST_SEND")); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// send sends one datagram to path with fds attached, as sd_pid_notify_with_fds does.
+func send(path, msg string, fds ...int) error {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var oob []byte
+	if len(fds) > 0 {
+		oob = unix.UnixRights(fds...)
+	}
+	return unix.Sendmsg(fd, []byte(msg), oob, &unix.SockaddrUnix{Name: path}, 0)
+}
+
+// sendFrom sends msg from a child process of the test.
+func sendFrom(t *testing.T, path, msg string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "NOTIFY_TEST_SEND="+msg, EnvNotifySocket+"="+path)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("helper: %v: %s", err, out)
+	}
+}
+
+type logbuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logbuf) printf(f string, a ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fmt.Fprintf(&l.b, f+"\n", a...)
+}
+
+func (l *logbuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// waitLog waits until the log says want.
+func (l *logbuf) wait(t *testing.T, want string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if strings.Contains(l.String(), want) {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("the log never said %q:\n%s", want, l)
+}
+
+func openSocket(t *testing.T, limit int) (*Socket, *logbuf) {
+	t.Helper()
+	log := &logbuf{}
+	reg := NewRegistry(t.TempDir(), log.printf)
+	w := manifest.Workload{Name: "sd", Handoff: manifest.HandoffFDStore, FDStoreMax: limit,
+		UID: uint32(os.Geteuid()), GID: uint32(os.Getegid())}
+	s, err := reg.Open(w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close(); s.Store().Close() })
+	if again, err := reg.Open(w); err != nil || again != s {
+		t.Fatalf("a second Open gave %p, %v; want the same socket", again, err)
+	}
+	if env := s.Env(); len(env) != 1 || env[0] != EnvNotifySocket+"="+s.Path() {
+		t.Fatalf("Env() = %v", env)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(s.Path(), &st); err != nil || st.Mode&0o777 != 0o600 {
+		t.Fatalf("socket mode %o (%v), want 0600", st.Mode&0o777, err)
+	}
+	return s, log
+}
+
+// sleeper is a process that is not the test's: a stranger to a workload
+// rooted at the test process, and a root no helper descends from.
+func sleeper(t *testing.T) int {
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd.Process.Pid
+}
+
+func openFDs(t *testing.T) int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// A datagram from a process that is not the workload's is refused and the
+// fds it carried are closed; the workload's own, and its descendants',
+// count.
+func TestSocketCredentials(t *testing.T) {
+	s, log := openSocket(t, 8)
+	stranger := sleeper(t)
+
+	// The workload is the sleeper: the test process is a stranger to it.
+	s.Started(stranger)
+	f := memfd(t, "mine")
+	before := openFDs(t)
+	if err := send(s.Path(), "FDSTORE=1\nFDNAME=stolen\nREADY=1", int(f.Fd())); err != nil {
+		t.Fatal(err)
+	}
+	log.wait(t, fmt.Sprintf("datagram from pid %d refused: not a process of the workload (main pid %d)", os.Getpid(), stranger))
+	if s.Store().Len() != 0 {
+		t.Fatal("a stranger's fd was stored")
+	}
+	select {
+	case <-s.Ready():
+		t.Fatal("a stranger's READY=1 counted")
+	default:
+	}
+	if after := openFDs(t); after != before {
+		t.Fatalf("%d fds open after the refusal, %d before: the received copy was not closed", after, before)
+	}
+	// A child of the test process is no descendant of the sleeper either.
+	sendFrom(t, s.Path(), "READY=1")
+	log.wait(t, "refused: not a process of the workload")
+	if strings.Count(log.String(), "refused") != 2 {
+		t.Fatalf("the helper's datagram was not refused:\n%s", log)
+	}
+
+	// Now the workload is the test process: its own datagrams and its
+	// children's count.
+	s.Exited()
+	s.Started(os.Getpid())
+	sendFrom(t, s.Path(), "STATUS=from a child")
+	log.wait(t, "status: from a child")
+	if err := send(s.Path(), "FDSTORE=1\nFDNAME=arena", int(f.Fd())); err != nil {
+		t.Fatal(err)
+	}
+	log.wait(t, `1 fds named "arena" added`)
+	if err := send(s.Path(), "READY=1"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.Ready():
+	case <-time.After(5 * time.Second):
+		t.Fatalf("READY=1 did not count:\n%s", log)
+	}
+	if s.ReadyAt() <= 0 {
+		t.Fatal("no READY time")
+	}
+}
+
+// A datagram sent before the run it belongs to is known waits for
+// Started instead of being judged against no process.
+func TestSocketWaitsForStarted(t *testing.T) {
+	s, log := openSocket(t, 8)
+	if err := send(s.Path(), "READY=1"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if strings.Contains(log.String(), "refused") {
+		t.Fatalf("judged before Started:\n%s", log)
+	}
+	s.Started(os.Getpid())
+	select {
+	case <-s.Ready():
+	case <-time.After(5 * time.Second):
+		t.Fatalf("the early READY=1 was lost:\n%s", log)
+	}
+}
+
+func TestSocketMainPID(t *testing.T) {
+	s, log := openSocket(t, 8)
+	s.Started(os.Getpid())
+	child := exec.Command("sleep", "30")
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { child.Process.Kill(); child.Wait() }()
+	if err := send(s.Path(), "MAINPID="+strconv.Itoa(child.Process.Pid)); err != nil {
+		t.Fatal(err)
+	}
+	log.wait(t, fmt.Sprintf("main pid is now %d", child.Process.Pid))
+	if s.MainPID() != child.Process.Pid {
+		t.Fatalf("MainPID() = %d", s.MainPID())
+	}
+	// Outside the workload's tree: refused.
+	if err := send(s.Path(), "MAINPID=1"); err != nil {
+		t.Fatal(err)
+	}
+	log.wait(t, "MAINPID=1 from pid")
+	if s.MainPID() != child.Process.Pid {
+		t.Fatalf("MAINPID=1 moved the main pid to %d", s.MainPID())
+	}
+}
+
+func TestSocketFDStore(t *testing.T) {
+	s, log := openSocket(t, 2)
+	s.Started(os.Getpid())
+	a, b, c := memfd(t, "a"), memfd(t, "b"), memfd(t, "c")
+	steps := []struct {
+		msg  string
+		fds  []int
+		says string
+	}{
+		{"FDSTORE=1", []int{int(a.Fd())}, `1 fds named "stored" added`},
+		{"FDSTORE=1\nFDNAME=bad:name", []int{int(b.Fd())}, `1 fds named "stored" added`},
+		{"FDSTORE=1\nFDNAME=x", []int{int(c.Fd())}, `cannot store more fds than fdstore_max = 2; 1 fds named "x" closed`},
+		{"STATUS=no store", []int{int(c.Fd())}, "1 fds came without FDSTORE=1 and were closed"},
+		{"FDSTOREREMOVE=1", nil, "FDSTOREREMOVE=1 without a valid FDNAME= ignored"},
+		{"FDSTOREREMOVE=1\nFDNAME=stored", nil, `2 fds named "stored" removed from the fd store (0 left)`},
+		{"FDSTORE=1\nFDNAME=c\nFDPOLL=0", []int{int(c.Fd()), int(c.Fd())}, `1 fds named "c" added, 1 already stored`},
+		{"READY=1\x00junk", nil, "NUL byte at offset 7"},
+	}
+	for _, st := range steps {
+		if err := send(s.Path(), st.msg, st.fds...); err != nil {
+			t.Fatal(err)
+		}
+		log.wait(t, st.says)
+	}
+	if got := s.Store().Names(); len(got) != 1 || got[0] != "c" {
+		t.Fatalf("store holds %v, want [c]", got)
+	}
+	if !strings.Contains(log.String(), `FDNAME="bad:name"`) {
+		t.Fatalf("the invalid FDNAME is not logged:\n%s", log)
+	}
+}
+
+// A datagram longer than MaxDatagram is dropped whole, its fds closed.
+func TestSocketTruncated(t *testing.T) {
+	s, log := openSocket(t, 8)
+	s.Started(os.Getpid())
+	f := memfd(t, "big")
+	before := openFDs(t)
+	if err := send(s.Path(), "FDSTORE=1\nSTATUS="+strings.Repeat("x", MaxDatagram), int(f.Fd())); err != nil {
+		t.Fatal(err)
+	}
+	log.wait(t, "longer than 4096 bytes (MSG_TRUNC); its 1 fds closed")
+	if s.Store().Len() != 0 {
+		t.Fatal("a truncated datagram stored an fd")
+	}
+	if after := openFDs(t); after != before {
+		t.Fatalf("%d fds open after the drop, %d before", after, before)
+	}
+}
+
+// The shim sets LISTEN_PID to the pid of the program it executes, and
+// the fds stay where they were.
+func TestExecListen(t *testing.T) {
+	f := memfd(t, "arena")
+	f.WriteString("patterned")
+	cmd := exec.Command(os.Args[0], ShimArgv("", []string{"/bin/sh", "-c", `echo "$$ $LISTEN_PID $LISTEN_FDS $LISTEN_FDNAMES $(cat <&3)"`})[1:]...)
+	cmd.Env = append(os.Environ(), ListenEnv([]string{"arena"})...)
+	cmd.Env = append(cmd.Env, EnvListenPID+"=1") // a stale one must not win
+	f.Seek(0, 0)
+	cmd.ExtraFiles = []*os.File{f}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	pid := strconv.Itoa(cmd.Process.Pid)
+	if got, want := strings.TrimSpace(string(out)), pid+" "+pid+" 1 arena patterned"; got != want {
+		t.Fatalf("the program saw %q, want %q", got, want)
+	}
+}
+
+func TestExecListenFails(t *testing.T) {
+	cmd := exec.Command(os.Args[0], ExecListenArg, "/nonexistent/program")
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 127 || !strings.Contains(string(out), `execve("/nonexistent/program"`) {
+		t.Fatalf("err %v, output %q; want exit 127 naming the execve", err, out)
+	}
+}
