@@ -63,3 +63,15 @@ func BenchmarkParse10000FDs(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkMarshal10000FDs: prepare's manifest write for one workload of
+// 10,000 fds.
+func BenchmarkMarshal10000FDs(b *testing.B) {
+	m := benchManifestValue(1, 10000)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := m.Marshal(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
