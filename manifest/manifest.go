@@ -615,30 +615,52 @@ func WriteAtomic(path string, data []byte) (err error) {
 // Summary describes the manifest for a person, on several lines.
 func (m *Manifest) Summary() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "manifest version %d, generation %d\n", m.Version, m.Generation)
-	if !m.Written.IsZero() || m.KernelRelease != "" {
-		written := "(unknown time)"
-		if !m.Written.IsZero() {
-			written = m.Written.UTC().Format(time.RFC3339)
-		}
-		release := m.KernelRelease
-		if release == "" {
-			release = "(unknown)"
-		}
-		fmt.Fprintf(&b, "written %s by kernel %s\n", written, release)
+	m.summaryHead(&b)
+	m.Timing.summary(&b)
+	m.summaryCounts(&b)
+	for i := range m.Workloads {
+		m.Workloads[i].summary(&b)
 	}
-	t := m.Timing
+	return b.String()
+}
+
+// summaryHead writes the version and generation, and when and by which
+// kernel the manifest was written, if it says.
+func (m *Manifest) summaryHead(b *strings.Builder) {
+	fmt.Fprintf(b, "manifest version %d, generation %d\n", m.Version, m.Generation)
+	if m.Written.IsZero() && m.KernelRelease == "" {
+		return
+	}
+	written := "(unknown time)"
+	if !m.Written.IsZero() {
+		written = m.Written.UTC().Format(time.RFC3339)
+	}
+	release := m.KernelRelease
+	if release == "" {
+		release = "(unknown)"
+	}
+	fmt.Fprintf(b, "written %s by kernel %s\n", written, release)
+}
+
+// summary writes the blackout and how long prepare took, where the
+// stamps are there to say.
+func (t Timing) summary(b *strings.Builder) {
 	if d := t.Blackout(); d != 0 {
-		fmt.Fprintf(&b, "blackout %v (first workload stopped to kexec)\n", d)
+		fmt.Fprintf(b, "blackout %v (first workload stopped to kexec)\n", d)
 	}
-	if t.PrepareStart.MonotonicNS != 0 {
-		if t.Preserved.MonotonicNS != 0 {
-			fmt.Fprintf(&b, "preserving took %v\n", time.Duration(t.Preserved.MonotonicNS-t.PrepareStart.MonotonicNS))
-		}
-		if t.Reboot.MonotonicNS != 0 {
-			fmt.Fprintf(&b, "prepare took %v up to the kexec\n", time.Duration(t.Reboot.MonotonicNS-t.PrepareStart.MonotonicNS))
-		}
+	if t.PrepareStart.MonotonicNS == 0 {
+		return
 	}
+	if t.Preserved.MonotonicNS != 0 {
+		fmt.Fprintf(b, "preserving took %v\n", time.Duration(t.Preserved.MonotonicNS-t.PrepareStart.MonotonicNS))
+	}
+	if t.Reboot.MonotonicNS != 0 {
+		fmt.Fprintf(b, "prepare took %v up to the kexec\n", time.Duration(t.Reboot.MonotonicNS-t.PrepareStart.MonotonicNS))
+	}
+}
+
+// summaryCounts writes how many workloads and fds, preserved and dropped.
+func (m *Manifest) summaryCounts(b *strings.Builder) {
 	var kept, dropped int
 	for _, w := range m.Workloads {
 		for _, fd := range w.FDs {
@@ -649,61 +671,68 @@ func (m *Manifest) Summary() string {
 			}
 		}
 	}
-	fmt.Fprintf(&b, "%d workloads, %d fds preserved, %d dropped\n", len(m.Workloads), kept, dropped)
-	for _, w := range m.Workloads {
-		fmt.Fprintf(&b, "\nworkload %s: session %q, handoff %s", w.Name, w.Session, w.Handoff)
-		if w.PID != 0 {
-			fmt.Fprintf(&b, ", pid %d", w.PID)
-		}
-		if w.PIDFile != "" {
-			fmt.Fprintf(&b, ", pidfile %s", w.PIDFile)
-		}
-		b.WriteString("\n")
-		for _, o := range w.OwnedSessions {
-			fmt.Fprintf(&b, "  owns session %q (found via %s; after the kexec: %s)\n", o.Name, o.Via, w.SessionsMode())
-		}
-		fmt.Fprintf(&b, "  run   %s\n", quoteArgv(w.Argv))
-		dir := w.Dir
-		if dir == "" {
-			dir = "/"
-		}
-		fmt.Fprintf(&b, "  as    uid %d gid %d in %s\n", w.UID, w.GID, dir)
-		for _, e := range w.Env {
-			fmt.Fprintf(&b, "  env   %s\n", e)
-		}
-		stop := string(w.StopMode())
-		if w.StopMode() == StopTerm {
-			stop = fmt.Sprintf("%s (SIGKILL after %v)", stop, w.StopAfter())
-		}
-		restart := w.RestartPolicy()
-		fmt.Fprintf(&b, "  stop  %s, restart %s\n", stop, restart)
-		if len(w.FDs) == 0 {
-			continue
-		}
-		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-		for _, fd := range w.FDs {
-			fmt.Fprintf(tw, "  fd %s\t", fd.Name)
-			switch {
-			case fd.Dropped:
-				reason := fd.DropReason
-				if reason == "" {
-					reason = "no reason recorded"
-				}
-				fmt.Fprintf(tw, "dropped\t%s", reason)
-			default:
-				fmt.Fprintf(tw, "token %d\t%s", fd.Token, fd.Kind)
-			}
-			if fd.Number != nil {
-				fmt.Fprintf(tw, "\tfrom fd %d", *fd.Number)
-			}
-			if fd.Optional {
-				fmt.Fprint(tw, "\toptional")
-			}
-			fmt.Fprintln(tw)
-		}
-		tw.Flush()
+	fmt.Fprintf(b, "%d workloads, %d fds preserved, %d dropped\n", len(m.Workloads), kept, dropped)
+}
+
+// summary writes the workload: how it is found, run and stopped, then its
+// fds.
+func (w *Workload) summary(b *strings.Builder) {
+	fmt.Fprintf(b, "\nworkload %s: session %q, handoff %s", w.Name, w.Session, w.Handoff)
+	if w.PID != 0 {
+		fmt.Fprintf(b, ", pid %d", w.PID)
 	}
-	return b.String()
+	if w.PIDFile != "" {
+		fmt.Fprintf(b, ", pidfile %s", w.PIDFile)
+	}
+	b.WriteString("\n")
+	for _, o := range w.OwnedSessions {
+		fmt.Fprintf(b, "  owns session %q (found via %s; after the kexec: %s)\n", o.Name, o.Via, w.SessionsMode())
+	}
+	fmt.Fprintf(b, "  run   %s\n", quoteArgv(w.Argv))
+	dir := w.Dir
+	if dir == "" {
+		dir = "/"
+	}
+	fmt.Fprintf(b, "  as    uid %d gid %d in %s\n", w.UID, w.GID, dir)
+	for _, e := range w.Env {
+		fmt.Fprintf(b, "  env   %s\n", e)
+	}
+	stop := string(w.StopMode())
+	if w.StopMode() == StopTerm {
+		stop = fmt.Sprintf("%s (SIGKILL after %v)", stop, w.StopAfter())
+	}
+	fmt.Fprintf(b, "  stop  %s, restart %s\n", stop, w.RestartPolicy())
+	summaryFDs(b, w.FDs)
+}
+
+// summaryFDs writes one line per fd, in columns: its token and kind, or
+// why it was dropped; its number in the workload; whether it is optional.
+func summaryFDs(b *strings.Builder, fds []FD) {
+	if len(fds) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+	for _, fd := range fds {
+		fmt.Fprintf(tw, "  fd %s\t", fd.Name)
+		switch {
+		case fd.Dropped:
+			reason := fd.DropReason
+			if reason == "" {
+				reason = "no reason recorded"
+			}
+			fmt.Fprintf(tw, "dropped\t%s", reason)
+		default:
+			fmt.Fprintf(tw, "token %d\t%s", fd.Token, fd.Kind)
+		}
+		if fd.Number != nil {
+			fmt.Fprintf(tw, "\tfrom fd %d", *fd.Number)
+		}
+		if fd.Optional {
+			fmt.Fprint(tw, "\toptional")
+		}
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
 }
 
 // quoteArgv shows an argv as a shell would need it typed.

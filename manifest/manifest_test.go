@@ -476,3 +476,62 @@ func TestSummary(t *testing.T) {
 		t.Errorf("summary of an empty manifest:\n%s", s)
 	}
 }
+
+// The summary's timing lines appear only for the stamps that are there.
+func TestSummaryTiming(t *testing.T) {
+	ms := func(n int64) Stamp { return Stamp{MonotonicNS: n * 1e6} }
+	for _, tc := range []struct {
+		name string
+		t    Timing
+		want string
+	}{
+		{"none", Timing{}, ""},
+		{"all", Timing{PrepareStart: ms(100), Preserved: ms(106), FirstStopped: ms(104), Reboot: ms(117)},
+			"blackout 13ms (first workload stopped to kexec)\npreserving took 6ms\nprepare took 17ms up to the kexec\n"},
+		{"no reboot", Timing{PrepareStart: ms(100), Preserved: ms(106), FirstStopped: ms(104)},
+			"preserving took 6ms\n"},
+		{"not preserved", Timing{PrepareStart: ms(100), Reboot: ms(101)},
+			"prepare took 1ms up to the kexec\n"},
+		// Without the start, no duration from it is made up.
+		{"no start", Timing{Preserved: ms(106), FirstStopped: ms(104), Reboot: ms(117)},
+			"blackout 13ms (first workload stopped to kexec)\n"},
+	} {
+		var b strings.Builder
+		tc.t.summary(&b)
+		if b.String() != tc.want {
+			t.Errorf("%s: got\n%q\nwant\n%q", tc.name, b.String(), tc.want)
+		}
+	}
+}
+
+// The summary's fd table: dropped or kept, from which fd, optional, in
+// aligned columns.
+func TestSummaryFDs(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		fds  []FD
+		want string
+	}{
+		{"none", nil, ""},
+		{"kept", []FD{{Name: "arena", Token: 1, Kind: "memfd"}},
+			"  fd arena  token 1  memfd\n"},
+		{"columns", []FD{
+			{Name: "a", Token: 12, Kind: "memfd", Number: intp(3)},
+			{Name: "longer", Token: 7, Kind: "memfd", Optional: true},
+		},
+			"  fd a       token 12  memfd  from fd 3\n" +
+				"  fd longer  token 7   memfd  optional\n"},
+		{"dropped", []FD{
+			{Name: "x", Dropped: true, DropReason: "preserve fd: EOPNOTSUPP", Number: intp(8), Optional: true},
+			{Name: "y", Dropped: true},
+		},
+			"  fd x  dropped  preserve fd: EOPNOTSUPP  from fd 8  optional\n" +
+				"  fd y  dropped  no reason recorded\n"},
+	} {
+		var b strings.Builder
+		summaryFDs(&b, tc.fds)
+		if b.String() != tc.want {
+			t.Errorf("%s: got\n%s\nwant\n%s", tc.name, b.String(), tc.want)
+		}
+	}
+}
