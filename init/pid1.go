@@ -23,6 +23,9 @@ import (
 // returns: a fatal error ends in the action luoinit.fatal= names.
 func pid1Main() {
 	started := restore.BootTime()
+	// Before anything else runs: the code and constants mapped at once
+	// rather than a fault at a time (see pid1.Prefault).
+	prefaulted, prefaultErr := pid1.Prefault()
 	log := pid1.NewLogger(true)
 	pid1.Guard(log, func() error {
 		// Signals first: the Go runtime has handlers for nearly every
@@ -39,6 +42,9 @@ func pid1Main() {
 			log.Printf("mounting: %v (going on with what is there)", err)
 		}
 		tl.Mark(restore.PhaseMounted)
+		if prefaultErr != nil {
+			log.Printf("prefault: %v (after %d bytes; pages fault in as used instead)", prefaultErr, prefaulted)
+		}
 		if _, err := pid1.RaiseFileLimit(); err != nil {
 			log.Printf("file limit: %v (a workload with more than 1024 fds may not get them all)", err)
 		}
