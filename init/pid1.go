@@ -38,6 +38,7 @@ func pid1Main() {
 		})
 		reaper = pid1.NewReaper(log)
 		tl := restore.NewTimeline(started)
+		tl.Mark(restore.PhaseSignals)
 		if err := pid1.MountAll(log); err != nil {
 			log.Printf("mounting: %v (going on with what is there)", err)
 		}
@@ -57,10 +58,16 @@ func pid1Main() {
 		// their restarts. Until the first handoffs are over it answers
 		// "try again", so that no prepare runs standalone meanwhile, one
 		// that would know none of the workloads.
+		// It starts beside the restore, not before it: nothing on the
+		// restore path waits for it, and a prepare can come only once a
+		// workload runs.
 		var boot bootState
-		if _, err := control.Listen(control.DefaultSocket, prepareHandler(log, boot.get, stores)); err != nil {
-			log.Printf("no control socket: `luoinit prepare` will refuse to run unless --standalone: %v", err)
-		}
+		go func() {
+			defer pid1.Recover(log)
+			if _, err := control.Listen(control.DefaultSocket, prepareHandler(log, boot.get, stores)); err != nil {
+				log.Printf("no control socket: `luoinit prepare` will refuse to run unless --standalone: %v", err)
+			}
+		}()
 		rep, err := restore.Boot(restore.BootOptions{
 			Start:      starter{reaper},
 			Log:        log.Printf,

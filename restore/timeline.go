@@ -17,6 +17,7 @@ type Phase = status.Phase
 // The names of the phases of a boot; per workload ones add ":" and its name.
 const (
 	PhaseInit         = "init"          // PID 1's first instruction (as near as Go lets it)
+	PhaseSignals      = "signals"       // signal handlers and the reaper in place
 	PhaseMounted      = "mounted"       // /proc, /sys, /dev, /run... mounted
 	PhaseManifest     = "manifest"      // the manifest read and validated
 	PhaseDevice       = "device"        // /dev/liveupdate open
