@@ -319,7 +319,7 @@ func CheckOwnedSession(w *Workload, name string) error {
 	case !utf8.ValidString(name):
 		return fmt.Errorf("session name %q is not valid UTF-8", name)
 	case ReservedSessionName(name):
-		return fmt.Errorf("session %q is in luoinit's own namespace (%q, %q*): a workload cannot own it", name, RecordSession, SessionPrefix)
+		return fmt.Errorf("session %q is in luoinit's own namespace (%s and %s*): a workload cannot own it", name, RecordSession, SessionPrefix)
 	}
 	if w.SessionsMode() != SessionsRetrieve {
 		return nil

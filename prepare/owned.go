@@ -387,3 +387,14 @@ func (s *state) stopHolders() {
 		s.procs = append(s.procs, p)
 	}
 }
+
+// holdsSessions reports whether processes of workload wi were found
+// holding its sessions.
+func (s *state) holdsSessions(wi int) bool {
+	for _, h := range s.holders {
+		if h.workload == wi {
+			return true
+		}
+	}
+	return false
+}
