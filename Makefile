@@ -66,6 +66,8 @@ FUZZTIME ?= 60s
 fuzz:
 	$(GO) test -run XXX -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./manifest/
 	$(GO) test -run XXX -fuzz '^FuzzParseConfig$$' -fuzztime $(FUZZTIME) ./manifest/
+	$(GO) test -run XXX -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./status/
+	$(GO) test -run XXX -fuzz '^FuzzParseSessionLink$$' -fuzztime $(FUZZTIME) ./luo/
 	$(GO) test -run XXX -fuzz '^FuzzDecodeMessage$$' -fuzztime $(FUZZTIME) ./handoff/
 	$(GO) test -run XXX -fuzz '^FuzzReceiveFiles$$' -fuzztime $(FUZZTIME) ./handoff/
 	$(GO) test -run XXX -fuzz '^FuzzParseMarker$$' -fuzztime $(FUZZTIME) ./tests/vm/
