@@ -412,7 +412,10 @@ func (c *Config) NewManifest() *Manifest {
 	for i, w := range c.Workloads {
 		w.Argv = cloneStrings(w.Argv)
 		w.Env = cloneStrings(w.Env)
-		w.Session = SessionName(w.Name)
+		if w.Handoff != HandoffNone {
+			// handoff "none": luoinit keeps nothing, so no session of its.
+			w.Session = SessionName(w.Name)
+		}
 		if len(w.FDs) > 0 {
 			fds := make([]FD, len(w.FDs))
 			for j, fd := range w.FDs {
@@ -558,7 +561,11 @@ func (m *Manifest) Summary() string {
 	}
 	fmt.Fprintf(&b, "%d workloads, %d fds preserved, %d dropped\n", len(m.Workloads), kept, dropped)
 	for _, w := range m.Workloads {
-		fmt.Fprintf(&b, "\nworkload %s: session %q, handoff %s", w.Name, w.Session, w.Handoff)
+		if w.Session != "" {
+			fmt.Fprintf(&b, "\nworkload %s: session %q, handoff %s", w.Name, w.Session, w.Handoff)
+		} else {
+			fmt.Fprintf(&b, "\nworkload %s: handoff %s, no session of luoinit's", w.Name, w.Handoff)
+		}
 		if w.PID != 0 {
 			fmt.Fprintf(&b, ", pid %d", w.PID)
 		}

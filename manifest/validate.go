@@ -347,6 +347,10 @@ func (c *checker) workloads(ws []Workload, isManifest bool) {
 
 		if isManifest {
 			switch {
+			case w.Handoff == HandoffNone:
+				if w.Session != "" {
+					c.add(wp+".session", ctx, "handoff %q has no session of luoinit's, but session %q is set", HandoffNone, w.Session).deps = []string{wp + ".handoff"}
+				}
 			case w.Session == "":
 				c.add(wp+".session", ctx, "session is missing")
 			case len(w.Session) > sessionNameMax:

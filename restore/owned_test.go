@@ -21,7 +21,7 @@ import (
 func ownedManifest(t *testing.T) []byte {
 	t.Helper()
 	m := &manifest.Manifest{Version: 1, Generation: 2, KernelRelease: "7.3.4", Workloads: []manifest.Workload{
-		{Name: "vmm", Argv: []string{"/bin/vmm"}, Handoff: manifest.HandoffNone, Session: "luoinit.vmm",
+		{Name: "vmm", Argv: []string{"/bin/vmm"}, Handoff: manifest.HandoffNone,
 			OwnedSessions: []manifest.OwnedSession{{Name: "guest-ram", Via: manifest.ViaProc}, {Name: "scratch", Via: manifest.ViaProc}}},
 		{Name: "kv", Argv: []string{"/bin/kv"}, Handoff: manifest.HandoffSocket, Session: "luoinit.kv", Sessions: manifest.SessionsRetrieve,
 			FDs:           []manifest.FD{{Name: "arena", Token: 1, Kind: "memfd"}},
