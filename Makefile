@@ -89,6 +89,8 @@ fuzz:
 	$(FUZZ) -fuzz '^FuzzOpenArena$$' -fuzztime $(FUZZTIME) ./examples/kvcache/
 	$(FUZZ) -fuzz '^FuzzFastPathAgrees$$' -fuzztime $(FUZZTIME_PARSERS) ./manifest/
 	$(FUZZ) -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME_PARSERS) ./notify/
+	$(FUZZ) -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME_PARSERS) ./status/
+	$(FUZZ) -fuzz '^FuzzParseSessionLink$$' -fuzztime $(FUZZTIME_PARSERS) ./luo/
 
 
 clean:
