@@ -344,3 +344,21 @@ func TestHandleTruncatedControl(t *testing.T) {
 		t.Fatalf("not logged:\n%s", log)
 	}
 }
+
+// A datagram that no run comes for is refused after a while, its fds
+// closed, instead of waiting for good.
+func TestSocketNoRun(t *testing.T) {
+	s, log := openSocket(t, 8)
+	s.mu.Lock()
+	s.startWait = 50 * time.Millisecond
+	s.mu.Unlock()
+	f := memfd(t, "late")
+	before := openFDs(t)
+	if err := send(s.Path(), "FDSTORE=1", int(f.Fd())); err != nil {
+		t.Fatal(err)
+	}
+	log.wait(t, fmt.Sprintf("datagram from pid %d refused: no process of the workload has run for 50ms", os.Getpid()))
+	if after := openFDs(t); after != before || s.Store().Len() != 0 {
+		t.Fatalf("fds open %d -> %d, store %d: the refused datagram's fd was kept", before, after, s.Store().Len())
+	}
+}
