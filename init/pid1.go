@@ -3,19 +3,19 @@ package main
 import (
 	"context"
 	"errors"
-	"io"
-
 	"fmt"
-	"github.com/luoinit/luoinit/control"
-	"github.com/luoinit/luoinit/prepare"
+	"io"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/luoinit/luoinit/control"
 	"github.com/luoinit/luoinit/manifest"
 	"github.com/luoinit/luoinit/notify"
 	"github.com/luoinit/luoinit/pid1"
+	"github.com/luoinit/luoinit/prepare"
 	"github.com/luoinit/luoinit/restore"
 )
 
@@ -69,8 +69,13 @@ func (s starter) Start(spec manifest.Workload, env []string, extra []*os.File) (
 	if dir == "" {
 		dir = "/"
 	}
+	// A PATH of the config's wins: the default goes first only without one
+	// (getenv(3) takes the first of a key).
+	if !slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "PATH=") }) {
+		env = append([]string{"PATH=/bin:/sbin:/usr/bin:/usr/sbin"}, env...)
+	}
 	p, err := s.r.Start(spec.Argv, &pid1.ProcAttr{
-		Env:        append([]string{"PATH=/bin:/sbin:/usr/bin:/usr/sbin"}, env...),
+		Env:        env,
 		Dir:        dir,
 		Credential: &syscall.Credential{Uid: spec.UID, Gid: spec.GID},
 		ExtraFiles: extra,

@@ -238,3 +238,10 @@ func TestReadyNotify(t *testing.T) {
 		})
 	}
 }
+
+func TestMergeEnv(t *testing.T) {
+	got := mergeEnv([]string{"A=1", "LUOINIT_HANDOFF_FD=7", "B=2"}, []string{"LUOINIT_HANDOFF_FD=3", "C=3"}, nil, []string{"A=9"})
+	if want := []string{"A=9", "LUOINIT_HANDOFF_FD=3", "B=2", "C=3"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("mergeEnv = %q, want %q", got, want)
+	}
+}

@@ -28,15 +28,16 @@ func (s *Supervisor) socket(w *Workload) *notify.Socket {
 	return sock
 }
 
-// startProcess starts w with env and extra (fds 3, 4, ...) plus
-// NOTIFY_SOCKET. With listen names, extra are passed in sd_listen_fds
-// style: LISTEN_FDS and LISTEN_FDNAMES here, LISTEN_PID set by the shim,
-// which then executes the workload's program with the same pid.
+// startProcess starts w with the config's environment, then env, then
+// NOTIFY_SOCKET (a later KEY=value replaces an earlier one of the same
+// KEY: what PID 1 sets wins over the config), and extra as fds 3, 4, ....
+// With listen names, extra are passed in sd_listen_fds style: LISTEN_FDS
+// and LISTEN_FDNAMES here, LISTEN_PID set by the shim, which then
+// executes the workload's program with the same pid.
 func (s *Supervisor) startProcess(w *Workload, env []string, extra []*os.File, listen []string) (Process, error) {
 	sock := s.socket(w)
 	spec := w.Spec
-	ours := append(append(sock.Env(), env...), notify.ListenEnv(listen)...)
-	spec.Env = append(withoutKeys(spec.Env, ours), ours...)
+	spec.Env = mergeEnv(spec.Env, env, sock.Env(), notify.ListenEnv(listen))
 	if len(listen) > 0 {
 		spec.Argv = notify.ShimArgv(s.o.Shim, spec.Argv)
 	}
@@ -48,17 +49,20 @@ func (s *Supervisor) startProcess(w *Workload, env []string, extra []*os.File, l
 	return p, nil
 }
 
-// withoutKeys drops from env every KEY=value whose KEY is set in over:
-// what PID 1 sets wins over the config's env.
-func withoutKeys(env, over []string) []string {
-	keys := map[string]bool{}
-	for _, kv := range over {
-		k, _, _ := strings.Cut(kv, "=")
-		keys[k] = true
-	}
+// mergeEnv joins KEY=value lists in order; a KEY set again replaces the
+// earlier value in place, so that each KEY appears once (getenv(3) would
+// take the first).
+func mergeEnv(lists ...[]string) []string {
 	var out []string
-	for _, kv := range env {
-		if k, _, _ := strings.Cut(kv, "="); !keys[k] {
+	at := map[string]int{}
+	for _, l := range lists {
+		for _, kv := range l {
+			k, _, _ := strings.Cut(kv, "=")
+			if i, ok := at[k]; ok {
+				out[i] = kv
+				continue
+			}
+			at[k] = len(out)
 			out = append(out, kv)
 		}
 	}
