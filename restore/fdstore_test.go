@@ -219,7 +219,7 @@ func TestReadyNotify(t *testing.T) {
 			t0 := BootTime()
 			res := sup.Run([]*Workload{w})[0]
 			if !tc.ready {
-				if res.Ready || res.ReadyErr == nil || !strings.Contains(res.ReadyErr.Error(), "no READY=1 on $NOTIFY_SOCKET within 500ms") {
+				if res.Ready || res.AckedAt != 0 || res.ReadyErr == nil || !strings.Contains(res.ReadyErr.Error(), "no READY=1 on $NOTIFY_SOCKET within 500ms") {
 					t.Fatalf("result %+v, want it reported as never ready", res)
 				}
 				if !strings.Contains(logged(), `workload "sd" (pid`) || !strings.Contains(logged(), "is not back in service") {

@@ -103,5 +103,7 @@ func (s *Supervisor) awaitReady(w *Workload, p Process) {
 		err = fmt.Errorf("%w (it has no notification socket)", err)
 	}
 	s.logf("workload %q (pid %d) is not back in service (ready = %q): %v", w.Spec.Name, p.Pid(), manifest.ReadyNotify, err)
-	s.record(w.Spec.Name, func(r *Result) { r.ReadyErr = err })
+	// Never known to be back in service: no moment to report, and the
+	// blackout figure is that of the workloads that came back.
+	s.record(w.Spec.Name, func(r *Result) { r.ReadyErr, r.AckedAt = err, 0 })
 }
