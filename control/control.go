@@ -34,15 +34,17 @@ const DefaultSocket = "/run/luoinit/control.sock"
 // Request is a prepare as the command line asked for it, with every path
 // absolute.
 type Request struct {
-	Config         string        `json:"config"`
-	Kernel         string        `json:"kernel"`
-	Initrd         string        `json:"initrd,omitempty"`
-	InitrdFromRoot bool          `json:"initrd_from_root,omitempty"`
-	Append         string        `json:"append,omitempty"`
-	ReuseCmdline   bool          `json:"reuse_cmdline,omitempty"`
-	CollectTimeout time.Duration `json:"collect_timeout,omitempty"`
-	DryRun         bool          `json:"dry_run,omitempty"`
-	NoReboot       bool          `json:"no_reboot,omitempty"`
+	Config         string `json:"config"`
+	Kernel         string `json:"kernel"`
+	Initrd         string `json:"initrd,omitempty"`
+	InitrdFromRoot bool   `json:"initrd_from_root,omitempty"`
+	// InitrdKeepKernel: see prepare.Options.
+	InitrdKeepKernel bool          `json:"initrd_keep_kernel,omitempty"`
+	Append           string        `json:"append,omitempty"`
+	ReuseCmdline     bool          `json:"reuse_cmdline,omitempty"`
+	CollectTimeout   time.Duration `json:"collect_timeout,omitempty"`
+	DryRun           bool          `json:"dry_run,omitempty"`
+	NoReboot         bool          `json:"no_reboot,omitempty"`
 }
 
 // message is one JSON line either way.

@@ -8,8 +8,13 @@ import (
 // BenchmarkTransfer100 measures one pull handoff of 100 fds over a socket
 // pair, as the init does for a workload after a live update: HELLO, two
 // FDS batches, DONE, ACK.
-func BenchmarkTransfer100(b *testing.B) {
-	files := memfds(b, 100)
+func BenchmarkTransfer100(b *testing.B) { benchTransfer(b, 100) }
+
+// BenchmarkTransfer1000: the same with 1000 fds (16 batches).
+func BenchmarkTransfer1000(b *testing.B) { benchTransfer(b, 1000) }
+
+func benchTransfer(b *testing.B, n int) {
+	files := memfds(b, n)
 	defer closeFiles(files)
 	for i := 0; i < b.N; i++ {
 		c, child, err := Socketpair()

@@ -14,6 +14,11 @@ import (
 // an inherited, connected SOCK_SEQPACKET socket to pull its fds from.
 const EnvFD = "LUOINIT_HANDOFF_FD"
 
+// EnvWorkload names the environment variable in which PID 1 tells a
+// workload it starts its name: the name to say in HELLO, both when it
+// pulls after a kexec and when it pushes before the next one.
+const EnvWorkload = "LUOINIT_WORKLOAD"
+
 // EnvSocket names the environment variable that gives a workload the path
 // of a unix socket to connect to and pull its fds from. EnvFD wins when
 // both are set.

@@ -268,15 +268,18 @@ func (c *Conn) SendHello(h Hello) error {
 func (c *Conn) ReadHello() (Hello, error) {
 	step := c.step("waiting for HELLO", "from")
 	m, _, err := c.recv()
-	if err != nil {
-		return Hello{}, c.fail(step, "", err)
+	if err == nil {
+		switch m.typ {
+		case typeHello:
+		case typeError:
+			err = &PeerError{Message: m.text}
+		default:
+			err = protocolErrorf("got %v, want HELLO", m.typ)
+		}
 	}
-	switch m.typ {
-	case typeHello:
-	case typeError:
-		return Hello{}, c.fail(step, "", &PeerError{Message: m.text})
-	default:
-		return Hello{}, c.fail(step, "", protocolErrorf("got %v, want HELLO", m.typ))
+	if err != nil {
+		c.answer(err)
+		return Hello{}, c.fail(step, "", err)
 	}
 	c.workload, c.role = m.hello.Workload, roleInit
 	return m.hello, nil
@@ -295,7 +298,7 @@ func (c *Conn) SendFiles(files []File) error {
 	seen := make(map[string]bool, len(files))
 	for i, f := range files {
 		if err := ValidateName(f.Name); err != nil {
-			return c.fail(step, "", err)
+			return c.fail(step, "", invalidName(err))
 		}
 		if seen[f.Name] {
 			return c.fail(step, f.Name, protocolErrorf("duplicate fd name"))
@@ -395,19 +398,31 @@ func (c *Conn) SendAck(fdName string, err error) error {
 func (c *Conn) ReadAck() error {
 	step := c.step("waiting for ACK", "from")
 	m, _, err := c.recv()
-	if err != nil {
-		return c.fail(step, "", err)
-	}
-	switch m.typ {
-	case typeAck:
-		if m.ok {
-			return nil
+	if err == nil {
+		switch m.typ {
+		case typeAck:
+			if m.ok {
+				return nil
+			}
+			return &AckError{FD: m.fd, Message: m.text}
+		case typeError:
+			err = &PeerError{Message: m.text}
+		default:
+			err = protocolErrorf("got %v, want ACK", m.typ)
 		}
-		return &AckError{FD: m.fd, Message: m.text}
-	case typeError:
-		return c.fail(step, "", &PeerError{Message: m.text})
 	}
-	return c.fail(step, "", protocolErrorf("got %v, want ACK", m.typ))
+	c.answer(err)
+	return c.fail(step, "", err)
+}
+
+// answer tells the peer why a message outside a transfer (HELLO, ACK) was
+// refused, as the protocol asks: ERROR with the reason, before the caller
+// closes. A peer that sent ERROR, closed or timed out is not answered, nor
+// is a newer version (recv answered it).
+func (c *Conn) answer(err error) {
+	if errors.Is(err, ErrProtocol) {
+		c.send(&message{typ: typeError, text: cleanText(err.Error())}, nil)
+	}
 }
 
 // SendError sends an ERROR message with msg (NUL bytes replaced, cut to
@@ -527,7 +542,12 @@ func (c *Conn) recv() (message, []int, error) {
 		closeFDs(fds)
 		return message{}, nil, protocolErrorf("recvmsg(fd %d): message truncated (MSG_TRUNC): longer than %d bytes", c.fd, len(c.buf))
 	case n == 0 && len(fds) == 0:
-		return message{}, nil, errClosedByPeer
+		// recvmsg returns 0 both at the end of the connection and for a
+		// zero-length message, which a SOCK_SEQPACKET peer can send.
+		if c.peerClosed() {
+			return message{}, nil, errClosedByPeer
+		}
+		return message{}, nil, protocolErrorf("empty message (0 bytes; every message starts with the %d-byte header)", HeaderSize)
 	}
 	m, err := decodeMessage(c.buf[:n])
 	if err != nil {
@@ -547,6 +567,24 @@ func (c *Conn) recv() (message, []int, error) {
 		return message{}, nil, protocolErrorf("%v message came with %d fds (only FDS carries fds)", m.typ, len(fds))
 	}
 	return m, fds, nil
+}
+
+// peerClosed reports whether the peer has shut the connection down: after
+// a recvmsg that returned 0, that tells the end of the connection from an
+// empty message.
+func (c *Conn) peerClosed() bool {
+	closed := true
+	c.rc.Control(func(fd uintptr) {
+		p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN | unix.POLLRDHUP}}
+		for {
+			_, err := unix.Poll(p, 0)
+			if err != unix.EINTR {
+				closed = err != nil || p[0].Revents&(unix.POLLRDHUP|unix.POLLHUP|unix.POLLERR) != 0
+				return
+			}
+		}
+	})
+	return closed
 }
 
 // parseCred returns the SCM_CREDENTIALS in oob, if any.

@@ -318,7 +318,7 @@ func TestSendFilesChecks(t *testing.T) {
 	}{
 		{"duplicate", []File{{"a", f}, {"a", f}}, `fd "a": protocol violation: duplicate fd name`},
 		{"bad name", []File{{"a/b", f}}, "contains '/'"},
-		{"empty name", []File{{"", f}}, "empty fd name"},
+		{"empty name", []File{{"", f}}, `fd name "" is empty`},
 		{"nil file", []File{{"a", nil}}, `fd "a": no *os.File`},
 		{"closed file", []File{{"a", closed}}, `fd "a": `},
 		{"too many", tooMany, "4097 fds in one transfer"},
@@ -347,8 +347,8 @@ func TestHelloChecks(t *testing.T) {
 	}{
 		{Hello{Version: 2, Direction: DirectionPush, Workload: "kv"}, "unsupported protocol version 2"},
 		{Hello{Direction: 7, Workload: "kv"}, "direction(7)"},
-		{Hello{Direction: DirectionPull, Workload: ""}, "empty workload name"},
-		{Hello{Direction: DirectionPull, Workload: strings.Repeat("w", 64)}, "64 bytes long (at most 63)"},
+		{Hello{Direction: DirectionPull, Workload: ""}, `workload name "" is empty`},
+		{Hello{Direction: DirectionPull, Workload: strings.Repeat("w", 64)}, "64 bytes long (at most 55, "},
 	} {
 		if err := a.SendHello(tc.h); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("SendHello(%+v) = %v, want an error with %q", tc.h, err, tc.want)

@@ -52,7 +52,7 @@ func decodeMessage(b []byte) (message, error) {
 		}
 		w := string(p[4:])
 		if err := ValidateWorkload(w); err != nil {
-			return message{}, err
+			return message{}, invalidName(err)
 		}
 		m.hello = Hello{Version: int(version), Direction: d, Workload: w}
 
@@ -79,7 +79,7 @@ func decodeMessage(b []byte) (message, error) {
 			name := string(p[off : off+n])
 			off += n
 			if err := ValidateName(name); err != nil {
-				return message{}, fmt.Errorf("FDS name %d of %d: %w", i+1, count, err)
+				return message{}, fmt.Errorf("%w: FDS name %d of %d: %w", ErrProtocol, i+1, count, err)
 			}
 			if seen[name] {
 				return message{}, protocolErrorf("duplicate fd name %q in FDS", name)
@@ -119,7 +119,7 @@ func decodeMessage(b []byte) (message, error) {
 			m.text = string(p[4+nameLen:])
 			if m.fd != "" {
 				if err := ValidateName(m.fd); err != nil {
-					return message{}, fmt.Errorf("ACK: %w", err)
+					return message{}, fmt.Errorf("%w: ACK: %w", ErrProtocol, err)
 				}
 			}
 			if err := validateText("ACK error text", m.text); err != nil {

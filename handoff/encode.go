@@ -24,7 +24,7 @@ func encodeMessage(m *message) ([]byte, error) {
 			return nil, protocolErrorf("HELLO with %v", h.Direction)
 		}
 		if err := ValidateWorkload(h.Workload); err != nil {
-			return nil, err
+			return nil, invalidName(err)
 		}
 		b = binary.LittleEndian.AppendUint16(b, uint16(h.Version))
 		b = append(b, uint8(h.Direction), uint8(len(h.Workload)))
@@ -38,7 +38,7 @@ func encodeMessage(m *message) ([]byte, error) {
 		seen := make(map[string]bool, len(m.names))
 		for _, name := range m.names {
 			if err := ValidateName(name); err != nil {
-				return nil, err
+				return nil, invalidName(err)
 			}
 			if seen[name] {
 				return nil, protocolErrorf("duplicate fd name %q", name)
@@ -64,7 +64,7 @@ func encodeMessage(m *message) ([]byte, error) {
 		}
 		if m.fd != "" {
 			if err := ValidateName(m.fd); err != nil {
-				return nil, err
+				return nil, invalidName(err)
 			}
 		}
 		if err := validateText("ACK error text", m.text); err != nil {

@@ -33,6 +33,10 @@ func FuzzDecodeMessage(f *testing.F) {
 	f.Add(msg(typeFDs, fdsPayload("a", "a")))
 	f.Add(msg(typeAck, []byte{1, 1, 1, 0, 'a'}))
 	f.Add([]byte("LUOH"))
+	f.Add([]byte{})
+	f.Add(msg(typeHello, hello(1, 1, "a/b")))
+	f.Add(msg(typeHello, hello(1, 2, "..")))
+	f.Add(msg(typeFDs, fdsPayload("a:b", "tab\there")))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := decodeMessage(b)
 		if err != nil {
@@ -99,6 +103,9 @@ func FuzzReceiveFiles(f *testing.F) {
 		{{msg(typeFDs, fdsPayload("a")), 1}, {msg(typeFDs, fdsPayload("a")), 1}},
 		{{msg(typeFDs, fdsPayload("a")), 1}, {msg(typeError, []byte("no")), 0}},
 		{{frame(Magic, 2, uint16(typeFDs), 4, fdsPayload("a")), 1}},
+		{{nil, 0}},
+		{{msg(typeFDs, fdsPayload("a")), 1}, {nil, 0}, {msg(typeDone, donePayload(1)), 0}},
+		{{msg(typeFDs, fdsPayload("a/b", ".")), 2}, {msg(typeDone, donePayload(2)), 0}},
 	}
 	for _, s := range seeds {
 		var b []byte

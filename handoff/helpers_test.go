@@ -214,6 +214,12 @@ func fdsPayload(names ...string) []byte {
 	return b
 }
 
+// hello is a HELLO payload, not checked.
+func hello(version uint16, dir byte, w string) []byte {
+	p := []byte{byte(version), byte(version >> 8), dir, byte(len(w))}
+	return append(p, w...)
+}
+
 func donePayload(n uint32) []byte { return binary.LittleEndian.AppendUint32(nil, n) }
 
 // repeat is fd repeated n times: each arrives as a new fd.

@@ -26,7 +26,13 @@ const maxPathLen = 107
 // Listen serves a SOCK_SEQPACKET unix socket at path with mode 0600. A
 // socket file left there by a listener that is gone is removed first; a
 // live listener or a file that is not a socket is an error.
-func Listen(path string) (*Listener, error) {
+func Listen(path string) (*Listener, error) { return ListenMode(path, 0o600) }
+
+// ListenMode is Listen with the socket file's permission bits: who may
+// connect. A socket open to other users (0666) needs a check of every
+// connection's credentials (Conn.Peer) in their place. The mode is set
+// before the socket accepts anything and does not depend on the umask.
+func ListenMode(path string, perm os.FileMode) (*Listener, error) {
 	step := "listening on " + path
 	fail := func(err error) (*Listener, error) { return nil, &Error{Step: step, Err: err} }
 	if len(path) > maxPathLen {
@@ -55,10 +61,10 @@ func Listen(path string) (*Listener, error) {
 	// Nobody can connect before listen(2), so the mode is right before the
 	// socket is reachable whatever the umask.
 	var st unix.Stat_t
-	if err := unix.Chmod(path, 0o600); err != nil {
+	if err := unix.Chmod(path, uint32(perm.Perm())); err != nil {
 		unix.Close(fd)
 		os.Remove(path)
-		return fail(fmt.Errorf("chmod(%s, 0600): %w", path, err))
+		return fail(fmt.Errorf("chmod(%s, %#o): %w", path, perm.Perm(), err))
 	}
 	if err := unix.Lstat(path, &st); err != nil {
 		unix.Close(fd)

@@ -21,8 +21,8 @@ const (
 	MaxPayload     = 32768 // bytes of payload in one message
 	MaxBatch       = 64    // fds (and names) in one FDS message
 	MaxFiles       = 4096  // fds in one transfer (all FDS messages up to DONE)
-	MaxNameLen     = 255   // bytes of an fd name
-	MaxWorkloadLen = 63    // bytes of a workload name
+	MaxNameLen     = 255   // bytes of an fd name (see ValidateName)
+	MaxWorkloadLen = 55    // bytes of a workload name (see ValidateWorkload)
 	MaxTextLen     = 4096  // bytes of the text of an ACK or ERROR
 )
 
@@ -104,34 +104,6 @@ var ErrVersion = errors.New("unsupported protocol version")
 
 func protocolErrorf(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrProtocol, fmt.Sprintf(format, args...))
-}
-
-// ValidateName reports whether name can name an fd: 1 to MaxNameLen bytes,
-// no NUL and no '/', and neither "." nor "..".
-func ValidateName(name string) error {
-	return validateName("fd name", name, MaxNameLen)
-}
-
-// ValidateWorkload reports whether name can name a workload: 1 to
-// MaxWorkloadLen bytes, with the same rules as ValidateName otherwise.
-func ValidateWorkload(name string) error {
-	return validateName("workload name", name, MaxWorkloadLen)
-}
-
-func validateName(what, name string, max int) error {
-	switch {
-	case len(name) == 0:
-		return protocolErrorf("empty %s", what)
-	case len(name) > max:
-		return protocolErrorf("%s %s is %d bytes long (at most %d)", what, quoteShort(name), len(name), max)
-	case strings.IndexByte(name, 0) >= 0:
-		return protocolErrorf("%s %s contains a NUL byte", what, quoteShort(name))
-	case strings.IndexByte(name, '/') >= 0:
-		return protocolErrorf("%s %s contains '/'", what, quoteShort(name))
-	case name == "." || name == "..":
-		return protocolErrorf("%s %q is not allowed", what, name)
-	}
-	return nil
 }
 
 func validateText(what, text string) error {

@@ -84,10 +84,6 @@ func TestGoldenBytes(t *testing.T) {
 
 func TestDecodeRejects(t *testing.T) {
 	long := strings.Repeat("n", MaxNameLen+1)
-	hello := func(version uint16, dir byte, w string) []byte {
-		p := []byte{byte(version), byte(version >> 8), dir, byte(len(w))}
-		return append(p, w...)
-	}
 	ack := func(status byte, fd, text string) []byte {
 		p := []byte{status, byte(len(fd)), byte(len(text)), byte(len(text) >> 8)}
 		return append(append(p, fd...), text...)
@@ -113,8 +109,8 @@ func TestDecodeRejects(t *testing.T) {
 		{"HELLO version differs", msg(typeHello, hello(2, 1, "kv")), "HELLO version 2 differs from header version 1", ErrProtocol},
 		{"HELLO direction 0", msg(typeHello, hello(1, 0, "kv")), "HELLO direction 0", ErrProtocol},
 		{"HELLO direction 3", msg(typeHello, hello(1, 3, "kv")), "HELLO direction 3", ErrProtocol},
-		{"HELLO empty workload", msg(typeHello, hello(1, 1, "")), "empty workload name", ErrProtocol},
-		{"HELLO workload too long", msg(typeHello, hello(1, 1, strings.Repeat("w", 64))), "64 bytes long (at most 63)", ErrProtocol},
+		{"HELLO empty workload", msg(typeHello, hello(1, 1, "")), `workload name "" is empty`, ErrProtocol},
+		{"HELLO workload too long", msg(typeHello, hello(1, 1, strings.Repeat("w", 64))), "64 bytes long (at most 55, ", ErrProtocol},
 		{"HELLO workload with slash", msg(typeHello, hello(1, 1, "a/b")), "contains '/'", ErrProtocol},
 		{"HELLO workload with NUL", msg(typeHello, hello(1, 1, "a\x00b")), "contains a NUL byte", ErrProtocol},
 		{"HELLO length byte past payload", msg(typeHello, []byte{1, 0, 1, 5, 'k', 'v'}), "for a 5-byte workload name", ErrProtocol},
@@ -126,7 +122,7 @@ func TestDecodeRejects(t *testing.T) {
 		// A length byte cannot say more than 255: a longer name leaves bytes over.
 		{"FDS name of 256 bytes", msg(typeFDs, append([]byte{1, 0, 255}, long...)), "1 bytes after its 1 names", ErrProtocol},
 		{"FDS name past payload", msg(typeFDs, append([]byte{1, 0, 255}, long[:100]...)), "255 bytes at offset 3 run past the payload", ErrProtocol},
-		{"FDS empty name", msg(typeFDs, fdsPayload("a", "")), "FDS name 2 of 2: protocol violation: empty fd name", ErrProtocol},
+		{"FDS empty name", msg(typeFDs, fdsPayload("a", "")), `FDS name 2 of 2: fd name "" is empty`, ErrProtocol},
 		{"FDS name with slash", msg(typeFDs, fdsPayload("../etc")), "contains '/'", ErrProtocol},
 		{"FDS name dot-dot", msg(typeFDs, fdsPayload("..")), `".." is not allowed`, ErrProtocol},
 		{"FDS name with NUL", msg(typeFDs, fdsPayload("a\x00")), "NUL", ErrProtocol},
@@ -226,16 +222,42 @@ func TestValidateName(t *testing.T) {
 		{"a/b", false},
 		{"/", false},
 		{"a\x00", false},
+		{"a:b", false},
+		{"line\nbreak", false},
+		{"del\x7f", false},
+		{"\xff\xfe", false},
 	} {
 		if err := ValidateName(tc.name); (err == nil) != tc.ok {
 			t.Errorf("ValidateName(%q) = %v, want ok=%v", tc.name, err, tc.ok)
 		}
 	}
-	if err := ValidateWorkload(strings.Repeat("w", 63)); err != nil {
-		t.Errorf("63-byte workload: %v", err)
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{
+		{"kv", true},
+		{"kv-2.cache_x", true},
+		{strings.Repeat("w", MaxWorkloadLen), true},
+		{strings.Repeat("w", MaxWorkloadLen+1), false},
+		{"", false},
+		{".", false},
+		{"..", false},
+		{"a/b", false},
+		{"a b", false},
+		{"é", false},
+		{"a\x00", false},
+	} {
+		err := ValidateWorkload(tc.name)
+		if (err == nil) != tc.ok {
+			t.Errorf("ValidateWorkload(%q) = %v, want ok=%v", tc.name, err, tc.ok)
+		}
+		if err != nil && !errors.Is(err, ErrInvalidName) {
+			t.Errorf("ValidateWorkload(%q) = %v, not ErrInvalidName", tc.name, err)
+		}
 	}
-	if err := ValidateWorkload(strings.Repeat("w", 64)); err == nil {
-		t.Error("64-byte workload accepted")
+	// The longest workload name makes the longest session name LUO takes.
+	if n := len(SessionPrefix) + MaxWorkloadLen; n != 63 {
+		t.Errorf("session name of the longest workload is %d bytes, LUO takes 63", n)
 	}
 }
 

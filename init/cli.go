@@ -37,6 +37,9 @@ Usage:
       Validate a manifest; exit 1 and list every problem with its line.
   luoinit manifest show FILE
       Print a readable summary of a manifest.
+  luoinit status [--json] [--wait STATE [--timeout D]]
+      The state of live update here: state, boot, generation, blackout,
+      per workload what was delivered and lost.
 
 Run 'luoinit COMMAND --help' for the options of a command.
 `
@@ -58,6 +61,8 @@ func run(args []string) error {
 		return nil
 	case "prepare":
 		return cmdPrepare(args[1:])
+	case "status":
+		return cmdStatus(args[1:])
 	case "initramfs":
 		return sub("initramfs", args[1:], map[string]func([]string) error{
 			"build":  cmdInitramfsBuild,

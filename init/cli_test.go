@@ -62,6 +62,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"prepare", "--kernel", "k"}, "--config FILE is required"},
 		{[]string{"prepare", "--config", "c"}, "--kernel BZIMAGE is required"},
 		{[]string{"prepare", "--config", "c", "--kernel", "k", "--dry-run", "--no-reboot"}, "exclude each other"},
+		{[]string{"prepare", "--config", "c", "--kernel", "k", "--initrd-keep-kernel"}, "goes with --initrd-from-root"},
 	} {
 		capture(t)
 		err := run(tc.args)

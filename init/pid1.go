@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -23,6 +24,9 @@ import (
 // returns: a fatal error ends in the action luoinit.fatal= names.
 func pid1Main() {
 	started := restore.BootTime()
+	// Before anything else runs: the code and constants mapped at once
+	// rather than a fault at a time (see pid1.Prefault).
+	prefaulted, prefaultErr := pid1.Prefault()
 	log := pid1.NewLogger(true)
 	pid1.Guard(log, func() error {
 		// Signals first: the Go runtime has handlers for nearly every
@@ -34,28 +38,50 @@ func pid1Main() {
 			pid1.Shutdown(log, reaper, a, 10*time.Second)
 		})
 		reaper = pid1.NewReaper(log)
+		tl := restore.NewTimeline(started)
+		tl.Mark(restore.PhaseSignals)
 		if err := pid1.MountAll(log); err != nil {
 			log.Printf("mounting: %v (going on with what is there)", err)
+		}
+		tl.Mark(restore.PhaseMounted)
+		if prefaultErr != nil {
+			log.Printf("prefault: %v (after %d bytes; pages fault in as used instead)", prefaultErr, prefaulted)
+		}
+		if _, err := pid1.RaiseFileLimit(); err != nil {
+			log.Printf("file limit: %v (a workload with more than 1024 fds may not get them all)", err)
 		}
 		// Each workload's notification socket and fd store live as long
 		// as PID 1: a restarted workload gets its store back, and a
 		// prepare answered here preserves it.
 		stores := notify.NewRegistry(notify.DefaultDir, log.Printf)
+		// The next `luoinit prepare` is answered here, from before the
+		// restore: PID 1 owns the workloads, knows their pids and holds
+		// their restarts. Until the first handoffs are over it answers
+		// "try again", so that no prepare runs standalone meanwhile, one
+		// that would know none of the workloads.
+		// It starts beside the restore, not before it: nothing on the
+		// restore path waits for it, and a prepare can come only once a
+		// workload runs.
+		var boot bootState
+		go func() {
+			defer pid1.Recover(log)
+			if _, err := control.Listen(control.DefaultSocket, prepareHandler(log, boot.get, stores)); err != nil {
+				log.Printf("no control socket: `luoinit prepare` will refuse to run unless --standalone: %v", err)
+			}
+		}()
 		rep, err := restore.Boot(restore.BootOptions{
 			Start:      starter{reaper},
 			Log:        log.Printf,
 			Started:    started,
+			Timeline:   tl,
 			Supervisor: restore.Options{Notify: stores},
 		})
 		if err != nil {
+			boot.set(nil)
 			return err
 		}
 		report(log, rep)
-		// The next `luoinit prepare` is answered here: PID 1 owns the
-		// workloads, knows their pids and holds their restarts.
-		if _, err := control.Listen(control.DefaultSocket, prepareHandler(log, rep.Supervisor, stores)); err != nil {
-			log.Printf("no control socket, a later prepare runs standalone: %v", err)
-		}
+		boot.set(rep.Supervisor)
 		return nil // Guard keeps PID 1 alive; the reaper and supervisors go on
 	})
 }
@@ -138,10 +164,42 @@ func report(log pid1.Logger, r *restore.Report) {
 	}
 }
 
+// bootState is what the control socket knows of the boot: whether the
+// first handoffs are over, and the supervisor of the workloads then (nil
+// if none were started).
+type bootState struct {
+	done atomic.Bool
+	sup  atomic.Pointer[restore.Supervisor]
+}
+
+func (b *bootState) set(sup *restore.Supervisor) {
+	b.sup.Store(sup)
+	b.done.Store(true)
+}
+
+func (b *bootState) get() (*restore.Supervisor, bool) {
+	if !b.done.Load() {
+		return nil, false
+	}
+	return b.sup.Load(), true
+}
+
+// exitTryAgain is the exit status of a prepare refused because PID 1 is
+// still restoring (EX_TEMPFAIL of sysexits.h).
+const exitTryAgain = 75
+
 // prepareHandler runs a `luoinit prepare` that a command handed to PID 1.
-func prepareHandler(log pid1.Logger, sup *restore.Supervisor, stores *notify.Registry) control.Handler {
+// boot says whether the restore is over, and gives the supervisor;
+// stores are the workloads' fd stores.
+func prepareHandler(log pid1.Logger, boot func() (*restore.Supervisor, bool), stores *notify.Registry) control.Handler {
 	return func(req control.Request, out io.Writer, cancel, cont <-chan struct{}) int {
 		defer pid1.Recover(log)
+		sup, ready := boot()
+		if !ready {
+			fmt.Fprintln(out, "luoinit: PID 1 is still restoring the workloads (their first handoffs are not over); try again in a few seconds")
+			log.Printf("a `luoinit prepare` came while restoring; told to try again")
+			return exitTryAgain
+		}
 		cfg, err := manifest.LoadConfig(req.Config)
 		if err != nil {
 			fmt.Fprintln(out, err)

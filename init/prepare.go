@@ -1,19 +1,19 @@
 package main
 
 import (
-	"path/filepath"
-
 	"context"
 	"errors"
 	"fmt"
-	"github.com/luoinit/luoinit/control"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
+	"github.com/luoinit/luoinit/control"
 	"github.com/luoinit/luoinit/luo"
 	"github.com/luoinit/luoinit/manifest"
 	"github.com/luoinit/luoinit/prepare"
+	"github.com/luoinit/luoinit/restore"
 )
 
 const prepareUsage = `luoinit prepare --config FILE --kernel BZIMAGE [options]
@@ -40,7 +40,8 @@ func cmdPrepare(args []string) error {
 	config := fs.String("config", "", "the workload config `FILE` (required)")
 	kernel := fs.String("kernel", "", "the next kernel `BZIMAGE` (required)")
 	initrd := fs.String("initrd", "", "base initramfs `IMG` for the next kernel; the manifest is appended to it (default: build one with this luoinit as /init and the config)")
-	fromRoot := fs.Bool("initrd-from-root", false, "make the next initramfs from the running root file system (an initramfs carried whole), without /proc, /sys, /dev, /run, /tmp and the old manifest")
+	fromRoot := fs.Bool("initrd-from-root", false, "make the next initramfs from the running root file system (an initramfs carried whole), without /proc, /sys, /dev, /run, /tmp, the old manifest and the --kernel image")
+	keepKernel := fs.Bool("initrd-keep-kernel", false, "with --initrd-from-root: keep the --kernel image in the next initramfs (for a system that updates again from it)")
 	appendArgs := fs.String("append", "", "kernel command line `ARGS` for the next kernel (liveupdate=on is always ensured)")
 	reuse := fs.Bool("reuse-cmdline", false, "start from the running kernel's /proc/cmdline, then add --append")
 	socket := fs.String("socket", prepare.DefaultSocket, "unix socket `PATH` where socket-mode workloads push their fds")
@@ -64,9 +65,11 @@ func cmdPrepare(args []string) error {
 		return usagef("prepare: --dry-run and --no-reboot exclude each other")
 	case *fromRoot && *initrd != "":
 		return usagef("prepare: --initrd and --initrd-from-root exclude each other")
+	case *keepKernel && !*fromRoot:
+		return usagef("prepare: --initrd-keep-kernel goes with --initrd-from-root")
 	}
 	req := control.Request{
-		Config: abs(*config), Kernel: abs(*kernel), Initrd: abs(*initrd), InitrdFromRoot: *fromRoot,
+		Config: abs(*config), Kernel: abs(*kernel), Initrd: abs(*initrd), InitrdFromRoot: *fromRoot, InitrdKeepKernel: *keepKernel,
 		Append: *appendArgs, ReuseCmdline: *reuse, CollectTimeout: *collect, DryRun: *dryRun, NoReboot: *noReboot,
 	}
 
@@ -79,16 +82,9 @@ func cmdPrepare(args []string) error {
 	go func() { <-usr1; close(cont) }()
 
 	if !*standalone && os.Getpid() != 1 {
-		if _, err := os.Stat(control.DefaultSocket); err == nil {
-			fmt.Fprintf(stderr, "prepare: handing the work to luoinit (PID 1), which owns the workloads (--standalone to do it here)\n")
-			code, err := control.Prepare(control.DefaultSocket, req, stderr, cont, ctx.Done())
-			if err != nil {
-				return err
-			}
-			if code != 0 {
-				return exitError{code}
-			}
-			return nil
+		handed, err := handToPID1(control.DefaultSocket, req, cont, ctx.Done())
+		if handed || err != nil {
+			return err
 		}
 	}
 	cfg, err := manifest.LoadConfig(req.Config)
@@ -108,19 +104,70 @@ func cmdPrepare(args []string) error {
 	return nil
 }
 
+// handToPID1 hands the prepare to luoinit as PID 1 if it runs, and says
+// whether it did. When luoinit is PID 1 but does not answer, it refuses to
+// go on: a prepare run here would know none of PID 1's workloads, stop
+// none of them and hold none of their restarts. --standalone is the way
+// to want that.
+func handToPID1(socket string, req control.Request, cont, cancel <-chan struct{}) (bool, error) {
+	isPID1, why := luoinitIsPID1(pid1Exe, selfExe, filepath.Join(restore.StateDir, "state"))
+	if _, err := os.Stat(socket); err != nil {
+		if isPID1 {
+			return false, fmt.Errorf("luoinit runs as PID 1 (%s) but its control socket %s is not there (%v); it may still be starting: try again, or prepare here with --standalone", why, socket, err)
+		}
+		return false, nil
+	}
+	fmt.Fprintf(stderr, "prepare: handing the work to luoinit (PID 1), which owns the workloads (--standalone to do it here)\n")
+	code, err := control.Prepare(socket, req, stderr, cont, cancel)
+	if err != nil {
+		if errors.Is(err, control.ErrNoServer) {
+			return false, fmt.Errorf("%w; not preparing here, where none of PID 1's workloads are known: try again, or prepare here with --standalone", err)
+		}
+		return false, err
+	}
+	if code != 0 {
+		return true, exitError{code}
+	}
+	return true, nil
+}
+
+// Where luoinitIsPID1 looks.
+const (
+	pid1Exe = "/proc/1/exe"
+	selfExe = "/proc/self/exe"
+)
+
+// luoinitIsPID1 reports whether PID 1 is luoinit, and how that is known:
+// PID 1 runs this very binary, or luoinit's restore wrote its state file
+// (it does so at every boot, before any workload starts, and /run does not
+// outlive a boot). /proc/1/exe is readable only to root; the state file
+// answers for everyone else.
+func luoinitIsPID1(pid1Exe, selfExe, stateFile string) (bool, string) {
+	if a, err := os.Stat(pid1Exe); err == nil {
+		if b, err := os.Stat(selfExe); err == nil && os.SameFile(a, b) {
+			return true, pid1Exe + " is this luoinit"
+		}
+	}
+	if _, err := os.Stat(stateFile); err == nil {
+		return true, stateFile + " exists"
+	}
+	return false, ""
+}
+
 // prepareOptions turns a request into prepare's options.
 func prepareOptions(req control.Request, cfg *manifest.Config) prepare.Options {
 	return prepare.Options{
-		Config:         cfg,
-		ConfigPath:     req.Config,
-		Kernel:         req.Kernel,
-		Initrd:         req.Initrd,
-		InitrdFromRoot: req.InitrdFromRoot,
-		Append:         req.Append,
-		ReuseCmdline:   req.ReuseCmdline,
-		CollectTimeout: req.CollectTimeout,
-		DryRun:         req.DryRun,
-		NoReboot:       req.NoReboot,
+		Config:           cfg,
+		ConfigPath:       req.Config,
+		Kernel:           req.Kernel,
+		Initrd:           req.Initrd,
+		InitrdFromRoot:   req.InitrdFromRoot,
+		InitrdKeepKernel: req.InitrdKeepKernel,
+		Append:           req.Append,
+		ReuseCmdline:     req.ReuseCmdline,
+		CollectTimeout:   req.CollectTimeout,
+		DryRun:           req.DryRun,
+		NoReboot:         req.NoReboot,
 	}
 }
 

@@ -48,3 +48,30 @@ func BenchmarkMarshal1000FDs(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkParse10000FDs: one workload of 10,000 fds (make perf's largest).
+func BenchmarkParse10000FDs(b *testing.B) {
+	data, err := benchManifestValue(1, 10000).Marshal()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := Parse(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkMarshal10000FDs: prepare's manifest write for one workload of
+// 10,000 fds.
+func BenchmarkMarshal10000FDs(b *testing.B) {
+	m := benchManifestValue(1, 10000)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := m.Marshal(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -23,19 +23,43 @@ import (
 // and fd it is in, every type error is reported rather than the first, keys
 // match exactly (the decoder would also take "Name" for "name"), and
 // presence is known (a config must not set "token = 0" either).
+//
+// Before the TOML library sees the data, its size and shape are checked
+// against the limits in lines.go: the library's memory is not bounded by
+// its input's size.
 func parse(file string, data []byte, v any, isManifest bool) error {
+	if len(data) > MaxFileSize {
+		return errors.Join(tooLarge(file))
+	}
+	if fastParse(data, v, isManifest) {
+		return nil
+	}
+	return fullParse(file, data, v, isManifest)
+}
+
+// fullParse is parse without the fast path: the TOML library reads data,
+// after the limits, and every problem is reported with its line.
+func fullParse(file string, data []byte, v any, isManifest bool) error {
+	if len(data) > MaxFileSize {
+		return errors.Join(tooLarge(file))
+	}
+	lines, limit := scan(data)
+	if limit != nil {
+		limit.file = file
+		return errors.Join(limit)
+	}
 	var top map[string]toml.Primitive
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&top)
 	if err != nil {
-		p := &problem{file: file, text: "syntax error: " + err.Error(), err: err}
+		p := &problem{file: file, text: "syntax error: " + shorten(err.Error(), 200), err: err}
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
 			p.line = pe.Position.Line
-			p.text = "syntax error: " + pe.Message
+			p.text = "syntax error: " + shortenText(pe.Message, 200)
 		}
 		return errors.Join(p)
 	}
-	d := &decoder{md: &md, present: map[string]bool{}}
+	d := &decoder{md: &md, present: map[string]bool{}, failed: map[string]bool{}}
 	rv := reflect.ValueOf(v).Elem()
 	d.fields(top, rv, "")
 
@@ -61,7 +85,6 @@ func parse(file string, data []byte, v any, isManifest bool) error {
 	if len(probs) == 0 {
 		return nil
 	}
-	lines := indexLines(data)
 	for _, p := range probs {
 		p.file = file
 		p.line = lines.find(p.path)
@@ -72,12 +95,35 @@ func parse(file string, data []byte, v any, isManifest bool) error {
 	return joinProblems(probs)
 }
 
+// fastParse decodes and validates data into v through the fast path (see
+// fast.go) and reports whether it could. v is left untouched when not: the
+// full parser then reads data and says what is wrong with it.
+func fastParse(data []byte, v any, isManifest bool) bool {
+	rv := reflect.ValueOf(v).Elem()
+	nv := reflect.New(rv.Type())
+	present, ok := fastDecode(data, nv.Interface())
+	if !ok {
+		return false
+	}
+	c := &checker{present: func(path string) bool { return present[path] }}
+	if isManifest {
+		c.manifest(nv.Interface().(*Manifest))
+	} else {
+		c.config(nv.Interface().(*Config))
+	}
+	if len(c.probs) > 0 {
+		return false
+	}
+	rv.Set(nv.Elem())
+	return true
+}
+
 // decoder fills a struct from TOML tables, key by key.
 type decoder struct {
 	md      *toml.MetaData
 	probs   []*problem
 	present map[string]bool // field paths set in the file
-	failed  []string        // field paths that could not be decoded
+	failed  map[string]bool // field paths that could not be decoded
 }
 
 var (
@@ -140,9 +186,20 @@ func (d *decoder) value(prim toml.Primitive, fv reflect.Value, path string) {
 		}
 		d.fields(table, fv, path)
 	case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
+		var raw any
+		if err := d.md.PrimitiveDecode(prim, &raw); err != nil {
+			d.fail(path, err)
+			return
+		}
+		switch raw.(type) {
+		case []map[string]any, []any:
+		default:
+			d.fail(path, fmt.Errorf("needs an array of tables, not %s", tomlTypeName(raw)))
+			return
+		}
 		var elems []toml.Primitive
 		if err := d.md.PrimitiveDecode(prim, &elems); err != nil {
-			d.fail(path, fmt.Errorf("needs an array of tables: %w", err))
+			d.fail(path, err)
 			return
 		}
 		if len(elems) == 0 {
@@ -161,20 +218,90 @@ func (d *decoder) value(prim toml.Primitive, fv reflect.Value, path string) {
 	}
 }
 
+// leaf decodes a string, number, boolean or array of them. Its TOML type
+// and range are checked here first, so that a mistake is told in TOML's
+// words ("needs a string, not an integer") rather than the decoder's,
+// which names Go types.
 func (d *decoder) leaf(prim toml.Primitive, fv reflect.Value, path string) {
-	if k := fv.Kind(); k >= reflect.Uint && k <= reflect.Uint64 {
-		// The decoder takes -1 as 1<<64-1 for a uint64.
-		var raw any
-		if err := d.md.PrimitiveDecode(prim, &raw); err == nil {
-			if n, ok := raw.(int64); ok && n < 0 {
-				d.fail(path, fmt.Errorf("%d is out of range for %s", n, k))
-				return
-			}
-		}
+	var raw any
+	if err := d.md.PrimitiveDecode(prim, &raw); err != nil {
+		d.fail(path, err)
+		return
+	}
+	if at, why := mismatch(raw, fv.Type()); why != "" {
+		d.fail(path+at, errors.New(why))
+		d.failed[path] = true // the whole field stays unset
+		return
 	}
 	if err := d.md.PrimitiveDecode(prim, fv.Addr().Interface()); err != nil {
 		d.fail(path, err)
 	}
+}
+
+// mismatch says why raw, a decoded TOML value, does not fit a field of
+// type ft, and at which element of an array ("[2]"); "" if it fits.
+func mismatch(raw any, ft reflect.Type) (at, why string) {
+	want := tomlTypeFor(ft)
+	if ft.Kind() == reflect.Pointer {
+		ft = ft.Elem()
+	}
+	switch {
+	case reflect.PointerTo(ft).Implements(textUnmarshalerType), ft.Kind() == reflect.String:
+		if _, ok := raw.(string); ok {
+			return "", ""
+		}
+	case ft.Kind() == reflect.Bool:
+		if _, ok := raw.(bool); ok {
+			return "", ""
+		}
+	case ft.Kind() >= reflect.Int && ft.Kind() <= reflect.Uint64:
+		n, ok := raw.(int64)
+		if !ok {
+			break
+		}
+		z := reflect.New(ft).Elem()
+		if z.CanUint() && (n < 0 || z.OverflowUint(uint64(n))) {
+			return "", fmt.Sprintf("%d is out of range: it must be 0 to %d", n, uint64(1)<<(ft.Bits())-1)
+		}
+		if z.CanInt() && z.OverflowInt(n) {
+			return "", fmt.Sprintf("%d is out of range: it must be %d to %d", n, -(int64(1) << (ft.Bits() - 1)), int64(1)<<(ft.Bits()-1)-1)
+		}
+		return "", ""
+	case ft.Kind() == reflect.Slice:
+		elems, ok := raw.([]any)
+		if !ok {
+			break
+		}
+		for i, e := range elems {
+			if eat, why := mismatch(e, ft.Elem()); why != "" {
+				return fmt.Sprintf("[%d]%s", i, eat), why
+			}
+		}
+		return "", ""
+	}
+	return "", fmt.Sprintf("needs %s, not %s", want, tomlTypeName(raw))
+}
+
+// tomlTypeFor names the TOML type a field of type ft takes.
+func tomlTypeFor(ft reflect.Type) string {
+	if ft.Kind() == reflect.Pointer {
+		ft = ft.Elem()
+	}
+	switch {
+	case ft == timeType:
+		return "a date-time"
+	case reflect.PointerTo(ft).Implements(textUnmarshalerType), ft.Kind() == reflect.String:
+		return "a string"
+	case ft.Kind() == reflect.Bool:
+		return "a boolean"
+	case ft.Kind() >= reflect.Int && ft.Kind() <= reflect.Uint64:
+		return "an integer"
+	case ft.Kind() == reflect.Slice:
+		return "an array of " + strings.TrimPrefix(strings.TrimPrefix(tomlTypeFor(ft.Elem()), "a "), "an ") + "s"
+	case ft.Kind() == reflect.Struct:
+		return "a table"
+	}
+	return "another type"
 }
 
 // time takes a TOML offset date-time and keeps it in UTC. Local dates and
@@ -216,13 +343,13 @@ func (d *decoder) fail(path string, err error) {
 		text = tomlPrefix.ReplaceAllString(text, "")
 	}
 	d.probs = append(d.probs, &problem{path: path, ctx: path, text: text, err: err})
-	d.failed = append(d.failed, path)
+	d.failed[path] = true
 }
 
 // failedAt reports whether path, or a table holding it, failed to decode.
 func (d *decoder) failedAt(path string) bool {
-	for _, f := range d.failed {
-		if path == f || strings.HasPrefix(path, f+".") || strings.HasPrefix(path, f+"[") {
+	for ; path != ""; path = parentPath(path) {
+		if d.failed[path] {
 			return true
 		}
 	}
@@ -262,8 +389,10 @@ func tomlTypeName(v any) string {
 		return "an array"
 	case map[string]any:
 		return "a table"
+	case time.Time:
+		return "a date-time"
 	}
-	return fmt.Sprintf("%T", v)
+	return "a value of another type"
 }
 
 func joinPath(path, key string) string {

@@ -40,6 +40,25 @@ func seeds(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
+	// The hostile inputs of the limits test, cut down to just past each
+	// limit (a seed of 100 KB makes every mutation slow), and the other
+	// defects that were found with hostile files.
+	for _, s := range []string{
+		"version = 1\nx = " + strings.Repeat("{a=", MaxDepth+1) + "1" + strings.Repeat("}", MaxDepth+1) + "\n",
+		"version = 1\nx = " + strings.Repeat("[", MaxDepth+1) + strings.Repeat("]", MaxDepth+1) + "\n",
+		"version = 1\n[" + strings.Repeat("t.", MaxKeyParts) + "t]\nk = 1\n",
+		"version = 1\n" + strings.Repeat("k", MaxKeyLen+1) + " = 1\n",
+		"version = 1\n\x00",
+		"version = 1\nworkload = {a = 1}\n",
+		"version = 1\n[[workload]]\nname = [\"kv\"]\nargv = \"/bin/kv\"\nuid = \"root\"\n",
+		sockWorkload + "[[workload.fd]]\nname = \"a/b\"\ntoken = 1\n[[workload.fd]]\nname = \"..\"\ntoken = 2\n",
+		strings.Replace(sockWorkload, `name = "kv"`, `name = "."`, 1),
+		strings.Replace(pidfdWorkload, "pid = 42", "pid = 4294967297", 1) + "fd = [{name = \"a\", number = 4294967296, token = 1}]\n",
+		strings.Replace(sockWorkload, `session = "luoinit.kv"`, `session = "luoinit"`, 1),
+		"generation = 0\n" + sockWorkload + "[[workload.fd]]\nname = \"a\"\ntoken = 1\nkind = \"teapot\"\n",
+	} {
+		f.Add([]byte(s))
+	}
 }
 
 // FuzzParse: Parse never panics, and whatever it accepts marshals and

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -47,16 +48,45 @@ func parentPath(path string) string {
 	return path[:cut]
 }
 
+// Limits of a config or manifest file. The TOML library needs memory out
+// of proportion to its input for some shapes (a few hundred KB of nested
+// inline tables or of dotted key parts exhaust any machine), and PID 1
+// reads a manifest it did not write: so the scan below checks these before
+// the library sees a byte, and reports the first one broken with its line.
+// A real file is far from every one of them; docs/manifest.md lists them.
 const (
-	maxKeyParts = 64   // dotted key parts looked at
-	maxDepth    = 64   // nested arrays and inline tables looked into
-	maxPathLen  = 4096 // longer paths are not recorded
+	MaxFileSize = 4 << 20 // bytes of a file
+	MaxDepth    = 16      // arrays and inline tables nested in one value
+	MaxKeyLen   = 128     // bytes of one key (a part of a dotted key)
+	MaxKeyParts = 8       // parts of a dotted key or a table header
+	MaxTables   = 10000   // [table] and [[array]] headers
+	MaxValues   = 100000  // keys and array elements, all counted
+	MaxProblems = 50      // problems reported; the rest are counted
 )
 
+// maxPathLen bounds the field paths recorded (never reached within the
+// limits above; a guard for the scan's own memory).
+const maxPathLen = 4096
+
+// indexLines returns the line of every field path of data, as far as data
+// can be scanned.
 func indexLines(data []byte) lineIndex {
+	ix, _ := scan(data)
+	return ix
+}
+
+// scan indexes the lines of data and checks the limits above and that the
+// file holds no NUL byte. It returns the first limit broken, as a problem
+// with its line, or nil.
+func scan(data []byte) (lineIndex, *problem) {
 	s := &scanner{src: data, line: 1, index: lineIndex{}, arrays: map[string]int{}}
+	if i := bytes.IndexByte(data, 0); i >= 0 {
+		line := 1 + bytes.Count(data[:i], []byte{'\n'})
+		col := i - bytes.LastIndexByte(data[:i], '\n')
+		return s.index, &problem{line: line, text: fmt.Sprintf("a NUL byte at column %d: a config or manifest is text (is the file truncated or overwritten?)", col)}
+	}
 	s.document()
-	return s.index
+	return s.index, s.limit
 }
 
 type scanner struct {
@@ -66,6 +96,17 @@ type scanner struct {
 	depth  int
 	index  lineIndex
 	arrays map[string]int // [[header]] path → how many seen so far
+	tables int            // headers seen
+	values int            // keys and array elements seen
+	limit  *problem       // the first limit broken; the scan stops there
+}
+
+// exceed records a broken limit at line and ends the scan.
+func (s *scanner) exceed(line int, format string, args ...any) {
+	if s.limit == nil {
+		s.limit = &problem{line: line, text: fmt.Sprintf(format, args...)}
+	}
+	s.i = len(s.src)
 }
 
 func (s *scanner) eof() bool { return s.i >= len(s.src) }
@@ -89,7 +130,12 @@ func (s *scanner) next() {
 	}
 }
 
+// record notes the line of path, counting it against MaxValues.
 func (s *scanner) record(path string, line int) {
+	if s.values++; s.values > MaxValues {
+		s.exceed(line, "more than %d keys and array elements: the limit of a luoinit file", MaxValues)
+		return
+	}
 	if len(path) > maxPathLen {
 		return
 	}
@@ -148,6 +194,10 @@ func (s *scanner) document() {
 // header reads [table] or [[array]] and returns the table's path.
 func (s *scanner) header() (string, bool) {
 	line := s.line
+	if s.tables++; s.tables > MaxTables {
+		s.exceed(line, "more than %d tables: the limit of a luoinit file", MaxTables)
+		return "", false
+	}
 	s.i++
 	array := s.peek() == '['
 	if array {
@@ -205,10 +255,11 @@ func (s *scanner) keyValue(table string) {
 	s.value(path)
 }
 
-// key reads a dotted key.
+// key reads a dotted key, checking MaxKeyParts and MaxKeyLen.
 func (s *scanner) key() ([]string, bool) {
 	var keys []string
-	for len(keys) < maxKeyParts {
+	line := s.line
+	for {
 		s.skipSpace()
 		var k string
 		switch c := s.peek(); {
@@ -231,14 +282,20 @@ func (s *scanner) key() ([]string, bool) {
 		default:
 			return nil, false
 		}
-		keys = append(keys, k)
+		if len(k) > MaxKeyLen {
+			s.exceed(line, "key %s is %d bytes long (at most %d)", shorten(k, 40), len(k), MaxKeyLen)
+			return nil, false
+		}
+		if keys = append(keys, k); len(keys) > MaxKeyParts {
+			s.exceed(line, "dotted key %s... has more than %d parts", shorten(strings.Join(keys[:3], "."), 40), MaxKeyParts)
+			return nil, false
+		}
 		s.skipSpace()
 		if s.peek() != '.' {
 			return keys, true
 		}
 		s.i++
 	}
-	return nil, false
 }
 
 // value skips a value, recording the elements of arrays and the keys of
@@ -253,11 +310,13 @@ func (s *scanner) value(path string) {
 		s.basicString()
 	case c == '\'':
 		s.literalString()
-	case c == '[' && s.depth < maxDepth:
+	case (c == '[' || c == '{') && s.depth >= MaxDepth:
+		s.exceed(s.line, "%s: arrays and inline tables nested more than %d deep", shorten(path, 60), MaxDepth)
+	case c == '[':
 		s.depth++
 		s.array(path)
 		s.depth--
-	case c == '{' && s.depth < maxDepth:
+	case c == '{':
 		s.depth++
 		s.inlineTable(path)
 		s.depth--

@@ -15,14 +15,20 @@ package manifest
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
+	"github.com/luoinit/luoinit/handoff"
 	"golang.org/x/sys/unix"
 )
 
@@ -37,14 +43,27 @@ const Path = "etc/luoinit/manifest.toml"
 // slash): PID 1 reads it at /etc/luoinit/config.toml.
 const ConfigPath = "etc/luoinit/config.toml"
 
-// SessionPrefix starts the name of every LUO session luoinit creates.
-const SessionPrefix = "luoinit."
+// SessionPrefix starts the name of every LUO session luoinit creates for
+// a workload: "luoinit." + the workload's name (see SessionName).
+const SessionPrefix = handoff.SessionPrefix
 
 // sessionNameMax is the longest LUO session name in bytes (luo.NameMax).
 const sessionNameMax = 63
 
-// workloadNameMax is the longest workload name: its session name must fit.
-const workloadNameMax = sessionNameMax - len(SessionPrefix)
+// PIDMax is the largest pid Linux hands out (PID_MAX_LIMIT on 64-bit; a
+// system's /proc/sys/kernel/pid_max is at most this).
+const PIDMax = 4 << 20
+
+// ValidPID reports whether pid can name a process: 1 to PIDMax. A larger
+// value would be truncated to 32 bits by the kernel and name another one.
+func ValidPID(pid int) bool { return pid >= 1 && pid <= PIDMax }
+
+// ValidFDNumber reports whether n can be an fd number: 0 to MaxInt32 (the
+// kernel's fd arguments are C ints).
+func ValidFDNumber(n int) bool { return n >= 0 && n <= math.MaxInt32 }
+
+// noID is (uid_t)-1, which setresuid and setgroups read as "unchanged".
+const noID = math.MaxUint32
 
 // HandoffMode is how prepare gets a workload's fds and how PID 1 hands
 // them back after the kexec (Workload.Handoff).
@@ -272,8 +291,66 @@ type Workload struct {
 // OwnedSession is a LUO session a workload created and owns (manifest
 // only): prepare found it and held it open until the reboot.
 type OwnedSession struct {
-	Name string `toml:"name"` // the session's name (GET_NAME, or from /proc)
-	Via  string `toml:"via"`  // how prepare got it: "push", "fdstore" or "proc"
+	Name string     `toml:"name"` // the session's name (GET_NAME, or from /proc)
+	Via  SessionVia `toml:"via"`  // how prepare got it
+}
+
+// SessionVia is how prepare found a workload-owned session.
+type SessionVia string
+
+// The ways prepare finds a workload's own sessions.
+const (
+	ViaPush    SessionVia = "push"    // pushed over the handoff socket (fd kind "session")
+	ViaFDStore SessionVia = "fdstore" // in the workload's fd store in PID 1
+	ViaProc    SessionVia = "proc"    // held by the workload or a descendant, taken with pidfd_getfd
+)
+
+// SessionVias lists the valid SessionVia values, for messages.
+var SessionVias = []SessionVia{ViaPush, ViaFDStore, ViaProc}
+
+// EnvWorkload is set to the workload's name in the environment of every
+// process PID 1 starts for it (handoff.EnvWorkload). Descendants that
+// keep their environment carry it too, which is how prepare finds a
+// workload's daemon child after its parent exited and it was re-parented
+// to PID 1.
+const EnvWorkload = handoff.EnvWorkload
+
+// ReservedSessionName reports whether name is in luoinit's own session
+// namespace ("luoinit", "luoinit.*"): no workload may own such a session.
+func ReservedSessionName(name string) bool {
+	return name == RecordSession || strings.HasPrefix(name, SessionPrefix)
+}
+
+// CheckOwnedSession says what is wrong with workload w owning a session
+// named name, or returns nil: a LUO session name (1 to 63 bytes, no NUL,
+// valid UTF-8 so that the manifest can hold it), outside luoinit's
+// namespace, and, when PID 1 hands it over (sessions = "retrieve"), usable
+// as a handoff fd name (no '/', not "." or "..") that none of w's fds has.
+func CheckOwnedSession(w *Workload, name string) error {
+	switch {
+	case name == "":
+		return errors.New("session name is empty")
+	case len(name) > sessionNameMax:
+		return fmt.Errorf("session name %q is %d bytes, at most %d are allowed", name, len(name), sessionNameMax)
+	case strings.IndexByte(name, 0) >= 0:
+		return fmt.Errorf("session name %q contains a NUL byte", name)
+	case !utf8.ValidString(name):
+		return fmt.Errorf("session name %q is not valid UTF-8", name)
+	case ReservedSessionName(name):
+		return fmt.Errorf("session %q is in luoinit's own namespace (%q, %q*): a workload cannot own it", name, RecordSession, SessionPrefix)
+	}
+	if w.SessionsMode() != SessionsRetrieve {
+		return nil
+	}
+	if name == "." || name == ".." || strings.IndexByte(name, '/') >= 0 {
+		return fmt.Errorf("session %q cannot be handed over by name (sessions = %q): a handoff fd name has no '/' and is not \".\" or \"..\"", name, SessionsRetrieve)
+	}
+	for _, fd := range w.FDs {
+		if fd.Name == name {
+			return fmt.Errorf("session %q has the name of the workload's fd %q: with sessions = %q both are handed over by name", name, fd.Name, SessionsRetrieve)
+		}
+	}
+	return nil
 }
 
 // FD is one fd of a workload, preserved under a token of its session.
@@ -286,6 +363,58 @@ type FD struct {
 	Dropped    bool   `toml:"dropped,omitempty"`        // manifest only: optional fd left out
 	DropReason string `toml:"drop_reason,omitempty"`    // manifest only: why (e.g. the errno)
 }
+
+// The kinds of fd a manifest records (FD.Kind), as prepare finds them in
+// /proc/self/fd: KindAnon is followed by the anon inode's name
+// ("anon:eventfd"); AnonKind makes one.
+const (
+	KindMemfd   = "memfd"
+	KindPipe    = "pipe"
+	KindSocket  = "socket"
+	KindFile    = "file"
+	KindUnknown = "unknown"
+	KindAnon    = "anon:"
+)
+
+// Kinds lists the fixed fd kinds, for messages and docs.
+var Kinds = []string{KindMemfd, KindPipe, KindSocket, KindFile, KindUnknown}
+
+// anonNameMax bounds the name after KindAnon.
+const anonNameMax = 64
+
+// AnonKind is the kind of an anon inode fd named name ("eventfd",
+// "[io_uring]" without its brackets), or KindUnknown if the name does not
+// fit the rule ValidKind checks.
+func AnonKind(name string) string {
+	if k := KindAnon + name; ValidKind(k) {
+		return k
+	}
+	return KindUnknown
+}
+
+// ValidKind reports whether kind is one a manifest may hold: one of Kinds,
+// or KindAnon and 1 to 64 bytes of ASCII letters, digits, '_', '-', '.'.
+func ValidKind(kind string) bool {
+	if name, ok := strings.CutPrefix(kind, KindAnon); ok {
+		if len(name) == 0 || len(name) > anonNameMax {
+			return false
+		}
+		for i := 0; i < len(name); i++ {
+			if c := name[i]; !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+				return false
+			}
+		}
+		return true
+	}
+	for _, k := range Kinds {
+		if kind == k {
+			return true
+		}
+	}
+	return false
+}
+
+func kindList() string { return wordList(append(slices.Clone(Kinds), KindAnon+"<name>")) }
 
 // Duration is a time.Duration written as a TOML string like "5s".
 type Duration struct{ time.Duration }
@@ -303,28 +432,50 @@ func (d *Duration) UnmarshalText(text []byte) error {
 	return nil
 }
 
-// ParseConfig reads and validates a config.
+// ParseConfig reads and validates a config; data over MaxFileSize is
+// refused.
 func ParseConfig(data []byte) (*Config, error) { return parseConfig("config.toml", data) }
 
-// LoadConfig reads and validates the config file at path.
+// LoadConfig reads and validates the config file at path. It reads at most
+// MaxFileSize bytes and one more: a larger file, or an endless one such as
+// /dev/zero, is refused at once.
 func LoadConfig(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	return parseConfig(path, data)
 }
 
-// Parse reads and validates a manifest.
+// Parse reads and validates a manifest; data over MaxFileSize is refused.
 func Parse(data []byte) (*Manifest, error) { return parseManifest("manifest.toml", data) }
 
-// Load reads and validates the manifest file at path.
+// Load reads and validates the manifest file at path, reading at most
+// MaxFileSize bytes and one more, as LoadConfig does.
 func Load(path string) (*Manifest, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
 	}
 	return parseManifest(path, data)
+}
+
+// readFile reads a config or manifest through a reader capped one byte
+// past MaxFileSize, so that its memory is bounded whatever path names.
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	if len(data) > MaxFileSize {
+		return nil, tooLarge(path)
+	}
+	return data, nil
 }
 
 func parseConfig(name string, data []byte) (*Config, error) {
@@ -344,9 +495,10 @@ func parseManifest(name string, data []byte) (*Manifest, error) {
 }
 
 // NewManifest starts the manifest of this config: a deep copy of the
-// workloads, each with its session named; tokens and timing are prepare's.
+// workloads, each with its session named, generation 1; tokens, timing and
+// a later generation are prepare's.
 func (c *Config) NewManifest() *Manifest {
-	m := &Manifest{Version: Version}
+	m := &Manifest{Version: Version, Generation: 1}
 	if len(c.Workloads) > 0 {
 		m.Workloads = make([]Workload, len(c.Workloads))
 	}
@@ -405,18 +557,27 @@ func (m *Manifest) Marshal() ([]byte, error) {
 	return out, nil
 }
 
-// WriteFile writes the manifest to path atomically: a temporary file in the
-// same directory is written, synced and renamed over path, and the
-// directory is synced.
-func (m *Manifest) WriteFile(path string) (err error) {
+// WriteFile writes the manifest to path atomically (WriteAtomic).
+func (m *Manifest) WriteFile(path string) error {
 	data, err := m.Marshal()
 	if err != nil {
 		return err
 	}
+	if err := WriteAtomic(path, data); err != nil {
+		return fmt.Errorf("manifest: %w", err)
+	}
+	return nil
+}
+
+// WriteAtomic writes data to path so that a reader sees the old file or
+// the new one, never a part: a temporary file in the same directory is
+// written, made 0644, synced and renamed over path, and the directory is
+// synced. On failure nothing is left behind.
+func WriteAtomic(path string, data []byte) (err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
-		return fmt.Errorf("manifest: %w", err)
+		return err
 	}
 	tmp := f.Name()
 	defer func() {
@@ -426,27 +587,27 @@ func (m *Manifest) WriteFile(path string) (err error) {
 		}
 	}()
 	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("manifest: write %s: %w", tmp, err)
+		return fmt.Errorf("write %s: %w", tmp, err)
 	}
 	if err = f.Chmod(0o644); err != nil {
-		return fmt.Errorf("manifest: %w", err)
+		return err
 	}
 	if err = f.Sync(); err != nil {
-		return fmt.Errorf("manifest: sync %s: %w", tmp, err)
+		return fmt.Errorf("sync %s: %w", tmp, err)
 	}
 	if err = f.Close(); err != nil {
-		return fmt.Errorf("manifest: close %s: %w", tmp, err)
+		return fmt.Errorf("close %s: %w", tmp, err)
 	}
 	if err = os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("manifest: %w", err)
+		return err
 	}
 	d, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("manifest: %w", err)
+		return err
 	}
 	defer d.Close()
 	if err = d.Sync(); err != nil {
-		return fmt.Errorf("manifest: sync directory %s: %w", dir, err)
+		return fmt.Errorf("sync directory %s: %w", dir, err)
 	}
 	return nil
 }
@@ -454,30 +615,52 @@ func (m *Manifest) WriteFile(path string) (err error) {
 // Summary describes the manifest for a person, on several lines.
 func (m *Manifest) Summary() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "manifest version %d, generation %d\n", m.Version, m.Generation)
-	if !m.Written.IsZero() || m.KernelRelease != "" {
-		written := "(unknown time)"
-		if !m.Written.IsZero() {
-			written = m.Written.UTC().Format(time.RFC3339)
-		}
-		release := m.KernelRelease
-		if release == "" {
-			release = "(unknown)"
-		}
-		fmt.Fprintf(&b, "written %s by kernel %s\n", written, release)
+	m.summaryHead(&b)
+	m.Timing.summary(&b)
+	m.summaryCounts(&b)
+	for i := range m.Workloads {
+		m.Workloads[i].summary(&b)
 	}
-	t := m.Timing
+	return b.String()
+}
+
+// summaryHead writes the version and generation, and when and by which
+// kernel the manifest was written, if it says.
+func (m *Manifest) summaryHead(b *strings.Builder) {
+	fmt.Fprintf(b, "manifest version %d, generation %d\n", m.Version, m.Generation)
+	if m.Written.IsZero() && m.KernelRelease == "" {
+		return
+	}
+	written := "(unknown time)"
+	if !m.Written.IsZero() {
+		written = m.Written.UTC().Format(time.RFC3339)
+	}
+	release := m.KernelRelease
+	if release == "" {
+		release = "(unknown)"
+	}
+	fmt.Fprintf(b, "written %s by kernel %s\n", written, release)
+}
+
+// summary writes the blackout and how long prepare took, where the
+// stamps are there to say.
+func (t Timing) summary(b *strings.Builder) {
 	if d := t.Blackout(); d != 0 {
-		fmt.Fprintf(&b, "blackout %v (first workload stopped to kexec)\n", d)
+		fmt.Fprintf(b, "blackout %v (first workload stopped to kexec)\n", d)
 	}
-	if t.PrepareStart.MonotonicNS != 0 {
-		if t.Preserved.MonotonicNS != 0 {
-			fmt.Fprintf(&b, "preserving took %v\n", time.Duration(t.Preserved.MonotonicNS-t.PrepareStart.MonotonicNS))
-		}
-		if t.Reboot.MonotonicNS != 0 {
-			fmt.Fprintf(&b, "prepare took %v up to the kexec\n", time.Duration(t.Reboot.MonotonicNS-t.PrepareStart.MonotonicNS))
-		}
+	if t.PrepareStart.MonotonicNS == 0 {
+		return
 	}
+	if t.Preserved.MonotonicNS != 0 {
+		fmt.Fprintf(b, "preserving took %v\n", time.Duration(t.Preserved.MonotonicNS-t.PrepareStart.MonotonicNS))
+	}
+	if t.Reboot.MonotonicNS != 0 {
+		fmt.Fprintf(b, "prepare took %v up to the kexec\n", time.Duration(t.Reboot.MonotonicNS-t.PrepareStart.MonotonicNS))
+	}
+}
+
+// summaryCounts writes how many workloads and fds, preserved and dropped.
+func (m *Manifest) summaryCounts(b *strings.Builder) {
 	var kept, dropped int
 	for _, w := range m.Workloads {
 		for _, fd := range w.FDs {
@@ -488,58 +671,68 @@ func (m *Manifest) Summary() string {
 			}
 		}
 	}
-	fmt.Fprintf(&b, "%d workloads, %d fds preserved, %d dropped\n", len(m.Workloads), kept, dropped)
-	for _, w := range m.Workloads {
-		fmt.Fprintf(&b, "\nworkload %s: session %q, handoff %s", w.Name, w.Session, w.Handoff)
-		if w.PID != 0 {
-			fmt.Fprintf(&b, ", pid %d", w.PID)
-		}
-		if w.PIDFile != "" {
-			fmt.Fprintf(&b, ", pidfile %s", w.PIDFile)
-		}
-		b.WriteString("\n")
-		fmt.Fprintf(&b, "  run   %s\n", quoteArgv(w.Argv))
-		dir := w.Dir
-		if dir == "" {
-			dir = "/"
-		}
-		fmt.Fprintf(&b, "  as    uid %d gid %d in %s\n", w.UID, w.GID, dir)
-		for _, e := range w.Env {
-			fmt.Fprintf(&b, "  env   %s\n", e)
-		}
-		stop := string(w.StopMode())
-		if w.StopMode() == StopTerm {
-			stop = fmt.Sprintf("%s (SIGKILL after %v)", stop, w.StopAfter())
-		}
-		restart := w.RestartPolicy()
-		fmt.Fprintf(&b, "  stop  %s, restart %s\n", stop, restart)
-		if len(w.FDs) == 0 {
-			continue
-		}
-		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-		for _, fd := range w.FDs {
-			fmt.Fprintf(tw, "  fd %s\t", fd.Name)
-			switch {
-			case fd.Dropped:
-				reason := fd.DropReason
-				if reason == "" {
-					reason = "no reason recorded"
-				}
-				fmt.Fprintf(tw, "dropped\t%s", reason)
-			default:
-				fmt.Fprintf(tw, "token %d\t%s", fd.Token, fd.Kind)
-			}
-			if fd.Number != nil {
-				fmt.Fprintf(tw, "\tfrom fd %d", *fd.Number)
-			}
-			if fd.Optional {
-				fmt.Fprint(tw, "\toptional")
-			}
-			fmt.Fprintln(tw)
-		}
-		tw.Flush()
+	fmt.Fprintf(b, "%d workloads, %d fds preserved, %d dropped\n", len(m.Workloads), kept, dropped)
+}
+
+// summary writes the workload: how it is found, run and stopped, then its
+// fds.
+func (w *Workload) summary(b *strings.Builder) {
+	fmt.Fprintf(b, "\nworkload %s: session %q, handoff %s", w.Name, w.Session, w.Handoff)
+	if w.PID != 0 {
+		fmt.Fprintf(b, ", pid %d", w.PID)
 	}
-	return b.String()
+	if w.PIDFile != "" {
+		fmt.Fprintf(b, ", pidfile %s", w.PIDFile)
+	}
+	b.WriteString("\n")
+	for _, o := range w.OwnedSessions {
+		fmt.Fprintf(b, "  owns session %q (found via %s; after the kexec: %s)\n", o.Name, o.Via, w.SessionsMode())
+	}
+	fmt.Fprintf(b, "  run   %s\n", quoteArgv(w.Argv))
+	dir := w.Dir
+	if dir == "" {
+		dir = "/"
+	}
+	fmt.Fprintf(b, "  as    uid %d gid %d in %s\n", w.UID, w.GID, dir)
+	for _, e := range w.Env {
+		fmt.Fprintf(b, "  env   %s\n", e)
+	}
+	stop := string(w.StopMode())
+	if w.StopMode() == StopTerm {
+		stop = fmt.Sprintf("%s (SIGKILL after %v)", stop, w.StopAfter())
+	}
+	fmt.Fprintf(b, "  stop  %s, restart %s\n", stop, w.RestartPolicy())
+	summaryFDs(b, w.FDs)
+}
+
+// summaryFDs writes one line per fd, in columns: its token and kind, or
+// why it was dropped; its number in the workload; whether it is optional.
+func summaryFDs(b *strings.Builder, fds []FD) {
+	if len(fds) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+	for _, fd := range fds {
+		fmt.Fprintf(tw, "  fd %s\t", fd.Name)
+		switch {
+		case fd.Dropped:
+			reason := fd.DropReason
+			if reason == "" {
+				reason = "no reason recorded"
+			}
+			fmt.Fprintf(tw, "dropped\t%s", reason)
+		default:
+			fmt.Fprintf(tw, "token %d\t%s", fd.Token, fd.Kind)
+		}
+		if fd.Number != nil {
+			fmt.Fprintf(tw, "\tfrom fd %d", *fd.Number)
+		}
+		if fd.Optional {
+			fmt.Fprint(tw, "\toptional")
+		}
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
 }
 
 // quoteArgv shows an argv as a shell would need it typed.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/luoinit/luoinit/handoff"
 	"github.com/luoinit/luoinit/luo"
 )
 
@@ -42,7 +43,7 @@ func fullManifest() *Manifest {
 				Env:         []string{"KV_LOG=info", "EMPTY="},
 				Dir:         "/var/lib/kv",
 				UID:         1000,
-				GID:         4294967295,
+				GID:         4294967294,
 				Handoff:     "socket",
 				Stop:        "term",
 				StopTimeout: Duration{10*time.Second + 5*time.Millisecond},
@@ -91,7 +92,7 @@ func TestRoundTrip(t *testing.T) {
 	}{
 		{"full", fullManifest()},
 		{"testdata", fromFile},
-		{"minimal", &Manifest{Version: Version}},
+		{"minimal", &Manifest{Version: Version, Generation: 1}},
 		{"every character", func() *Manifest {
 			var all []rune
 			for r := rune(0); r < 0x300; r++ {
@@ -100,7 +101,6 @@ func TestRoundTrip(t *testing.T) {
 			all = append(all, 0xfffd, 0x10ffff, 0x1f600)
 			m := fullManifest()
 			m.KernelRelease = string(all)
-			m.Workloads[0].FDs[0].Kind = string(all)
 			m.Workloads[1].FDs[1].DropReason = string(all)
 			m.Workloads[0].Argv = append(m.Workloads[0].Argv, string(all[1:]), "", "'''", `"""`)
 			m.Workloads[0].Env = append(m.Workloads[0].Env, "X="+string(all[1:]))
@@ -366,12 +366,12 @@ func TestSessionName(t *testing.T) {
 	if sessionNameMax != luo.NameMax {
 		t.Errorf("sessionNameMax %d, luo.NameMax %d", sessionNameMax, luo.NameMax)
 	}
-	longest := strings.Repeat("w", workloadNameMax)
+	longest := strings.Repeat("w", handoff.MaxWorkloadLen)
 	if err := luo.ValidateName(SessionName(longest)); err != nil {
 		t.Errorf("the longest workload name gives a bad session name: %v", err)
 	}
 	if err := luo.ValidateName(SessionName(longest + "w")); err == nil {
-		t.Errorf("workloadNameMax %d is not the longest that fits", workloadNameMax)
+		t.Errorf("handoff.MaxWorkloadLen %d is not the longest that fits", handoff.MaxWorkloadLen)
 	}
 }
 
@@ -474,5 +474,64 @@ func TestSummary(t *testing.T) {
 	}
 	if s := (&Manifest{Version: 1}).Summary(); s != "manifest version 1, generation 0\n0 workloads, 0 fds preserved, 0 dropped\n" {
 		t.Errorf("summary of an empty manifest:\n%s", s)
+	}
+}
+
+// The summary's timing lines appear only for the stamps that are there.
+func TestSummaryTiming(t *testing.T) {
+	ms := func(n int64) Stamp { return Stamp{MonotonicNS: n * 1e6} }
+	for _, tc := range []struct {
+		name string
+		t    Timing
+		want string
+	}{
+		{"none", Timing{}, ""},
+		{"all", Timing{PrepareStart: ms(100), Preserved: ms(106), FirstStopped: ms(104), Reboot: ms(117)},
+			"blackout 13ms (first workload stopped to kexec)\npreserving took 6ms\nprepare took 17ms up to the kexec\n"},
+		{"no reboot", Timing{PrepareStart: ms(100), Preserved: ms(106), FirstStopped: ms(104)},
+			"preserving took 6ms\n"},
+		{"not preserved", Timing{PrepareStart: ms(100), Reboot: ms(101)},
+			"prepare took 1ms up to the kexec\n"},
+		// Without the start, no duration from it is made up.
+		{"no start", Timing{Preserved: ms(106), FirstStopped: ms(104), Reboot: ms(117)},
+			"blackout 13ms (first workload stopped to kexec)\n"},
+	} {
+		var b strings.Builder
+		tc.t.summary(&b)
+		if b.String() != tc.want {
+			t.Errorf("%s: got\n%q\nwant\n%q", tc.name, b.String(), tc.want)
+		}
+	}
+}
+
+// The summary's fd table: dropped or kept, from which fd, optional, in
+// aligned columns.
+func TestSummaryFDs(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		fds  []FD
+		want string
+	}{
+		{"none", nil, ""},
+		{"kept", []FD{{Name: "arena", Token: 1, Kind: "memfd"}},
+			"  fd arena  token 1  memfd\n"},
+		{"columns", []FD{
+			{Name: "a", Token: 12, Kind: "memfd", Number: intp(3)},
+			{Name: "longer", Token: 7, Kind: "memfd", Optional: true},
+		},
+			"  fd a       token 12  memfd  from fd 3\n" +
+				"  fd longer  token 7   memfd  optional\n"},
+		{"dropped", []FD{
+			{Name: "x", Dropped: true, DropReason: "preserve fd: EOPNOTSUPP", Number: intp(8), Optional: true},
+			{Name: "y", Dropped: true},
+		},
+			"  fd x  dropped  preserve fd: EOPNOTSUPP  from fd 8  optional\n" +
+				"  fd y  dropped  no reason recorded\n"},
+	} {
+		var b strings.Builder
+		summaryFDs(&b, tc.fds)
+		if b.String() != tc.want {
+			t.Errorf("%s: got\n%s\nwant\n%s", tc.name, b.String(), tc.want)
+		}
 	}
 }

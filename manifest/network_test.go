@@ -241,3 +241,57 @@ func TestNetworkDocExample(t *testing.T) {
 		t.Fatalf("%d network examples in the docs, want 1", n)
 	}
 }
+
+// Each step of the network check, on the cases TestNetworkReject does not
+// reach: the whole error is pinned, so a step that says more, or less,
+// than it should fails.
+func TestNetworkSteps(t *testing.T) {
+	lo := Link{Name: "lo", Kind: "loopback"}
+	br := Link{Name: "br0", Kind: "bridge"}
+	for _, tc := range []struct {
+		name string
+		n    Network
+		want string
+	}{
+		{"loopback with mac", Network{Links: []Link{{Name: "lo", Kind: "loopback", MAC: "02:00:00:00:00:01"}}},
+			`network.link[0].mac: link "lo": a loopback link has no mac`},
+		{"master itself", Network{Links: []Link{{Name: "br0", Kind: "bridge", Master: "br0"}}},
+			`network.link[0].master: link "br0": master is the link itself`},
+		{"loopback with master", Network{Links: []Link{br, {Name: "lo", Kind: "loopback", Master: "br0"}}},
+			`network.link[1].master: link "lo": a loopback link cannot have a master`},
+		{"veth peer name", Network{Links: []Link{{Name: "v0", Kind: "veth", Peer: "a/b"}}},
+			`network.link[0].peer: link "v0": peer "a/b" is not a valid link name`},
+		{"veth peer itself", Network{Links: []Link{{Name: "v0", Kind: "veth", Peer: "v0"}}},
+			`network.link[0].peer: link "v0": peer is the link itself`},
+		{"peer on a bridge", Network{Links: []Link{{Name: "br0", Kind: "bridge", Peer: "v1"}}},
+			`network.link[0].peer: link "br0": peer is only for kind "veth"`},
+		{"vlan parent itself", Network{Links: []Link{{Name: "v", Kind: "vlan", Parent: "v", VLANID: 5}}},
+			`network.link[0].parent: link "v": parent is the link itself`},
+		{"vlan on the loopback", Network{Links: []Link{lo, {Name: "v", Kind: "vlan", Parent: "lo", VLANID: 5}}},
+			`network.link[1].parent: link "v": parent "lo" is the loopback link (network.link[0].name)`},
+		{"cidr missing", Network{Links: []Link{{Name: "br0", Kind: "bridge", Addresses: []Address{{Scope: "link"}}}}},
+			`network.link[0].address[0].cidr: link "br0": address[0]: cidr is missing`},
+		// A dst that is not text says nothing more of its route: not even
+		// that it lacks gateway and dev.
+		{"route dst not UTF-8", Network{Routes: []Route{{Dst: "\xff", Scope: "nowhere"}}},
+			`network.route[0].dst: network.route[0]: dst is not valid UTF-8`},
+		{"route gateway zone", Network{Routes: []Route{{Dst: "default6", Gateway: "fe80::1%eth0"}}},
+			`network.route[0].gateway: route "default6": gateway "fe80::1%eth0": a zone is not allowed`},
+		// A priority out of range is no name for the rule: it is named by
+		// path from then on.
+		{"rule priority", Network{Rules: []Rule{{Priority: -1, Family: "ipx", Table: 5}}},
+			`network.rule[0].priority: network.rule[0]: priority -1 is out of range: 0 to 4294967295` + "\n" +
+				`network.rule[0].family: network.rule[0]: family "ipx": it must be "inet" or "inet6"`},
+		{"rule src host bits", Network{Rules: []Rule{{Priority: 10, Family: "inet", Src: "10.0.0.1/8", Table: 5}}},
+			`network.rule[0].src: rule 10: src "10.0.0.1/8" has host bits set (the network is 10.0.0.0/8)`},
+		{"rule oif", Network{Rules: []Rule{{Priority: 10, Family: "inet", Table: 5, OIF: "a:b"}}},
+			`network.rule[0].oif: rule 10: oif "a:b" is not a valid link name`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := (&Config{Version: Version, Network: tc.n}).Validate()
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("got\n%v\nwant\n%s", err, tc.want)
+			}
+		})
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/luoinit/luoinit/handoff"
 )
 
 // problem is one thing wrong with a config or manifest.
@@ -48,8 +50,48 @@ func (p *problem) Error() string {
 
 func (p *problem) Unwrap() error { return p.err }
 
+// tooLarge is the problem of a file over MaxFileSize.
+func tooLarge(file string) *problem {
+	return &problem{file: file, text: fmt.Sprintf("larger than %d bytes (%d MiB), the limit of a luoinit config or manifest", MaxFileSize, MaxFileSize>>20)}
+}
+
+// shorten quotes s for a message, cut to about max bytes.
+func shorten(s string, max int) string {
+	if len(s) <= max {
+		return fmt.Sprintf("%q", s)
+	}
+	return fmt.Sprintf("%q... (%d bytes)", cutUTF8(s, max), len(s))
+}
+
+// shortenText cuts a message to about max bytes without quoting it.
+func shortenText(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	return cutUTF8(s, max) + "..."
+}
+
+// cutUTF8 cuts s to at most max bytes, not inside a UTF-8 sequence.
+func cutUTF8(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	for max > 0 && !utf8.RuneStart(s[max]) {
+		max--
+	}
+	return s[:max]
+}
+
+// moreProblems ends a list cut at MaxProblems.
+type moreProblems int
+
+func (n moreProblems) Error() string {
+	return fmt.Sprintf("... and %d more problems (only the first %d are shown)", int(n), MaxProblems)
+}
+
 // joinProblems orders problems by line (those without one last) and joins
-// them: the error's text has one problem a line.
+// them: the error's text has one problem a line, at most MaxProblems of
+// them and then how many more there are.
 func joinProblems(probs []*problem) error {
 	if len(probs) == 0 {
 		return nil
@@ -61,9 +103,12 @@ func joinProblems(probs []*problem) error {
 		}
 		return li < lj
 	})
-	errs := make([]error, len(probs))
-	for i, p := range probs {
-		errs[i] = p
+	errs := make([]error, 0, min(len(probs), MaxProblems)+1)
+	for _, p := range probs[:min(len(probs), MaxProblems)] {
+		errs = append(errs, p)
+	}
+	if n := len(probs) - MaxProblems; n > 0 {
+		errs = append(errs, moreProblems(n))
 	}
 	return errors.Join(errs...)
 }
@@ -135,7 +180,12 @@ func (c *checker) manifest(m *Manifest) {
 	if !c.version(m.Version, true) {
 		return
 	}
-	if m.Generation > math.MaxInt64 {
+	switch {
+	case m.Generation == 0 && !c.set("generation", false):
+		c.add("", "", "generation is missing (the first live update is generation 1)")
+	case m.Generation == 0:
+		c.add("generation", "", "generation 0 is not valid: the first live update is generation 1")
+	case m.Generation > math.MaxInt64:
 		c.add("generation", "", "generation %d is out of range: TOML integers are signed 64-bit", m.Generation)
 	}
 	c.text("kernel_release", "", "kernel_release", m.KernelRelease)
@@ -212,53 +262,33 @@ func wordList[T ~string](words []T) string {
 }
 
 func workloadCtx(i int, w *Workload) string {
-	if w.Name != "" && validWorkloadName(w.Name) {
+	if handoff.ValidateWorkload(w.Name) == nil {
 		return fmt.Sprintf("workload %q", w.Name)
 	}
 	return fmt.Sprintf("workload[%d]", i)
 }
 
 func fdCtx(wctx string, j int, fd *FD) string {
-	if fd.Name != "" && utf8.ValidString(fd.Name) {
+	if handoff.ValidateName(fd.Name) == nil {
 		return fmt.Sprintf("%s fd %q", wctx, fd.Name)
 	}
 	return fmt.Sprintf("%s fd[%d]", wctx, j)
 }
 
-func validWorkloadName(name string) bool {
-	if len(name) == 0 || len(name) > workloadNameMax {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		b := name[i]
-		if !(b >= 'A' && b <= 'Z' || b >= 'a' && b <= 'z' || b >= '0' && b <= '9' || b == '.' || b == '_' || b == '-') {
-			return false
-		}
-	}
-	return true
-}
-
 func (c *checker) workloads(ws []Workload, isManifest bool) {
 	names := map[string]int{}
-	sessions := map[string]int{}
 	for i := range ws {
 		w := &ws[i]
 		wp := fmt.Sprintf("workload[%d]", i)
 		ctx := workloadCtx(i, w)
 
-		switch {
+		// The rule the handoff wire and LUO's session names need: a name
+		// accepted here is never refused after the kexec.
+		switch err := handoff.ValidateWorkload(w.Name); {
 		case w.Name == "":
 			c.add(wp+".name", ctx, "name is missing")
-		case !validWorkloadName(w.Name):
-			if !c.text(wp+".name", ctx, "name", w.Name) {
-				break
-			}
-			if len(w.Name) > workloadNameMax {
-				c.add(wp+".name", ctx, "name %q is %d bytes, at most %d are allowed (its session name %q must fit in %d)",
-					w.Name, len(w.Name), workloadNameMax, SessionName(w.Name), sessionNameMax)
-			} else {
-				c.add(wp+".name", ctx, "name %q: only letters, digits, '.', '_' and '-' are allowed", w.Name)
-			}
+		case err != nil:
+			c.add(wp+".name", ctx, "%v", err)
 		default:
 			if first, dup := names[w.Name]; dup {
 				c.add(wp+".name", "", "workload name %q is used twice", w.Name).ref = fmt.Sprintf("workload[%d].name", first)
@@ -318,8 +348,14 @@ func (c *checker) workloads(ws []Workload, isManifest bool) {
 		if w.Handoff == HandoffNone && len(w.FDs) > 0 {
 			c.add(wp+".handoff", ctx, "handoff %q takes no [[workload.fd]]: luoinit keeps no fds for it", HandoffNone)
 		}
-		if w.PID < 0 {
-			c.add(wp+".pid", ctx, "pid %d is not valid", w.PID)
+		if c.set(wp+".pid", w.PID != 0) && !ValidPID(w.PID) {
+			c.add(wp+".pid", ctx, "pid %d is not valid: pids are 1 to %d", w.PID, PIDMax)
+		}
+		if w.UID == noID {
+			c.add(wp+".uid", ctx, "uid %d is not valid: the kernel reads (uid_t)-1 as \"unchanged\", which would leave the workload root", w.UID)
+		}
+		if w.GID == noID {
+			c.add(wp+".gid", ctx, "gid %d is not valid: the kernel reads (gid_t)-1 as \"unchanged\"", w.GID)
 		}
 		if w.PIDFile != "" && c.arg(wp+".pidfile", ctx, "pidfile", w.PIDFile) && !filepath.IsAbs(w.PIDFile) {
 			c.add(wp+".pidfile", ctx, "pidfile %q is not an absolute path", w.PIDFile)
@@ -346,23 +382,62 @@ func (c *checker) workloads(ws []Workload, isManifest bool) {
 		}
 
 		if isManifest {
+			// A workload's session is named after it, nothing else: PID 1
+			// must not be led to retrieve (and hand out, and FINISH) the
+			// freeze record's session or another program's. Names are
+			// unique, so sessions are too.
 			switch {
 			case w.Session == "":
 				c.add(wp+".session", ctx, "session is missing")
-			case len(w.Session) > sessionNameMax:
-				c.add(wp+".session", ctx, "session name %q is %d bytes, at most %d are allowed", w.Session, len(w.Session), sessionNameMax)
-			case c.arg(wp+".session", ctx, "session name", w.Session):
-				if first, dup := sessions[w.Session]; dup {
-					c.add(wp+".session", ctx, "session %q already used by %s", w.Session, workloadCtx(first, &ws[first])).ref = fmt.Sprintf("workload[%d].session", first)
-				} else {
-					sessions[w.Session] = i
-				}
+			case handoff.ValidateWorkload(w.Name) == nil && w.Session != SessionName(w.Name):
+				c.add(wp+".session", ctx, "session %s: a workload's session must be %q", shorten(w.Session, 70), SessionName(w.Name)).deps = []string{wp + ".name"}
 			}
 		} else if c.set(wp+".session", w.Session != "") {
 			c.add(wp+".session", ctx, "a config cannot set session; the manifest gets it from prepare")
 		}
 
+		if w.Handoff == HandoffNone && w.Sessions == SessionsRetrieve {
+			c.add(wp+".sessions", ctx, "sessions %q needs a handoff that hands fds over (%q, %q or %q); with handoff %q the workload retrieves its own sessions (sessions = %q)",
+				SessionsRetrieve, HandoffSocket, HandoffPidfd, HandoffFDStore, HandoffNone, SessionsLeave).deps = []string{wp + ".handoff"}
+		}
 		c.fds(w, wp, ctx, pidfd, isManifest)
+	}
+	c.ownedSessions(ws, isManifest)
+}
+
+// ownedSessions checks the sessions workloads own: only a manifest has
+// them; each name is a valid session name outside luoinit's namespace,
+// unique in the manifest, and no workload's luoinit session; via is known.
+func (c *checker) ownedSessions(ws []Workload, isManifest bool) {
+	taken := map[string]string{} // session name -> the field that has it
+	for i := range ws {
+		if s := ws[i].Session; s != "" {
+			taken[s] = fmt.Sprintf("workload[%d].session", i)
+		}
+	}
+	for i := range ws {
+		w := &ws[i]
+		wp := fmt.Sprintf("workload[%d]", i)
+		ctx := workloadCtx(i, w)
+		for j, o := range w.OwnedSessions {
+			op := fmt.Sprintf("%s.owned_session[%d]", wp, j)
+			if !isManifest {
+				c.add(op, ctx, "a config cannot set owned_session; the manifest gets it from prepare")
+				continue
+			}
+			if err := CheckOwnedSession(w, o.Name); err != nil {
+				c.add(op+".name", ctx, "owned %v", err)
+			} else if first, dup := taken[o.Name]; dup {
+				c.add(op+".name", ctx, "owned session %q is already in the manifest", o.Name).ref = first
+			} else {
+				taken[o.Name] = op + ".name"
+			}
+			switch o.Via {
+			case ViaPush, ViaFDStore, ViaProc:
+			default:
+				c.add(op+".via", ctx, "owned session %q: via %q: it must be one of %s", o.Name, o.Via, wordList(SessionVias))
+			}
+		}
 	}
 }
 
@@ -375,10 +450,12 @@ func (c *checker) fds(w *Workload, wp, wctx string, pidfd, isManifest bool) {
 		fp := fmt.Sprintf("%s.fd[%d]", wp, j)
 		ctx := fdCtx(wctx, j, fd)
 
-		switch {
+		switch err := handoff.ValidateName(fd.Name); {
 		case fd.Name == "":
 			c.add(fp+".name", ctx, "fd name is missing")
-		case c.arg(fp+".name", ctx, "fd name", fd.Name):
+		case err != nil:
+			c.add(fp+".name", ctx, "%v", err)
+		default:
 			if first, dup := names[fd.Name]; dup {
 				c.add(fp+".name", wctx, "fd name %q is used twice", fd.Name).ref = fmt.Sprintf("%s.fd[%d].name", wp, first)
 			} else {
@@ -399,8 +476,8 @@ func (c *checker) fds(w *Workload, wp, wctx string, pidfd, isManifest bool) {
 			}[w.Handoff]; ok {
 				c.add(fp+".number", ctx, "number is only for handoff %q: in %s mode %s", HandoffPidfd, w.Handoff, how).deps = []string{wp + ".handoff"}
 			}
-		case *fd.Number < 0:
-			c.add(fp+".number", ctx, "number %d is not a valid fd", *fd.Number)
+		case !ValidFDNumber(*fd.Number):
+			c.add(fp+".number", ctx, "number %d is not a valid fd: fds are 0 to %d", *fd.Number, math.MaxInt32)
 		default:
 			if first, dup := numbers[*fd.Number]; dup {
 				c.add(fp+".number", ctx, "number %d already used by %s", *fd.Number, fdCtx(wctx, first, &w.FDs[first])).ref = fmt.Sprintf("%s.fd[%d].number", wp, first)
@@ -426,7 +503,9 @@ func (c *checker) fds(w *Workload, wp, wctx string, pidfd, isManifest bool) {
 			continue
 		}
 
-		c.text(fp+".kind", ctx, "kind", fd.Kind)
+		if fd.Kind != "" && !ValidKind(fd.Kind) {
+			c.add(fp+".kind", ctx, "kind %s: it must be one of %s", shorten(fd.Kind, 40), kindList())
+		}
 		c.text(fp+".drop_reason", ctx, "drop_reason", fd.DropReason)
 		switch {
 		case fd.Dropped:

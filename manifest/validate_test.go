@@ -58,11 +58,11 @@ var commonRejects = []struct {
 	{"unknown fd key", sockWorkload + "[[workload.fd]]\nname = \"a\"\ntoken = 1\nsize = 4096\n", "%d: workload[0].fd[0].size: unknown key", [2]int{10, 8}, [2]int{}},
 	{"unknown subtable", sockWorkload + "[workload.extra]\nx = 1\n", "%d: workload[0].extra: unknown key", [2]int{7, 6}, [2]int{}},
 	{"unknown quoted key", sockWorkload + "\"a.b\" = 1\n", `%d: workload[0]."a.b": unknown key`, [2]int{7, 6}, [2]int{}},
-	{"type", sockWorkload + "uid = \"root\"\n", "%d: workload[0].uid: incompatible types: TOML value has type string; destination has type integer", [2]int{7, 6}, [2]int{}},
+	{"type", sockWorkload + "uid = \"root\"\n", "%d: workload[0].uid: needs an integer, not a string", [2]int{7, 6}, [2]int{}},
 	{"range", sockWorkload + "gid = -1\n", "%d: workload[0].gid: ", [2]int{7, 6}, [2]int{}},
 	{"range uid", sockWorkload + "uid = 4294967296\n", "%d: workload[0].uid: ", [2]int{7, 6}, [2]int{}},
 	{"duration", sockWorkload + "stop_timeout = \"soon\"\n", `%d: workload[0].stop_timeout: time: invalid duration "soon"`, [2]int{7, 6}, [2]int{}},
-	{"duration number", sockWorkload + "stop_timeout = 5\n", `%d: workload[0].stop_timeout: time: missing unit in duration "5"`, [2]int{7, 6}, [2]int{}},
+	{"duration number", sockWorkload + "stop_timeout = 5\n", `%d: workload[0].stop_timeout: needs a string, not an integer`, [2]int{7, 6}, [2]int{}},
 	{"negative duration", sockWorkload + "stop_timeout = \"-1s\"\n", `%d: workload "kv": stop_timeout -1s is negative`, [2]int{7, 6}, [2]int{}},
 	{"workload not a table", "version = 1\nworkload = [1]\n", "2: workload[0]: needs a table, not an integer", [2]int{2, 2}, [2]int{}},
 	{"workload not an array", "version = 1\nworkload = 1\n", "2: workload: needs an array of tables", [2]int{2, 2}, [2]int{}},
@@ -70,12 +70,12 @@ var commonRejects = []struct {
 	{"version zero", strings.Replace(sockWorkload, "version = 1", "version = 0", 1), "%d: version 0 is not valid: versions start at 1", [2]int{1, 1}, [2]int{}},
 	{"version negative", strings.Replace(sockWorkload, "version = 1", "version = -3", 1), "%d: version -3 is not valid: versions start at 1", [2]int{1, 1}, [2]int{}},
 	{"version missing", strings.Replace(sockWorkload, "version = 1", "", 1), ".toml: version is missing (this build writes version 1)", [2]int{}, [2]int{}},
-	{"version type", strings.Replace(sockWorkload, "version = 1", "version = \"1\"", 1), "%d: version: incompatible types", [2]int{1, 1}, [2]int{}},
+	{"version type", strings.Replace(sockWorkload, "version = 1", "version = \"1\"", 1), "%d: version: needs an integer, not a string", [2]int{1, 1}, [2]int{}},
 	{"name missing", strings.Replace(sockWorkload, "name = \"kv\"\n", "", 1), "%d: workload[0]: name is missing", [2]int{2, 2}, [2]int{}},
 	{"name empty", strings.Replace(sockWorkload, `name = "kv"`, `name = ""`, 1), "%d: workload[0]: name is missing", [2]int{3, 3}, [2]int{}},
-	{"name chars", strings.Replace(sockWorkload, `name = "kv"`, `name = "k/v"`, 1), `%d: workload[0]: name "k/v": only letters, digits, '.', '_' and '-' are allowed`, [2]int{3, 3}, [2]int{}},
-	{"name space", strings.Replace(sockWorkload, `name = "kv"`, `name = "k v"`, 1), `%d: workload[0]: name "k v": only letters`, [2]int{3, 3}, [2]int{}},
-	{"name long", strings.Replace(sockWorkload, `name = "kv"`, `name = "`+strings.Repeat("n", 56)+`"`, 1), "%d: workload[0]: name \"" + strings.Repeat("n", 56) + "\" is 56 bytes, at most 55 are allowed", [2]int{3, 3}, [2]int{}},
+	{"name chars", strings.Replace(sockWorkload, `name = "kv"`, `name = "k/v"`, 1), `%d: workload[0]: workload name "k/v" contains '/': only ASCII letters, digits, '.', '_' and '-' are allowed`, [2]int{3, 3}, [2]int{}},
+	{"name space", strings.Replace(sockWorkload, `name = "kv"`, `name = "k v"`, 1), `%d: workload[0]: workload name "k v" contains ' ': only ASCII letters`, [2]int{3, 3}, [2]int{}},
+	{"name long", strings.Replace(sockWorkload, `name = "kv"`, `name = "`+strings.Repeat("n", 56)+`"`, 1), "%d: workload[0]: workload name \"" + strings.Repeat("n", 40) + "\"... is 56 bytes long (at most 55, so that its session name luoinit.<name> fits in 63)", [2]int{3, 3}, [2]int{}},
 	{"duplicate workload", sockWorkload + strings.TrimPrefix(withoutSession(sockWorkload), "version = 1\n"), `%d: workload name "kv" is used twice (line 3)`, [2]int{8, 7}, [2]int{}},
 	{"argv missing", strings.Replace(sockWorkload, "argv = [\"/bin/kv\"]\n", "", 1), `%d: workload "kv": argv is missing`, [2]int{2, 2}, [2]int{}},
 	{"argv empty", strings.Replace(sockWorkload, `argv = ["/bin/kv"]`, `argv = []`, 1), `%d: workload "kv": argv is empty`, [2]int{4, 4}, [2]int{}},
@@ -159,6 +159,8 @@ func TestRejectConfigOnly(t *testing.T) {
 		{"kind", cfg + "[[workload.fd]]\nname = \"a\"\nkind = \"memfd\"\n", []string{"config.toml:8: workload \"kv\" fd \"a\": a config cannot set kind"}},
 		{"dropped", cfg + "[[workload.fd]]\nname = \"a\"\ndropped = false\n", []string{"config.toml:8: workload \"kv\" fd \"a\": a config cannot set dropped"}},
 		{"drop_reason", cfg + "[[workload.fd]]\nname = \"a\"\ndrop_reason = \"x\"\n", []string{"config.toml:8: workload \"kv\" fd \"a\": a config cannot set drop_reason"}},
+		{"owned session", cfg + "[[workload.owned_session]]\nname = \"vm\"\nvia = \"proc\"\n", []string{"config.toml:6: workload \"kv\": a config cannot set owned_session; the manifest gets it from prepare"}},
+		{"retrieve with none", strings.Replace(cfg, `handoff = "socket"`, `handoff = "none"`, 1) + "sessions = \"retrieve\"\n", []string{`config.toml:6: workload "kv": sessions "retrieve" needs a handoff that hands fds over ("socket", "pidfd" or "fdstore")`}},
 		{"manifest keys", "generation = 1\nkernel_release = \"6.19\"\n[timing]\n" + cfg, []string{
 			"config.toml:1: generation: unknown key",
 			"config.toml:2: kernel_release: unknown key",
@@ -179,13 +181,18 @@ func TestRejectManifestOnly(t *testing.T) {
 	for _, tc := range []rejectCase{
 		{"session missing", withoutSession(m), []string{"manifest.toml:2: workload \"kv\": session is missing"}},
 		{"session empty", strings.Replace(m, `session = "luoinit.kv"`, `session = ""`, 1), []string{"manifest.toml:6: workload \"kv\": session is missing"}},
-		{"session long", strings.Replace(m, `session = "luoinit.kv"`, `session = "`+strings.Repeat("s", 64)+`"`, 1), []string{"manifest.toml:6: workload \"kv\": session name \"" + strings.Repeat("s", 64) + "\" is 64 bytes, at most 63 are allowed"}},
-		{"session NUL", strings.Replace(m, `session = "luoinit.kv"`, `session = "luoinit.\u0000"`, 1), []string{"manifest.toml:6: workload \"kv\": session name contains a NUL byte"}},
-		{"session twice", m + "[[workload]]\nname = \"kv2\"\nargv = [\"/bin/kv\"]\nhandoff = \"socket\"\nsession = \"luoinit.kv\"\n", []string{"manifest.toml:11: workload \"kv2\": session \"luoinit.kv\" already used by workload \"kv\" (line 6)"}},
+		{"session long", strings.Replace(m, `session = "luoinit.kv"`, `session = "`+strings.Repeat("s", 64)+`"`, 1), []string{"manifest.toml:6: workload \"kv\": session \"" + strings.Repeat("s", 64) + "\": a workload's session must be \"luoinit.kv\""}},
+		{"session NUL", strings.Replace(m, `session = "luoinit.kv"`, `session = "luoinit.\u0000"`, 1), []string{"manifest.toml:6: workload \"kv\": session \"luoinit.\\x00\": a workload's session must be \"luoinit.kv\""}},
+		{"session of another", m + "[[workload]]\nname = \"kv2\"\nargv = [\"/bin/kv\"]\nhandoff = \"socket\"\nsession = \"luoinit.kv\"\n", []string{"manifest.toml:11: workload \"kv2\": session \"luoinit.kv\": a workload's session must be \"luoinit.kv2\""}},
+		{"session of the freeze record", strings.Replace(m, `session = "luoinit.kv"`, `session = "luoinit"`, 1), []string{"manifest.toml:6: workload \"kv\": session \"luoinit\": a workload's session must be \"luoinit.kv\""}},
+		{"generation zero", "generation = 0\n" + m, []string{"manifest.toml:1: generation 0 is not valid: the first live update is generation 1"}},
+		{"generation missing", m, []string{"manifest.toml: generation is missing (the first live update is generation 1)"}},
+		{"kind teapot", m + "[[workload.fd]]\nname = \"a\"\ntoken = 1\nkind = \"teapot\"\n", []string{`manifest.toml:10: workload "kv" fd "a": kind "teapot": it must be one of "memfd", "pipe", "socket", "file", "unknown" or "anon:<name>"`}},
+		{"kind anon bad", m + "[[workload.fd]]\nname = \"a\"\ntoken = 1\nkind = \"anon:a b\"\n", []string{`manifest.toml:10: workload "kv" fd "a": kind "anon:a b": it must be one of`}},
 		{"token missing", m + "[[workload.fd]]\nname = \"a\"\n", []string{"manifest.toml:7: workload \"kv\" fd \"a\": token is missing (only a dropped fd has none)"}},
 		{"token zero", m + "[[workload.fd]]\nname = \"a\"\ntoken = 0\n", []string{"manifest.toml:9: workload \"kv\" fd \"a\": token is missing"}},
 		{"token twice", m + "[[workload.fd]]\nname = \"a\"\ntoken = 1\n[[workload.fd]]\nname = \"b\"\ntoken = 1\n", []string{"manifest.toml:12: workload \"kv\" fd \"b\": token 1 already used by fd \"a\" in session \"luoinit.kv\" (line 9)"}},
-		{"token negative", m + "[[workload.fd]]\nname = \"a\"\ntoken = -1\n", []string{"manifest.toml:9: workload[0].fd[0].token: -1 is out of range for uint64"}},
+		{"token negative", m + "[[workload.fd]]\nname = \"a\"\ntoken = -1\n", []string{"manifest.toml:9: workload[0].fd[0].token: -1 is out of range: it must be 0 to 18446744073709551615"}},
 		{"dropped not optional", m + "[[workload.fd]]\nname = \"a\"\ndropped = true\n", []string{"manifest.toml:9: workload \"kv\" fd \"a\": dropped, but the fd is not optional"}},
 		{"dropped with token", m + "[[workload.fd]]\nname = \"a\"\noptional = true\ndropped = true\ntoken = 4\n", []string{"manifest.toml:11: workload \"kv\" fd \"a\": token 4 on a dropped fd"}},
 		{"drop_reason not dropped", m + "[[workload.fd]]\nname = \"a\"\ntoken = 1\ndrop_reason = \"EBUSY\"\n", []string{"manifest.toml:10: workload \"kv\" fd \"a\": drop_reason on an fd that is not dropped"}},
@@ -193,7 +200,7 @@ func TestRejectManifestOnly(t *testing.T) {
 		{"written date", "written = 2025-06-01\n" + m, []string{"manifest.toml:1: written: needs a date-time with a UTC offset"}},
 		{"written string", "written = \"yesterday\"\n" + m, []string{"manifest.toml:1: written: needs a date-time like 2025-01-02T03:04:05Z, not a string"}},
 		{"written out of range", "written = 0000-01-01T00:00:00+01:00\n" + m, []string{"manifest.toml:1: written: date-time out of range in UTC"}},
-		{"generation negative", "generation = -1\n" + m, []string{"manifest.toml:1: generation: -1 is out of range for uint64"}},
+		{"generation negative", "generation = -1\n" + m, []string{"manifest.toml:1: generation: -1 is out of range: it must be 0 to 18446744073709551615"}},
 		{"timing unknown", m + "[timing.reboot]\nmonotonic_ns = 5\nboottime_ns = 9\n", []string{"manifest.toml:9: timing.reboot.boottime_ns: unknown key"}},
 		{"timing negative", "[timing]\nreboot = { monotonic_ns = -5 }\n" + m, []string{"manifest.toml:2: timing: reboot.monotonic_ns -5 is negative"}},
 		{"timing order", "[timing.prepare_start]\nmonotonic_ns = 100\n[timing.reboot]\nmonotonic_ns = 50\n[timing.preserved]\nmonotonic_ns = 20\n[timing.first_stopped]\nmonotonic_ns = 500\n" + m, []string{
@@ -201,6 +208,16 @@ func TestRejectManifestOnly(t *testing.T) {
 			"manifest.toml:6: timing: preserved is before prepare_start",
 			"manifest.toml:8: timing: first_stopped is after reboot",
 		}},
+		{"owned reserved", m + "[[workload.owned_session]]\nname = \"luoinit.x\"\nvia = \"proc\"\n", []string{`manifest.toml:8: workload "kv": owned session "luoinit.x" is in luoinit's own namespace`}},
+		{"owned reserved bare", m + "[[workload.owned_session]]\nname = \"luoinit\"\nvia = \"proc\"\n", []string{`manifest.toml:8: workload "kv": owned session "luoinit" is in luoinit's own namespace`}},
+		{"owned empty", m + "[[workload.owned_session]]\nname = \"\"\nvia = \"proc\"\n", []string{`manifest.toml:8: workload "kv": owned session name is empty`}},
+		{"owned long", m + "[[workload.owned_session]]\nname = \"" + strings.Repeat("s", 64) + "\"\nvia = \"push\"\n", []string{`is 64 bytes, at most 63 are allowed`}},
+		{"owned NUL", m + "[[workload.owned_session]]\nname = \"a\\u0000b\"\nvia = \"push\"\n", []string{`manifest.toml:8: workload "kv": owned session name "a\x00b" contains a NUL byte`}},
+		{"owned via", m + "[[workload.owned_session]]\nname = \"vm\"\nvia = \"magic\"\n", []string{`manifest.toml:9: workload "kv": owned session "vm": via "magic": it must be one of "push", "fdstore" or "proc"`}},
+		{"owned twice", m + "[[workload.owned_session]]\nname = \"vm\"\nvia = \"proc\"\n[[workload.owned_session]]\nname = \"vm\"\nvia = \"push\"\n", []string{`manifest.toml:11: workload "kv": owned session "vm" is already in the manifest (line 8)`}},
+		{"owned clashes with a workload session", m + "[[workload.owned_session]]\nname = \"luoinit.kv\"\nvia = \"proc\"\n", []string{`owned session "luoinit.kv" is in luoinit's own namespace`}},
+		{"owned retrieve slash", m + "sessions = \"retrieve\"\n[[workload.owned_session]]\nname = \"a/b\"\nvia = \"proc\"\n", []string{`manifest.toml:9: workload "kv": owned session "a/b" cannot be handed over by name`}},
+		{"owned retrieve fd name", m + "sessions = \"retrieve\"\n[[workload.fd]]\nname = \"vm\"\ntoken = 1\n[[workload.owned_session]]\nname = \"vm\"\nvia = \"proc\"\n", []string{`manifest.toml:12: workload "kv": owned session "vm" has the name of the workload's fd "vm"`}},
 		{"timing local", "[timing.reboot]\nmonotonic_ns = 5\nrealtime = 12:00:00\n" + m, []string{"manifest.toml:3: timing.reboot.realtime: needs a date-time with a UTC offset"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -273,9 +290,9 @@ token = 7
 `
 	_, err := ParseConfig([]byte(in))
 	want := []string{
-		`config.toml:3: workload[0]: name "a b": only letters, digits, '.', '_' and '-' are allowed`,
+		`config.toml:3: workload[0]: workload name "a b" contains ' ': only ASCII letters, digits, '.', '_' and '-' are allowed`,
 		`config.toml:4: workload[0]: argv[0] "rel" is not an absolute path`,
-		`config.toml:5: workload[0].uid: incompatible types: TOML value has type string; destination has type integer`,
+		`config.toml:5: workload[0].uid: needs an integer, not a string`,
 		`config.toml:8: workload[0].colour: unknown key`,
 		`config.toml:9: workload[0] fd "m": handoff "pidfd" needs the fd's number`,
 		`config.toml:14: workload "ok": env[0] "NOEQUALS" is not KEY=value`,
@@ -296,10 +313,13 @@ func TestValidatePaths(t *testing.T) {
 	m.Workloads[0].FDs[1].Token = 1
 	m.Workloads[1].Argv = nil
 	m.Workloads[2].Session = m.Workloads[0].Session
+	m.Workloads[2].PID = 1 << 32
 	want := []string{
 		`workload[0].fd[1].token: workload "kv" fd "log": token 1 already used by fd "arena" in session "luoinit.kv" (workload[0].fd[0].token)`,
 		`workload[1].argv: workload "cache": argv is missing`,
-		`workload[2].session: workload "bare": session "luoinit.kv" already used by workload "kv" (workload[0].session)`,
+		`workload[2].pid: workload "bare": pid 4294967296 is not valid: pids are 1 to 4194304`,
+		`workload[2].pidfile: workload "bare": set pid or pidfile, not both`,
+		`workload[2].session: workload "bare": session "luoinit.kv": a workload's session must be "luoinit.bare"`,
 	}
 	err := m.Validate()
 	if err == nil || err.Error() != strings.Join(want, "\n") {
@@ -323,10 +343,12 @@ func TestValidatePaths(t *testing.T) {
 // A value that does not decode is reported once, not again as missing.
 func TestTypeErrorOnly(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
-		{strings.Replace(withoutSession(sockWorkload), `handoff = "socket"`, "handoff = 5", 1), "config.toml:5: workload[0].handoff: incompatible types: TOML value has type int64; destination has type string"},
-		{strings.Replace(withoutSession(pidfdWorkload), "pid = 42", `pid = "42"`, 1), "config.toml:6: workload[0].pid: incompatible types: TOML value has type string; destination has type integer"},
-		{strings.Replace(withoutSession(sockWorkload), `argv = ["/bin/kv"]`, `argv = "/bin/kv"`, 1), "config.toml:4: workload[0].argv: incompatible types: TOML value has type string; destination has type slice"},
-		{strings.Replace(withoutSession(sockWorkload), `name = "kv"`, `name = ["kv"]`, 1), "config.toml:3: workload[0].name: incompatible types: TOML value has type []any; destination has type string"},
+		{strings.Replace(withoutSession(sockWorkload), `handoff = "socket"`, "handoff = 5", 1), "config.toml:5: workload[0].handoff: needs a string, not an integer"},
+		{strings.Replace(withoutSession(pidfdWorkload), "pid = 42", `pid = "42"`, 1), "config.toml:6: workload[0].pid: needs an integer, not a string"},
+		{strings.Replace(withoutSession(sockWorkload), `argv = ["/bin/kv"]`, `argv = "/bin/kv"`, 1), "config.toml:4: workload[0].argv: needs an array of strings, not a string"},
+		{strings.Replace(withoutSession(sockWorkload), `name = "kv"`, `name = ["kv"]`, 1), "config.toml:3: workload[0].name: needs a string, not an array"},
+		{strings.Replace(withoutSession(sockWorkload), `argv = ["/bin/kv"]`, `argv = ["/bin/kv", 3]`, 1), "config.toml:4: workload[0].argv[1]: needs a string, not an integer"},
+		{"version = 1\nworkload = {a = 1}\n", "config.toml:2: workload: needs an array of tables, not a table"},
 	} {
 		_, err := ParseConfig([]byte(tc.in))
 		if err == nil || err.Error() != tc.want {
@@ -367,7 +389,7 @@ func TestAccept(t *testing.T) {
 		{"pidfd with pidfile", strings.Replace(withoutSession(pidfdWorkload), "pid = 42", `pidfile = "/run/kv.pid"`, 1) + "[[workload.fd]]\nname = \"a\"\nnumber = 0\n"},
 		{"all fields", withoutSession(sockWorkload) + `env = ["A=1", "B=", "C==x"]
 dir = "/"
-uid = 4294967295
+uid = 4294967294
 gid = 0
 stop = "sigstop"
 stop_timeout = "1m30s"
@@ -378,6 +400,8 @@ optional = true
 `},
 		{"quoted keys and comments", "\"version\" = 1 # the format\n[[ workload ]]\n'name' = \"kv\"\nargv = [ # args\n  \"/bin/kv\", # the program\n]\nhandoff = \"socket\"\n"},
 		{"inline", "version = 1\nworkload = [{ name = \"kv\", argv = [\"/bin/kv\"], handoff = \"socket\", fd = [{ name = \"a\" }] }]\n"},
+		{"none with sessions leave", strings.Replace(withoutSession(sockWorkload), `handoff = "socket"`, `handoff = "none"`, 1) + "sessions = \"leave\"\n"},
+		{"socket with sessions retrieve", withoutSession(sockWorkload) + "sessions = \"retrieve\"\n"},
 		{"longest name", strings.Replace(withoutSession(sockWorkload), `"kv"`, `"`+strings.Repeat("k", 55)+`"`, 1)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

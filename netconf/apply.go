@@ -3,6 +3,7 @@ package netconf
 import (
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -30,6 +31,10 @@ func Apply(want manifest.Network, logf func(format string, args ...any)) (applie
 		return 0, []error{err}, 0
 	}
 	defer h.Close()
+	if loopbackOnly(want) {
+		applied, errs = applyLoopback(h, logf)
+		return applied, errs, 0
+	}
 	cur, err := snapshot(h, true)
 	if err != nil {
 		err = fmt.Errorf("netconf: apply: %w", err)
@@ -80,4 +85,43 @@ func run(h *netlink.Handle, ops []Op, logf func(format string, args ...any)) (ap
 		}
 	}
 	return applied, errs
+}
+
+// loopbackOnly reports whether want asks for nothing but the loopback with
+// the addresses the kernel gives it (a cold boot's empty network, or a
+// system whose network is only lo): then Plan's only possible op is to
+// bring lo up, and reading the whole network first is not needed. PID 1
+// does this before any workload starts, so it is worth the shortcut.
+func loopbackOnly(want manifest.Network) bool {
+	if len(want.Routes) > 0 || len(want.Rules) > 0 {
+		return false
+	}
+	for _, l := range want.Links {
+		if l.Kind != manifest.KindLoopback || l.Name != "lo" || len(l.Addresses) > 0 || l.MTU != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// applyLoopback brings lo up if it is down, as Plan and run would for a
+// want of loopbackOnly, with the same op and log line.
+func applyLoopback(h *netlink.Handle, logf func(format string, args ...any)) (int, []error) {
+	link, err := h.LinkByName("lo")
+	if err != nil {
+		err = fmt.Errorf("netconf: apply: netlink LinkByName(lo): %w", err)
+		logf("network: %v", err)
+		return 0, []error{err}
+	}
+	if link.Attrs().Flags&net.FlagUp != 0 {
+		return 0, nil
+	}
+	op := Op{Action: ActSetUp, Link: "lo"}
+	if err := h.LinkSetUp(link); err != nil {
+		err = fmt.Errorf("netlink LinkSetUp(lo): %w", err)
+		logf("network: %s failed: %v", op, err)
+		return 0, []error{err}
+	}
+	logf("network: %s", op)
+	return 1, nil
 }

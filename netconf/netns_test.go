@@ -1,6 +1,7 @@
 package netconf
 
 import (
+	"fmt"
 	"os"
 	"runtime"
 	"slices"
@@ -136,4 +137,63 @@ func TestApplyInNetns(t *testing.T) {
 			t.Errorf("carry none: %v %q", err, Dump(none))
 		}
 	})
+}
+
+// TestApplyLoopbackOnly: a want of nothing but the loopback (the shortcut
+// that reads no snapshot) brings lo up once, as the plan would, with the
+// kernel's own addresses, and then has nothing to do; what else is there
+// is left alone.
+func TestApplyLoopbackOnly(t *testing.T) {
+	for _, want := range []manifest.Network{{}, {Links: []manifest.Link{{Name: "lo", Kind: "loopback", Up: true}}}} {
+		if !loopbackOnly(want) {
+			t.Fatalf("%+v is not loopback only", want)
+		}
+		inNewNetns(t, func() {
+			h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Close()
+			if err := h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "x0"}, PeerName: "x1"}); err != nil {
+				t.Skipf("no veth links here: %v", err)
+			}
+			var logged []string
+			logf := func(f string, a ...any) { logged = append(logged, fmt.Sprintf(f, a...)) }
+			n, errs, _ := Apply(want, logf)
+			if n != 1 || len(errs) != 0 || !slices.Contains(logged, "network: set-up lo") {
+				t.Fatalf("first apply: %d changes, %v, log %q", n, errs, logged)
+			}
+			cur, err := snapshot(h, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var lo, x0 *manifest.Link
+			for i := range cur.Links {
+				switch cur.Links[i].Name {
+				case "lo":
+					lo = &cur.Links[i]
+				case "x0":
+					x0 = &cur.Links[i]
+				}
+			}
+			if lo == nil || !lo.Up || x0 == nil || x0.Up {
+				t.Fatalf("after apply: lo %+v, x0 %+v", lo, x0)
+			}
+			if n, errs, _ := Apply(want, logf); n != 0 || len(errs) != 0 {
+				t.Fatalf("second apply: %d changes, %v", n, errs)
+			}
+			if ops := Plan(cur, want); len(ops) != 0 {
+				t.Fatalf("the plan has more to do than the shortcut did: %v", ops)
+			}
+		})
+	}
+	for _, want := range []manifest.Network{
+		{Links: []manifest.Link{{Name: "lo", Kind: "loopback", Addresses: addrs("10.9.9.9/32")}}},
+		{Routes: []manifest.Route{{Dst: "default", Dev: "lo"}}},
+		{Links: []manifest.Link{{Name: "d0", Kind: "dummy"}}},
+	} {
+		if loopbackOnly(want) {
+			t.Errorf("%+v taken for loopback only", want)
+		}
+	}
 }

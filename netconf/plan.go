@@ -98,55 +98,87 @@ func newState(l *manifest.Link, wantOf func(string) string) *linkState {
 }
 
 // match pairs each wanted link with the link of cur that is it: devices
-// by MAC, the loopback by kind, virtual links by name and kind.
+// by MAC, the loopback by kind, virtual links by name and kind. Devices
+// and the loopback go first: they may be renamed, which frees or takes
+// names.
 func (p *planner) match(cur manifest.Network) {
-	byName := map[string]*manifest.Link{}
-	byMAC := map[string]*manifest.Link{}
-	var lo *manifest.Link
+	c := p.index(cur)
+	p.pairFixed(c)
+	p.pairVirtual(c)
+	p.initStates(c)
+	p.devices()
+	p.deadVLANs()
+}
+
+// curLinks is cur's links, looked up the ways match pairs them.
+type curLinks struct {
+	byName map[string]*manifest.Link
+	byMAC  map[string]*manifest.Link // devices, by normalised MAC
+	lo     *manifest.Link            // the first loopback link
+	taken  map[string]bool           // names of the links already paired
+}
+
+// index indexes cur's links, and notes the kind of each.
+func (p *planner) index(cur manifest.Network) *curLinks {
+	c := &curLinks{byName: map[string]*manifest.Link{}, byMAC: map[string]*manifest.Link{}, taken: map[string]bool{}}
 	for i := range cur.Links {
 		l := &cur.Links[i]
-		byName[l.Name] = l
+		c.byName[l.Name] = l
 		p.curKind[l.Name] = l.Kind
 		if l.Kind == manifest.KindDevice && l.MAC != "" {
-			byMAC[normMAC(l.MAC)] = l
+			c.byMAC[normMAC(l.MAC)] = l
 		}
-		if l.Kind == manifest.KindLoopback && lo == nil {
-			lo = l
+		if l.Kind == manifest.KindLoopback && c.lo == nil {
+			c.lo = l
 		}
 	}
-	taken := map[string]bool{} // cur links already paired
-	pair := func(want string, c *manifest.Link) {
-		p.curName[want] = c.Name
-		p.wantOf[c.Name] = want
-		taken[c.Name] = true
-	}
-	// Devices and the loopback first: they may be renamed, which frees or
-	// takes names.
+	return c
+}
+
+// pair records that the wanted link want is the link l of cur.
+func (p *planner) pair(c *curLinks, want string, l *manifest.Link) {
+	p.curName[want] = l.Name
+	p.wantOf[l.Name] = want
+	c.taken[l.Name] = true
+}
+
+// pairFixed pairs devices by MAC and the loopback by kind, and notes the
+// loopback's wanted name.
+func (p *planner) pairFixed(c *curLinks) {
 	for i := range p.want.Links {
 		w := &p.want.Links[i]
 		switch w.Kind {
 		case manifest.KindDevice:
-			if c := byMAC[normMAC(w.MAC)]; c != nil && !taken[c.Name] {
-				pair(w.Name, c)
+			if l := c.byMAC[normMAC(w.MAC)]; l != nil && !c.taken[l.Name] {
+				p.pair(c, w.Name, l)
 			}
 		case manifest.KindLoopback:
-			if lo != nil && !taken[lo.Name] {
-				pair(w.Name, lo)
+			if c.lo != nil && !c.taken[c.lo.Name] {
+				p.pair(c, w.Name, c.lo)
 			}
 			if p.loName == "" {
 				p.loName = w.Name
 			}
 		}
 	}
+}
+
+// pairVirtual pairs virtual links by name and kind.
+func (p *planner) pairVirtual(c *curLinks) {
 	for i := range p.want.Links {
 		w := &p.want.Links[i]
 		if w.Kind == manifest.KindDevice || w.Kind == manifest.KindLoopback {
 			continue
 		}
-		if c := byName[w.Name]; c != nil && c.Kind == w.Kind && !taken[c.Name] {
-			pair(w.Name, c)
+		if l := c.byName[w.Name]; l != nil && l.Kind == w.Kind && !c.taken[l.Name] {
+			p.pair(c, w.Name, l)
 		}
 	}
+}
+
+// initStates gives each wanted link its state, from its pair in cur if it
+// has one; a loopback not wanted gets one too, as it is always brought up.
+func (p *planner) initStates(c *curLinks) {
 	wantOf := func(curName string) string {
 		if w, ok := p.wantOf[curName]; ok {
 			return w
@@ -155,20 +187,25 @@ func (p *planner) match(cur manifest.Network) {
 	}
 	for i := range p.want.Links {
 		w := &p.want.Links[i]
-		var c *manifest.Link
+		var l *manifest.Link
 		if n, ok := p.curName[w.Name]; ok {
-			c = byName[n]
+			l = c.byName[n]
 		}
-		p.state[w.Name] = newState(c, wantOf)
+		p.state[w.Name] = newState(l, wantOf)
 	}
-	if p.loName == "" && lo != nil {
+	if p.loName == "" && c.lo != nil {
 		// Not wanted, but always brought up.
+		lo := c.lo
 		p.loName = lo.Name
 		p.curName[lo.Name] = lo.Name
 		p.wantOf[lo.Name] = lo.Name
 		p.state[lo.Name] = newState(lo, wantOf)
 	}
+}
 
+// devices adds an op "missing" for each wanted device that is not there,
+// and a rename for each that is there under another name.
+func (p *planner) devices() {
 	for i := range p.want.Links {
 		w := &p.want.Links[i]
 		if w.Kind != manifest.KindDevice {
@@ -189,7 +226,11 @@ func (p *planner) match(cur manifest.Network) {
 			p.state[w.Name].up = false
 		}
 	}
-	// Links that sit on a missing one are skipped too.
+}
+
+// deadVLANs marks the vlans that sit on a missing link, at any depth:
+// nothing on them is done either.
+func (p *planner) deadVLANs() {
 	for changed := true; changed; {
 		changed = false
 		for i := range p.want.Links {
@@ -225,7 +266,7 @@ func (p *planner) create() {
 			continue
 		}
 		var makes []string
-		if ps, ok := p.state[w.Peer]; ok && p.wanted(w.Peer).Kind == manifest.KindVeth {
+		if ps, ok := p.state[w.Peer]; ok && p.wanted(w.Peer) != nil && p.wanted(w.Peer).Kind == manifest.KindVeth {
 			if ps.cur != nil {
 				// One end is there without the other: a veth cannot be
 				// half made.

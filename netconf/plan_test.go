@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -385,5 +386,114 @@ rule 10 inet fwmark 0x10 table 10
 	b.Links[1].Addresses[0].Scope = "host"
 	if Dump(a) == Dump(b) {
 		t.Error("a different scope dumps the same")
+	}
+}
+
+// match's pairing, on what the Plan tests above do not reach: the state it
+// leaves for the later steps.
+func TestPlanMatch(t *testing.T) {
+	type linkWant struct {
+		cur    string // name in cur, "" if none
+		master string
+		up     bool
+	}
+	for _, tc := range []struct {
+		name      string
+		cur, want []manifest.Link
+		links     map[string]linkWant // by wanted name
+		dead      []string
+		ops       string
+	}{
+		// A device paired by MAC under another name: its old name goes to
+		// a dummy, which is created, not refused as taken; the rename
+		// leaves the device down.
+		{"device renamed frees its name",
+			[]manifest.Link{{Name: "eth0", Kind: "device", MAC: "52:54:00:00:00:01", Up: true}},
+			[]manifest.Link{{Name: "lan0", Kind: "device", MAC: "52:54:00:00:00:01"}, {Name: "eth0", Kind: "dummy"}},
+			map[string]linkWant{"lan0": {cur: "eth0"}, "eth0": {}},
+			nil, "rename lan0: from eth0\ncreate eth0: dummy\n"},
+		// Same name, other kind: not the same link.
+		{"name of another kind",
+			[]manifest.Link{{Name: "br0", Kind: "dummy"}},
+			[]manifest.Link{{Name: "br0", Kind: "bridge"}},
+			map[string]linkWant{"br0": {}},
+			nil, "create br0: bridge (name taken by a dummy)\n"},
+		// A master that is not wanted keeps its name in cur.
+		{"port of a master not wanted",
+			[]manifest.Link{{Name: "d0", Kind: "dummy", Master: "docker0", Up: true}, {Name: "docker0", Kind: "bridge"}},
+			[]manifest.Link{{Name: "d0", Kind: "dummy", Master: "br0", Up: true}, {Name: "br0", Kind: "bridge"}},
+			map[string]linkWant{"d0": {cur: "d0", master: "docker0", up: true}, "br0": {}},
+			nil, "create br0: bridge\nset-master d0: bridge br0\n"},
+		// A loopback not wanted gets a state of its own, to be brought up.
+		{"loopback not wanted",
+			[]manifest.Link{{Name: "lo", Kind: "loopback"}},
+			[]manifest.Link{{Name: "d0", Kind: "dummy"}},
+			map[string]linkWant{"lo": {cur: "lo"}, "d0": {}},
+			nil, "create d0: dummy\nset-up lo\n"},
+		// Two wanted devices with one MAC: the second is missing, and the
+		// vlans on it, at any depth, are dead too.
+		{"one MAC twice",
+			[]manifest.Link{{Name: "eth0", Kind: "device", MAC: "52:54:00:00:00:01"}},
+			[]manifest.Link{
+				{Name: "eth0", Kind: "device", MAC: "52:54:00:00:00:01"},
+				{Name: "eth1.5.7", Kind: "vlan", Parent: "eth1.5", VLANID: 7},
+				{Name: "eth1", Kind: "device", MAC: "52:54:00:00:00:01"},
+				{Name: "eth1.5", Kind: "vlan", Parent: "eth1", VLANID: 5},
+			},
+			map[string]linkWant{"eth0": {cur: "eth0"}, "eth1": {}, "eth1.5": {}, "eth1.5.7": {}},
+			[]string{"eth1", "eth1.5", "eth1.5.7"}, "missing eth1: no device with mac 52:54:00:00:00:01\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cur, want := manifest.Network{Links: tc.cur}, manifest.Network{Links: tc.want}
+			p := &planner{want: want, state: map[string]*linkState{}, curName: map[string]string{},
+				wantOf: map[string]string{}, dead: map[string]bool{}, curKind: map[string]string{}}
+			p.match(cur)
+			if len(p.state) != len(tc.links) {
+				t.Errorf("%d states, want %d", len(p.state), len(tc.links))
+			}
+			for name, lw := range tc.links {
+				s := p.state[name]
+				if s == nil {
+					t.Errorf("%s: no state", name)
+					continue
+				}
+				cn := ""
+				if s.cur != nil {
+					cn = s.cur.Name
+				}
+				if cn != lw.cur || p.curName[name] != lw.cur || s.master != lw.master || s.up != lw.up {
+					t.Errorf("%s: cur %q (curName %q), master %q, up %v; want %+v", name, cn, p.curName[name], s.master, s.up, lw)
+				}
+			}
+			var dead []string
+			for _, l := range tc.want {
+				if p.dead[l.Name] {
+					dead = append(dead, l.Name)
+				}
+			}
+			slices.Sort(dead)
+			if !slices.Equal(dead, tc.dead) {
+				t.Errorf("dead %v, want %v", dead, tc.dead)
+			}
+			if got := opsText(Plan(cur, want)); got != tc.ops {
+				t.Errorf("ops:\n%swant:\n%s", got, tc.ops)
+			}
+		})
+	}
+}
+
+// TestPlanVethPeerNotWanted: a veth whose peer names a link that exists
+// but is not in the configuration (the loopback) is planned, not a panic
+// of PID 1.
+func TestPlanVethPeerNotWanted(t *testing.T) {
+	cur := manifest.Network{Links: []manifest.Link{lo(true)}}
+	want := manifest.Network{Links: []manifest.Link{{Name: "v0", Kind: "veth", Peer: "lo"}}}
+	got := Plan(cur, want)
+	created := false
+	for _, op := range got {
+		created = created || op.Action == ActCreate && op.Link == "v0"
+	}
+	if !created {
+		t.Errorf("no create of v0:\n%s", opsText(got))
 	}
 }

@@ -112,194 +112,290 @@ func snapshot(h *netlink.Handle, raw bool) (manifest.Network, error) {
 	for _, l := range links {
 		names[l.Attrs().Index] = l.Attrs().Name
 	}
+	if n.Links, err = readLinks(h, links, names, raw); err != nil {
+		return n, err
+	}
+	var kept map[string]bool
+	n.Links, kept = dropOrphans(n.Links)
+	if n.Routes, err = readRoutes(h, names, kept, raw); err != nil {
+		return n, err
+	}
+	if n.Rules, err = readRules(h, raw); err != nil {
+		return n, err
+	}
+	return n, nil
+}
+
+// readLinks describes each link the manifest can describe, with its
+// addresses; names maps every ifindex to its link's name.
+func readLinks(h *netlink.Handle, links []netlink.Link, names map[int]string, raw bool) ([]manifest.Link, error) {
+	var out []manifest.Link
 	for _, nl := range links {
-		a := nl.Attrs()
-		ml := manifest.Link{Name: a.Name, Up: a.Flags&net.FlagUp != 0}
-		switch l := nl.(type) {
-		case *netlink.Device:
-			switch {
-			case a.EncapType == "loopback" || a.Flags&net.FlagLoopback != 0:
-				ml.Kind = manifest.KindLoopback
-			case a.EncapType == "ether" && len(a.HardwareAddr) == 6:
-				ml.Kind = manifest.KindDevice
-			}
-		case *netlink.Dummy:
-			ml.Kind = manifest.KindDummy
-		case *netlink.Bridge:
-			ml.Kind = manifest.KindBridge
-		case *netlink.Bond:
-			ml.Kind = manifest.KindBond
-			if l.Mode != netlink.BOND_MODE_UNKNOWN {
-				ml.BondMode = l.Mode.String()
-			}
-		case *netlink.Veth:
-			ml.Kind = manifest.KindVeth
-			ml.Peer = names[a.ParentIndex]
-			if a.ParentIndex == 0 || ml.Peer == "" || a.NetNsID >= 0 {
-				ml.Kind = "" // the peer is elsewhere: it cannot be made again here
-			}
-		case *netlink.Vlan:
-			ml.Kind = manifest.KindVLAN
-			ml.Parent = names[a.ParentIndex]
-			ml.VLANID = l.VlanId
-			if ml.Parent == "" {
-				ml.Kind = ""
-			}
-		}
-		if ml.Kind == "" {
+		ml, ok := linkOf(nl, names)
+		if !ok {
 			continue
-		}
-		if ml.Kind != manifest.KindLoopback {
-			ml.MTU = a.MTU
-			if a.MasterIndex != 0 {
-				ml.Master = names[a.MasterIndex]
-			}
-			switch {
-			case ml.Kind == manifest.KindDevice:
-				hw := a.PermHWAddr
-				if len(hw) != 6 || allZero(hw) {
-					hw = a.HardwareAddr // no permanent address: the current one
-				}
-				ml.MAC = hw.String()
-			case len(a.HardwareAddr) == 6 && macSetByHand(a.Name, a.Index):
-				ml.MAC = a.HardwareAddr.String()
-			}
 		}
 		addrs, err := h.AddrList(nl, netlink.FAMILY_ALL)
 		if err != nil {
-			return n, fmt.Errorf("netconf: snapshot: AddrList %s: %w", a.Name, err)
+			return out, fmt.Errorf("netconf: snapshot: AddrList %s: %w", ml.Name, err)
 		}
-		for _, ad := range addrs {
-			if ad.IPNet == nil {
-				continue
-			}
-			pf, ok := prefixOf(ad.IPNet)
-			if !ok {
-				continue
-			}
-			if !raw && kernelAddr(pf, ad, ml.Kind) {
-				continue
-			}
-			ma := manifest.Address{CIDR: pf.String()}
-			switch netlink.Scope(ad.Scope) {
-			case netlink.SCOPE_LINK:
-				ma.Scope = "link"
-			case netlink.SCOPE_HOST:
-				ma.Scope = "host"
-			case netlink.SCOPE_SITE:
-				ma.Scope = "site"
-			}
-			ml.Addresses = append(ml.Addresses, ma)
-		}
-		n.Links = append(n.Links, ml)
+		ml.Addresses = addressesOf(addrs, ml.Kind, raw)
+		out = append(out, ml)
 	}
-	// A veth or vlan whose other end or parent was left out goes too, and
-	// a master left out is not named.
-	keptName := map[string]bool{}
+	return out, nil
+}
+
+// linkOf describes a link but its addresses; ok is false for a link of a
+// kind the manifest cannot describe, or a veth or vlan whose peer or
+// parent is not in this namespace.
+func linkOf(nl netlink.Link, names map[int]string) (ml manifest.Link, ok bool) {
+	a := nl.Attrs()
+	ml = manifest.Link{Name: a.Name, Up: a.Flags&net.FlagUp != 0}
+	setKind(&ml, nl, names)
+	if ml.Kind == "" {
+		return ml, false
+	}
+	if ml.Kind != manifest.KindLoopback {
+		ml.MTU = a.MTU
+		if a.MasterIndex != 0 {
+			ml.Master = names[a.MasterIndex]
+		}
+		ml.MAC = macOf(ml.Kind, a)
+	}
+	return ml, true
+}
+
+// setKind sets the link's kind and what goes with it (bond mode, veth
+// peer, vlan parent and id); it leaves the kind "" for a link that cannot
+// be made again here.
+func setKind(ml *manifest.Link, nl netlink.Link, names map[int]string) {
+	a := nl.Attrs()
+	switch l := nl.(type) {
+	case *netlink.Device:
+		switch {
+		case a.EncapType == "loopback" || a.Flags&net.FlagLoopback != 0:
+			ml.Kind = manifest.KindLoopback
+		case a.EncapType == "ether" && len(a.HardwareAddr) == 6:
+			ml.Kind = manifest.KindDevice
+		}
+	case *netlink.Dummy:
+		ml.Kind = manifest.KindDummy
+	case *netlink.Bridge:
+		ml.Kind = manifest.KindBridge
+	case *netlink.Bond:
+		ml.Kind = manifest.KindBond
+		if l.Mode != netlink.BOND_MODE_UNKNOWN {
+			ml.BondMode = l.Mode.String()
+		}
+	case *netlink.Veth:
+		ml.Kind = manifest.KindVeth
+		ml.Peer = names[a.ParentIndex]
+		if a.ParentIndex == 0 || ml.Peer == "" || a.NetNsID >= 0 {
+			ml.Kind = "" // the peer is elsewhere: it cannot be made again here
+		}
+	case *netlink.Vlan:
+		ml.Kind = manifest.KindVLAN
+		ml.Parent = names[a.ParentIndex]
+		ml.VLANID = l.VlanId
+		if ml.Parent == "" {
+			ml.Kind = ""
+		}
+	}
+}
+
+// macOf is the MAC to record: a device's permanent one (how it is found
+// again), a virtual link's only if it was set by hand.
+func macOf(kind string, a *netlink.LinkAttrs) string {
+	switch {
+	case kind == manifest.KindDevice:
+		hw := a.PermHWAddr
+		if len(hw) != 6 || allZero(hw) {
+			hw = a.HardwareAddr // no permanent address: the current one
+		}
+		return hw.String()
+	case len(a.HardwareAddr) == 6 && macSetByHand(a.Name, a.Index):
+		return a.HardwareAddr.String()
+	}
+	return ""
+}
+
+// addressesOf describes a link's addresses; unless raw, those the kernel
+// made by itself are left out.
+func addressesOf(addrs []netlink.Addr, kind string, raw bool) []manifest.Address {
+	var out []manifest.Address
+	for _, ad := range addrs {
+		if ad.IPNet == nil {
+			continue
+		}
+		pf, ok := prefixOf(ad.IPNet)
+		if !ok {
+			continue
+		}
+		if !raw && kernelAddr(pf, ad, kind) {
+			continue
+		}
+		ma := manifest.Address{CIDR: pf.String()}
+		ma.Scope, _ = scopeName(netlink.Scope(ad.Scope)) // one without a word is recorded as global
+		out = append(out, ma)
+	}
+	return out
+}
+
+// dropOrphans leaves out a veth or vlan whose other end or parent was left
+// out, until none is, and unnames a master left out. kept is the names of
+// the links that stay.
+func dropOrphans(links []manifest.Link) ([]manifest.Link, map[string]bool) {
+	kept := map[string]bool{}
 	for changed := true; changed; {
 		changed = false
-		for name := range keptName {
-			delete(keptName, name)
+		for name := range kept {
+			delete(kept, name)
 		}
-		for _, l := range n.Links {
-			keptName[l.Name] = true
+		for _, l := range links {
+			kept[l.Name] = true
 		}
-		out := n.Links[:0]
-		for _, l := range n.Links {
-			if l.Peer != "" && !keptName[l.Peer] || l.Parent != "" && !keptName[l.Parent] {
+		left := links[:0]
+		for _, l := range links {
+			if l.Peer != "" && !kept[l.Peer] || l.Parent != "" && !kept[l.Parent] {
 				changed = true
 				continue
 			}
-			out = append(out, l)
+			left = append(left, l)
 		}
-		n.Links = out
+		links = left
 	}
-	for i := range n.Links {
-		if m := n.Links[i].Master; m != "" && !keptName[m] {
-			n.Links[i].Master = ""
+	for i := range links {
+		if m := links[i].Master; m != "" && !kept[m] {
+			links[i].Master = ""
 		}
 	}
+	return links, kept
+}
 
+// readRoutes describes the main table's routes on the links kept.
+func readRoutes(h *netlink.Handle, names map[int]string, kept map[string]bool, raw bool) ([]manifest.Route, error) {
 	routes, err := h.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: mainTable}, netlink.RT_FILTER_TABLE)
 	if err != nil {
-		return n, fmt.Errorf("netconf: snapshot: RouteListFiltered (main table): %w", err)
+		return nil, fmt.Errorf("netconf: snapshot: RouteListFiltered (main table): %w", err)
 	}
+	var out []manifest.Route
 	for _, r := range routes {
-		if r.Table != mainTable || r.Type != unix.RTN_UNICAST || len(r.MultiPath) > 0 {
-			continue
+		if mr, ok := routeOf(r, names, kept, raw); ok {
+			out = append(out, mr)
 		}
-		dev := names[r.LinkIndex]
-		if r.LinkIndex != 0 && !keptName[dev] {
-			continue
-		}
-		dst := r.Dst
-		var pf netip.Prefix
-		if dst == nil {
-			if r.Family == netlink.FAMILY_V6 {
-				pf = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
-			} else {
-				pf = netip.PrefixFrom(netip.IPv4Unspecified(), 0)
-			}
-		} else if p, ok := prefixOf(dst); ok {
-			pf = p.Masked()
-		} else {
-			continue
-		}
-		if !raw && kernelRoute(pf, r) {
-			continue
-		}
-		mr := manifest.Route{Dst: pf.String(), Dev: dev, Metric: r.Priority}
-		if pf.Bits() == 0 {
-			mr.Dst = manifest.DefaultDst
-			if pf.Addr().Is6() {
-				mr.Dst = manifest.DefaultDst6
-			}
-		}
-		if len(r.Gw) > 0 {
-			mr.Gateway = ipString(r.Gw)
-		}
-		if len(r.Src) > 0 {
-			mr.Src = ipString(r.Src)
-		}
-		switch r.Scope {
-		case netlink.SCOPE_LINK:
-			mr.Scope = "link"
-		case netlink.SCOPE_HOST:
-			mr.Scope = "host"
-		case netlink.SCOPE_UNIVERSE:
-		default:
-			continue
-		}
-		n.Routes = append(n.Routes, mr)
 	}
+	return out, nil
+}
 
+// routeOf describes a route; ok is false for one the manifest does not
+// describe: not a unicast route of the main table, multipath, on a link
+// not kept, with a scope Plan could not give it, or (unless raw) made by
+// the kernel.
+func routeOf(r netlink.Route, names map[int]string, kept map[string]bool, raw bool) (mr manifest.Route, ok bool) {
+	if r.Table != mainTable || r.Type != unix.RTN_UNICAST || len(r.MultiPath) > 0 {
+		return mr, false
+	}
+	dev := names[r.LinkIndex]
+	if r.LinkIndex != 0 && !kept[dev] {
+		return mr, false
+	}
+	pf, ok := routeDst(r)
+	if !ok || !raw && kernelRoute(pf, r) {
+		return mr, false
+	}
+	scope, ok := scopeName(r.Scope)
+	if _, plannable := routeScopes[scope]; !ok || !plannable {
+		return mr, false // site, nowhere: Plan could not give a route that scope
+	}
+	mr = manifest.Route{Dst: dstName(pf), Dev: dev, Metric: r.Priority, Scope: scope}
+	if len(r.Gw) > 0 {
+		mr.Gateway = ipString(r.Gw)
+	}
+	if len(r.Src) > 0 {
+		mr.Src = ipString(r.Src)
+	}
+	return mr, true
+}
+
+// routeDst is the route's destination, a default route's included.
+func routeDst(r netlink.Route) (netip.Prefix, bool) {
+	if r.Dst == nil {
+		if r.Family == netlink.FAMILY_V6 {
+			return netip.PrefixFrom(netip.IPv6Unspecified(), 0), true
+		}
+		return netip.PrefixFrom(netip.IPv4Unspecified(), 0), true
+	}
+	p, ok := prefixOf(r.Dst)
+	return p.Masked(), ok
+}
+
+// dstName is the manifest's Route.Dst for pf: "default" or "default6" for
+// a default route.
+func dstName(pf netip.Prefix) string {
+	switch {
+	case pf.Bits() != 0:
+		return pf.String()
+	case pf.Addr().Is6():
+		return manifest.DefaultDst6
+	}
+	return manifest.DefaultDst
+}
+
+// readRules describes the policy rules, IPv4 then IPv6.
+func readRules(h *netlink.Handle, raw bool) ([]manifest.Rule, error) {
+	var out []manifest.Rule
 	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
 		rules, err := h.RuleList(fam)
 		if err != nil {
-			return n, fmt.Errorf("netconf: snapshot: RuleList (%s): %w", familyName(fam), err)
+			return out, fmt.Errorf("netconf: snapshot: RuleList (%s): %w", familyName(fam), err)
 		}
 		for _, r := range rules {
-			if r.Type != 0 && r.Type != unix.FR_ACT_TO_TBL || r.Goto >= 0 || r.Invert || r.Table <= 0 || r.Priority < 0 {
-				continue // goto, blackhole, not, ...: not described
+			if mr, ok := ruleOf(r, fam, raw); ok {
+				out = append(out, mr)
 			}
-			mr := manifest.Rule{Priority: r.Priority, Family: familyName(fam), Table: r.Table, IIF: r.IifName, OIF: r.OifName, Mark: r.Mark}
-			if r.Src != nil {
-				if pf, ok := prefixOf(r.Src); ok {
-					mr.Src = pf.Masked().String()
-				}
-			}
-			if r.Dst != nil {
-				if pf, ok := prefixOf(r.Dst); ok {
-					mr.Dst = pf.Masked().String()
-				}
-			}
-			if !raw && defaultRule(mr) {
-				continue
-			}
-			n.Rules = append(n.Rules, mr)
 		}
 	}
-	return n, nil
+	return out, nil
+}
+
+// ruleOf describes a rule of family fam; ok is false for one the manifest
+// does not describe (goto, blackhole, not, ...) or (unless raw) one every
+// namespace starts with.
+func ruleOf(r netlink.Rule, fam int, raw bool) (mr manifest.Rule, ok bool) {
+	if r.Type != 0 && r.Type != unix.FR_ACT_TO_TBL || r.Goto >= 0 || r.Invert || r.Table <= 0 || r.Priority < 0 {
+		return mr, false
+	}
+	mr = manifest.Rule{Priority: r.Priority, Family: familyName(fam), Table: r.Table, IIF: r.IifName, OIF: r.OifName, Mark: r.Mark}
+	if r.Src != nil {
+		if pf, ok := prefixOf(r.Src); ok {
+			mr.Src = pf.Masked().String()
+		}
+	}
+	if r.Dst != nil {
+		if pf, ok := prefixOf(r.Dst); ok {
+			mr.Dst = pf.Masked().String()
+		}
+	}
+	if !raw && defaultRule(mr) {
+		return mr, false
+	}
+	return mr, true
+}
+
+// scopeName is the manifest's word for a netlink scope, "" for global
+// (universe, the default); ok is false for a scope it has no word for.
+func scopeName(s netlink.Scope) (name string, ok bool) {
+	switch s {
+	case netlink.SCOPE_UNIVERSE:
+		return "", true
+	case netlink.SCOPE_LINK:
+		return "link", true
+	case netlink.SCOPE_HOST:
+		return "host", true
+	case netlink.SCOPE_SITE:
+		return "site", true
+	}
+	return "", false
 }
 
 func familyName(fam int) string {

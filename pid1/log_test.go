@@ -250,3 +250,67 @@ func TestNewLoggerNotPID1(t *testing.T) {
 		t.Errorf("stderr %q, want %q", got, want)
 	}
 }
+
+// gateWriter blocks every write until the gate is opened, like a slow
+// serial console, and records what was written.
+type gateWriter struct {
+	gate chan struct{}
+	mu   chan struct{}
+	buf  bytes.Buffer
+}
+
+func newGateWriter() *gateWriter {
+	return &gateWriter{gate: make(chan struct{}), mu: make(chan struct{}, 1)}
+}
+
+func (g *gateWriter) Write(p []byte) (int, error) {
+	<-g.gate
+	g.mu <- struct{}{}
+	defer func() { <-g.mu }()
+	return g.buf.Write(p)
+}
+
+func (g *gateWriter) text() string {
+	g.mu <- struct{}{}
+	defer func() { <-g.mu }()
+	return g.buf.String()
+}
+
+// TestLoggerQueue: as PID 1, Printf does not wait for a console that is
+// slow; lines come out in order; an error line flushes what came before
+// it; Flush waits until every queued line is written.
+func TestLoggerQueue(t *testing.T) {
+	console := newGateWriter()
+	l := newLogger(nil, console)
+	l.startQueue(16)
+	returned := make(chan struct{})
+	go func() {
+		for i := 0; i < 10; i++ {
+			l.Printf("line %d", i)
+		}
+		close(returned)
+	}()
+	select {
+	case <-returned:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Printf waited for the console")
+	}
+	if got := console.text(); got != "" {
+		t.Fatalf("written before the console took anything: %q", got)
+	}
+	close(console.gate)
+	logAt(l, levelErr, "failure")
+	var want strings.Builder
+	for i := 0; i < 10; i++ {
+		want.WriteString("luoinit: line " + string(rune('0'+i)) + "\n")
+	}
+	want.WriteString("luoinit: failure\n")
+	if got := console.text(); got != want.String() {
+		t.Fatalf("after an error line: %q, want %q", got, want.String())
+	}
+	l.Printf("last")
+	Flush(l)
+	if got := console.text(); !strings.HasSuffix(got, "luoinit: last\n") {
+		t.Fatalf("Flush returned before the last line was written: %q", got)
+	}
+}

@@ -132,6 +132,7 @@ func shutdown(log Logger, r *Reaper, a Action, timeout time.Duration, s shutdown
 	log.Printf("%s: syncing filesystems", a)
 	s.sync()
 	log.Printf("%s: reboot(%s)", a, rc.name)
+	Flush(log)
 	err := s.reboot(rc.cmd)
 	logAt(log, levelCrit, "%s failed: %v: PID 1 stays up and does nothing more", a, syscallErr(err, "reboot(%s)", rc.name))
 	s.forever()

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,7 +39,7 @@ func (s *state) collect(ctx context.Context, dev *luo.Device) error {
 			if len(w.FDs) == 0 {
 				// Nothing to preserve: stop it at the freeze if its pid is
 				// known, else it just goes down with the kexec.
-				if pid, ok := s.o.Procs[w.Name]; ok {
+				if pid := s.knownPid(w); pid > 0 {
 					s.procs = append(s.procs, newProcess(w.Name, pid, w.StopMode(), w.StopAfter()))
 				} else {
 					s.logf("workload %q has no fds to hand over and no known pid; not waiting for it", w.Name)
@@ -50,37 +52,24 @@ func (s *state) collect(ctx context.Context, dev *luo.Device) error {
 	if len(pending) == 0 {
 		return nil
 	}
-	l, err := handoff.Listen(s.o.Socket)
+	srv, err := s.listen(pending)
 	if err != nil {
 		return err
 	}
-	s.listener = l
-	defer func() { l.Close(); s.listener = nil }()
+	defer func() { srv.stop(); s.listener = nil }()
 	s.logf("waiting up to %v for %d workloads to push their fds to %s", s.o.CollectTimeout, len(pending), s.o.Socket)
 
-	conns := make(chan *handoff.Conn)
-	acceptErr := make(chan error, 1)
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				acceptErr <- err
-				return
-			}
-			conns <- c
-		}
-	}()
 	timer := time.NewTimer(s.o.CollectTimeout)
 	defer timer.Stop()
 	for len(pending) > 0 {
 		select {
-		case c := <-conns:
-			err := s.serve(dev, c, pending)
-			c.Close()
+		case p := <-srv.pushes:
+			err := s.preservePush(dev, p, pending)
+			p.conn.Close()
 			if err != nil {
 				return err
 			}
-		case err := <-acceptErr:
+		case err := <-srv.acceptErr:
 			return fmt.Errorf("accepting on %s: %w", s.o.Socket, err)
 		case <-timer.C:
 			return fmt.Errorf("workloads %s did not push their fds within %v", names(pending), s.o.CollectTimeout)
@@ -91,6 +80,33 @@ func (s *state) collect(ctx context.Context, dev *luo.Device) error {
 	return nil
 }
 
+// listen opens the push socket for the pending socket-mode workloads.
+// Its mode is 0666 so that a workload running as any user can push: each
+// connection's credentials (SO_PEERCRED) are the gate, checked in
+// receive, and the directory is made searchable for everyone.
+func (s *state) listen(pending map[string]int) (*pushServer, error) {
+	dir := filepath.Dir(s.o.Socket)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("push socket directory: %w", err)
+	}
+	uids := map[string]uint32{}
+	for name, i := range pending {
+		uids[name] = s.m.Workloads[i].UID
+		if uid := uids[name]; uid != 0 {
+			if st, err := os.Stat(dir); err == nil && st.Mode().Perm()&0o001 == 0 {
+				s.logf("warning: %s is mode %#o: workload %q (uid %d) cannot reach the push socket in it", dir, st.Mode().Perm(), name, uid)
+			}
+		}
+	}
+	l, err := handoff.ListenMode(s.o.Socket, 0o666)
+	if err != nil {
+		return nil, err
+	}
+	s.listener = l
+	srv := servePushes(l, uids, connTimeout, s.logf)
+	return srv, nil
+}
+
 func names(m map[string]int) string {
 	var out []string
 	for _, n := range slices.Sorted(maps.Keys(m)) {
@@ -99,53 +115,40 @@ func names(m map[string]int) string {
 	return strings.Join(out, ", ")
 }
 
-// serve handles one workload's push. A stranger or a protocol error is
-// answered and skipped; a refused fd that is not optional fails prepare.
-func (s *state) serve(dev *luo.Device, c *handoff.Conn, pending map[string]int) error {
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	cred, _ := c.Peer()
-	h, err := c.ReadHello()
-	if err != nil {
-		s.logf("connection from pid %d: %v (ignored)", cred.PID, err)
+// preservePush preserves one workload's pushed fds and answers it. A
+// workload that already pushed is told so; a refused fd that is not
+// optional fails prepare.
+func (s *state) preservePush(dev *luo.Device, p *push, pending map[string]int) error {
+	i, ok := pending[p.workload]
+	if !ok {
+		closeFiles(p.files)
+		msg := fmt.Sprintf("workload %q already handed over its fds", p.workload)
+		p.conn.SendAck("", errors.New(msg))
+		s.logf("connection from pid %d: %s (ignored)", p.cred.PID, msg)
 		return nil
 	}
-	i, ok := pending[h.Workload]
-	if !ok || h.Direction != handoff.DirectionPush {
-		msg := fmt.Sprintf("workload %q is not waited for (not in the config, not in socket mode, or already done)", h.Workload)
-		c.SendError(msg)
-		s.logf("connection from pid %d: %s (ignored)", cred.PID, msg)
-		return nil
-	}
-	// Only the workload's own user may speak for it: another local process
-	// must not get its fds preserved, nor have it stopped by the freeze.
-	if w := &s.m.Workloads[i]; cred.UID != 0 && cred.UID != w.UID {
-		msg := fmt.Sprintf("workload %q runs as uid %d, the connection is from uid %d (pid %d)", w.Name, w.UID, cred.UID, cred.PID)
-		c.SendError(msg)
-		s.logf("%s (ignored)", msg)
-		return nil
-	}
-	files, err := c.ReceiveFiles()
-	if err != nil {
-		// Tell the workload, so that it fails now instead of timing out.
-		c.SendAck(handoff.FDOf(err), err)
-		s.logf("workload %q (pid %d): receiving fds: %v (waiting for it to try again)", h.Workload, cred.PID, err)
-		return nil
+	// Session fds in a push are sessions the workload owns, not fds to
+	// preserve in luoinit's session.
+	var err error
+	if p.files, err = s.takePushed(i, p.cred.PID, p.files); err != nil {
+		p.conn.SendAck("", err)
+		return err
 	}
 	byName := map[string]*os.File{}
-	for _, f := range files {
+	for _, f := range p.files {
 		byName[f.Name] = f.File
 		s.files = append(s.files, f.File)
 	}
 	w := &s.m.Workloads[i]
 	if failed, err := s.preserve(dev, i, byName); err != nil {
-		c.SendAck(failed, err)
+		p.conn.SendAck(failed, err)
 		return err
 	}
-	if err := c.SendAck("", nil); err != nil {
+	if err := p.conn.SendAck("", nil); err != nil {
 		s.logf("workload %q: sending ACK: %v", w.Name, err)
 	}
 	delete(pending, w.Name)
-	pid := cred.PID
+	pid := p.cred.PID
 	if known, ok := s.o.Procs[w.Name]; ok {
 		pid = known // the process the init started, even if a child of it pushed
 	}
@@ -158,12 +161,9 @@ func (s *state) collectPidfd(dev *luo.Device, i int) error {
 	w := &s.m.Workloads[i]
 	pid := w.PID
 	if w.PIDFile != "" {
-		b, err := os.ReadFile(w.PIDFile)
-		if err != nil {
-			return fmt.Errorf("workload %q: pidfile: %w", w.Name, err)
-		}
-		if pid, err = strconv.Atoi(strings.TrimSpace(string(b))); err != nil || pid <= 0 {
-			return fmt.Errorf("workload %q: pidfile %s does not hold a pid", w.Name, w.PIDFile)
+		var err error
+		if pid, err = readPIDFile(w.PIDFile); err != nil {
+			return fmt.Errorf("workload %q: %w", w.Name, err)
 		}
 	}
 	pidfd, err := unix.PidfdOpen(pid, 0)
@@ -189,6 +189,33 @@ func (s *state) collectPidfd(dev *luo.Device, i int) error {
 	}
 	s.procs = append(s.procs, newProcess(w.Name, pid, w.StopMode(), w.StopAfter()))
 	return nil
+}
+
+// pidFileMax is more than any pidfile holds ("4194304\n" is 8 bytes).
+const pidFileMax = 64
+
+// readPIDFile reads the pid in a pidfile: decimal, surrounding white space
+// allowed, 1 to manifest.PIDMax. A larger number would be cut to 32 bits by
+// the kernel and name another process, which prepare would then stop.
+func readPIDFile(path string) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, fmt.Errorf("pidfile: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, pidFileMax+1))
+	if err != nil {
+		return 0, fmt.Errorf("pidfile %s: %w", path, err)
+	}
+	if len(b) > pidFileMax {
+		return 0, fmt.Errorf("pidfile %s: more than %d bytes, not a pid", path, pidFileMax)
+	}
+	text := strings.TrimSpace(string(b))
+	pid, err := strconv.Atoi(text)
+	if err != nil || !manifest.ValidPID(pid) {
+		return 0, fmt.Errorf("pidfile %s holds %q, not a pid (1 to %d)", path, text, manifest.PIDMax)
+	}
+	return pid, nil
 }
 
 // preserve creates the workload's session and preserves its fds under

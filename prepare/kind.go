@@ -5,24 +5,25 @@ import (
 	"os"
 	"strings"
 
+	"github.com/luoinit/luoinit/manifest"
 	"golang.org/x/sys/unix"
 )
 
 // Kind names the type of an open file for the manifest and for errors:
-// "memfd", "pipe", "socket", "anon:<name>", "file" or "unknown".
+// one of manifest.Kinds, or manifest.AnonKind of an anon inode's name.
 //
-// "memfd" is what LUO's memfd handler takes: a shmem file with no name in
-// any directory. That is a memfd_create(2) file, whose link reads
-// "/memfd:NAME (deleted)", but also a memfd that came through a live
+// manifest.KindMemfd is what LUO's memfd handler takes: a shmem file with
+// no name in any directory. That is a memfd_create(2) file, whose link
+// reads "/memfd:NAME (deleted)", but also a memfd that came through a live
 // update, which has lost its name and reads as a plain deleted file.
 func Kind(f *os.File) string {
 	target, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", f.Fd()))
 	if err != nil {
-		return "unknown"
+		return manifest.KindUnknown
 	}
 	k := kindOf(target)
-	if k == "file" && unlinkedShmem(f) {
-		return "memfd"
+	if k == manifest.KindFile && unlinkedShmem(f) {
+		return manifest.KindMemfd
 	}
 	return k
 }
@@ -39,15 +40,15 @@ func unlinkedShmem(f *os.File) bool {
 func kindOf(target string) string {
 	switch {
 	case strings.HasPrefix(target, "/memfd:"):
-		return "memfd"
+		return manifest.KindMemfd
 	case strings.HasPrefix(target, "pipe:"):
-		return "pipe"
+		return manifest.KindPipe
 	case strings.HasPrefix(target, "socket:"):
-		return "socket"
+		return manifest.KindSocket
 	case strings.HasPrefix(target, "anon_inode:"):
-		return "anon:" + strings.Trim(strings.TrimPrefix(target, "anon_inode:"), "[]")
+		return manifest.AnonKind(strings.Trim(strings.TrimPrefix(target, "anon_inode:"), "[]"))
 	case strings.HasPrefix(target, "/"):
-		return "file"
+		return manifest.KindFile
 	}
-	return "unknown"
+	return manifest.KindUnknown
 }

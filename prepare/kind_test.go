@@ -4,6 +4,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/luoinit/luoinit/manifest"
 	"golang.org/x/sys/unix"
 )
 
@@ -58,7 +59,7 @@ func TestKindUnnamedShmem(t *testing.T) {
 	}
 	unnamed := os.NewFile(uintptr(fd), "unnamed")
 	defer unnamed.Close()
-	if got := Kind(unnamed); got != "memfd" {
+	if got := Kind(unnamed); got != manifest.KindMemfd {
 		t.Errorf("Kind(an unlinked shmem file) = %q, want memfd", got)
 	}
 	linked, err := os.CreateTemp("/dev/shm", "luoinit-kind")
@@ -67,7 +68,31 @@ func TestKindUnnamedShmem(t *testing.T) {
 	}
 	defer os.Remove(linked.Name())
 	defer linked.Close()
-	if got := Kind(linked); got != "file" {
+	if got := Kind(linked); got != manifest.KindFile {
 		t.Errorf("Kind(a linked tmpfs file) = %q, want file", got)
+	}
+}
+
+// Every kind prepare can write is one the manifest accepts.
+func TestKindOfIsValid(t *testing.T) {
+	for _, tc := range []struct{ target, want string }{
+		{"/memfd:kv (deleted)", manifest.KindMemfd},
+		{"pipe:[123]", manifest.KindPipe},
+		{"socket:[9]", manifest.KindSocket},
+		{"anon_inode:[eventfd]", "anon:eventfd"},
+		{"anon_inode:inotify", "anon:inotify"},
+		{"anon_inode:[luo_session]", "anon:luo_session"},
+		{"anon_inode:[a name with spaces]", manifest.KindUnknown},
+		{"anon_inode:", manifest.KindUnknown},
+		{"/var/lib/x", manifest.KindFile},
+		{"net:[4026531840]", manifest.KindUnknown},
+	} {
+		got := kindOf(tc.target)
+		if got != tc.want {
+			t.Errorf("kindOf(%q) = %q, want %q", tc.target, got, tc.want)
+		}
+		if !manifest.ValidKind(got) {
+			t.Errorf("kindOf(%q) = %q, which a manifest refuses", tc.target, got)
+		}
 	}
 }

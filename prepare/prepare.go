@@ -27,6 +27,7 @@ import (
 	"github.com/luoinit/luoinit/initramfs"
 	"github.com/luoinit/luoinit/luo"
 	"github.com/luoinit/luoinit/manifest"
+	"github.com/luoinit/luoinit/status"
 	"golang.org/x/sys/unix"
 )
 
@@ -50,9 +51,14 @@ type Options struct {
 	// system (the running initramfs, carried whole: programs, config,
 	// kernel), without /proc, /sys, /dev, /run, /tmp and the old manifest.
 	InitrdFromRoot bool
-	Self           string // luoinit binary for a built initramfs; "" = os.Executable
-	Append         string // kernel command line (after the reused one, if ReuseCmdline)
-	ReuseCmdline   bool
+	// InitrdKeepKernel keeps the next kernel's image in an initramfs made
+	// from the root (InitrdFromRoot): by default it is left out, since the
+	// next boot does not need it (kexec has it already). Keep it when the
+	// next system updates again from the same image.
+	InitrdKeepKernel bool
+	Self             string // luoinit binary for a built initramfs; "" = os.Executable
+	Append           string // kernel command line (after the reused one, if ReuseCmdline)
+	ReuseCmdline     bool
 
 	Socket         string        // where socket-mode workloads push their fds
 	CollectTimeout time.Duration // how long to wait for them; default 30s
@@ -81,6 +87,9 @@ type Options struct {
 	// with its FDNAME, in store order. prepare owns and closes the files.
 	// nil outside such an init (a --standalone prepare).
 	FDStore func(workload string) []handoff.File
+	// StateDir holds the state file (package status) that prepare moves to
+	// prepared and frozen, and back on cancel; default status.Dir.
+	StateDir string
 
 	// reboot is replaced in tests; default reboot(LINUX_REBOOT_CMD_KEXEC).
 	reboot func() error
@@ -96,7 +105,10 @@ type state struct {
 	files     []*os.File // fds received or taken from workloads
 	written   []string   // files to remove on cancel
 	listener  *handoff.Listener
-	record    *os.File // the freeze record memfd
+	record    *os.File        // the freeze record memfd
+	owned     []*ownedSession // workload-owned sessions held until the reboot
+	holders   []holder        // processes found holding them, stopped at the freeze
+	prevState *stateSave      // the state file before prepare changed it
 }
 
 func (s *state) logf(format string, args ...any) {
@@ -124,6 +136,9 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	if o.CollectTimeout == 0 {
 		o.CollectTimeout = 30 * time.Second
+	}
+	if o.StateDir == "" {
+		o.StateDir = status.Dir
 	}
 	if o.PrevManifest == "" {
 		o.PrevManifest = "/" + manifest.Path
@@ -153,6 +168,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err := s.prepared(ctx); err != nil {
 		return err
 	}
+	s.setState(status.Prepared)
 	if o.DryRun {
 		b, err := s.m.Marshal()
 		if err != nil {
@@ -200,7 +216,10 @@ func (s *state) check() error {
 			return fmt.Errorf("%s %s: not a non-empty regular file", f.what, f.path)
 		}
 	}
-	return os.MkdirAll(o.WorkDir, 0o700)
+	// Searchable by all: the push socket sits here by default, and a
+	// workload may run as any user. What is written here is not secret
+	// (the manifest is mode 0644 in the next initramfs too).
+	return os.MkdirAll(o.WorkDir, 0o755)
 }
 
 // prepared runs phase "prepared": fds collected and preserved, manifest
@@ -221,6 +240,10 @@ func (s *state) prepared(ctx context.Context) error {
 		s.m.KernelRelease = unix.ByteSliceToString(uts.Release[:])
 	}
 	s.logf("phase prepared: %d workloads, generation %d, kernel %s -> %s", len(s.m.Workloads), s.m.Generation, s.m.KernelRelease, o.Kernel)
+	// Before anything is preserved: a refused session leaves all as it was.
+	if err := s.findOwned(); err != nil {
+		return err
+	}
 
 	dev, err := luo.Open(o.Device)
 	if err != nil {
@@ -232,6 +255,8 @@ func (s *state) prepared(ctx context.Context) error {
 	if err := s.collect(ctx, dev); err != nil {
 		return err
 	}
+	s.recordOwned()
+	s.stopHolders()
 	if err := s.createRecord(dev); err != nil {
 		return err
 	}
@@ -286,6 +311,16 @@ func BaseImage(self, config string) (*initramfs.Archive, error) {
 	return a, nil
 }
 
+// inRoot returns p relative to / (as AddTree's skip list takes it), for
+// an absolute clean path.
+func inRoot(p string) (string, bool) {
+	if !filepath.IsAbs(p) {
+		return "", false
+	}
+	rel := strings.TrimPrefix(filepath.Clean(p), "/")
+	return rel, rel != ""
+}
+
 func readCmdline() string {
 	b, _ := os.ReadFile("/proc/cmdline")
 	return strings.TrimSpace(string(b))
@@ -301,7 +336,12 @@ func (s *state) buildInitramfs(mpath string) (string, error) {
 	case o.Initrd != "":
 		// Only the manifest: it is appended to the given image.
 	case o.InitrdFromRoot:
-		if err := a.AddTree("/", "proc", "sys", "dev", "run", "tmp", manifest.Path); err != nil {
+		skip := []string{"proc", "sys", "dev", "run", "tmp", manifest.Path}
+		if k, ok := inRoot(o.Kernel); ok && !o.InitrdKeepKernel {
+			skip = append(skip, k)
+			s.logf("leaving the kernel image %s out of the next initramfs (--initrd-keep-kernel keeps it)", o.Kernel)
+		}
+		if err := a.AddTree("/", skip...); err != nil {
 			return "", err
 		}
 	default:
@@ -331,6 +371,7 @@ func (s *state) buildInitramfs(mpath string) (string, error) {
 // frozen runs phase "frozen": stop the workloads, record the time, sync,
 // reboot into the loaded kernel with the sessions still open.
 func (s *state) frozen() error {
+	s.setState(status.Frozen)
 	if s.o.Freezing != nil {
 		s.o.Freezing()
 	}
@@ -388,6 +429,21 @@ func (s *state) cancel() string {
 		f.Close()
 	}
 	s.files = nil
+	if n := len(s.owned); n > 0 {
+		for _, o := range s.owned {
+			o.file.Close()
+		}
+		did = append(did, fmt.Sprintf("%d workload sessions let go (each stays preserved while its workload holds it)", n))
+		s.owned = nil
+	}
+	if s.prevState != nil {
+		if err := s.prevState.restore(); err != nil {
+			did = append(did, fmt.Sprintf("restoring the state file failed: %v", err))
+		} else {
+			did = append(did, fmt.Sprintf("state back to %s", s.prevState.was()))
+		}
+		s.prevState = nil
+	}
 	if s.kexecDone {
 		if err := kexecUnload(); err != nil {
 			did = append(did, fmt.Sprintf("unloading the kexec image failed: %v", err))

@@ -20,6 +20,9 @@ type process struct {
 	timeout  time.Duration
 	stopped  bool // SIGSTOP sent (resume with SIGCONT on cancel)
 	killed   bool // SIGTERM/SIGKILL sent (cannot be undone)
+	// mayBeGone: a process found holding a workload's session, which may
+	// have exited with the workload's main process before its turn.
+	mayBeGone bool
 }
 
 // newProcess takes the mode and timeout with the workload's defaults
@@ -103,6 +106,9 @@ func (p *process) stop() error {
 	switch p.mode {
 	case manifest.StopSigstop:
 		if err := p.signal(unix.SIGSTOP); err != nil {
+			if p.mayBeGone && errors.Is(err, unix.ESRCH) {
+				return nil
+			}
 			return err
 		}
 		p.stopped = true

@@ -4,29 +4,29 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/luoinit/luoinit/luo"
 	"github.com/luoinit/luoinit/manifest"
 	"github.com/luoinit/luoinit/netconf"
+	"github.com/luoinit/luoinit/status"
 )
 
-// Boot kinds and progress, as written to the state file.
+// Boot kinds and progress, as written to the state file (package status
+// owns the words and the format).
 const (
-	StateNormal    = "normal"    // cold boot: no manifest, workloads of the config start without fds
-	StateUpdated   = "updated"   // this boot came through a live update
-	StateRestoring = "restoring" // fds being retrieved and handed over
-	StateFinished  = "finished"  // every workload acknowledged and its session finished
-	StateDegraded  = "degraded"  // a manifest, but fds were lost; workloads started anyway
+	StateNormal    = status.Normal      // cold boot: no manifest, workloads of the config start without fds
+	StateUpdated   = status.BootUpdated // this boot came through a live update
+	StateRestoring = status.Restoring   // fds being retrieved and handed over
+	StateFinished  = status.Finished    // every fd and session delivered or left to its owner
+	StateDegraded  = status.Degraded    // data was lost or could not be delivered; workloads started anyway
 )
 
 // Paths on the restore side.
 const (
 	ManifestPath = "/" + manifest.Path
 	ConfigPath   = "/" + manifest.ConfigPath
-	StateDir     = "/run/luoinit"
+	StateDir     = status.Dir
 )
 
 // BootOptions says where things are; tests point them into a temp dir.
@@ -39,6 +39,8 @@ type BootOptions struct {
 	Supervisor Options
 	// Started is CLOCK_BOOTTIME when init started, for the report.
 	Started time.Duration
+	// Timeline collects the phases of the boot; nil keeps none.
+	Timeline *Timeline
 	// ApplyNetwork puts a network configuration in place; default
 	// netconf.Apply.
 	ApplyNetwork func(n manifest.Network, logf func(string, ...any)) (int, []error, time.Duration)
@@ -61,6 +63,11 @@ type Report struct {
 	NetworkTook     time.Duration
 	// Supervisor keeps the workloads running; nil if none were started.
 	Supervisor *Supervisor
+	// Phases is the timeline of the boot until every first handoff ended.
+	Phases []Phase
+	// Workloads is what was restored for each workload, with the sessions
+	// it owns; the state file's per-workload lines come from it.
+	Workloads []*Workload
 }
 
 // Blackout is the time the workloads were out of service: from the first
@@ -121,7 +128,10 @@ func Boot(o BootOptions) (*Report, error) {
 		}
 	}
 
+	tl := o.Timeline
+	o.Supervisor.Timeline = tl
 	m, err := manifest.Load(o.Manifest)
+	tl.Mark(PhaseManifest)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		rep.Kind = StateNormal
@@ -139,6 +149,20 @@ func Boot(o BootOptions) (*Report, error) {
 	state(StateRestoring)
 	logf("live update boot: generation %d, manifest written %s by kernel %s, %d workloads", m.Generation, m.Written.Format(time.RFC3339), m.KernelRelease, len(m.Workloads))
 
+	// The network goes up while the fds are retrieved: neither touches the
+	// other, and the workloads need both before they start.
+	netDone := make(chan struct{})
+	go func() {
+		defer close(netDone)
+		defer func() {
+			if p := recover(); p != nil {
+				logf("network: panic while applying it: %v (the workloads start all the same)", p)
+			}
+		}()
+		applyNetwork(o, rep, m.Network, "the old kernel's network")
+		tl.Mark(PhaseNetwork)
+	}()
+
 	var ret *Retrieved
 	dev, err := o.OpenDevice()
 	if err != nil {
@@ -150,17 +174,14 @@ func Boot(o BootOptions) (*Report, error) {
 			ret.Lost = append(ret.Lost, w.Lost...)
 		}
 	} else {
-		ret = Retrieve(dev, m, logf)
+		tl.Mark(PhaseDevice)
+		ret = Retrieve(dev, m, logf, tl)
 		// Before any workload starts: /dev/liveupdate admits one opener,
 		// and a workload may manage sessions of its own.
 		dev.Close()
 	}
 	rep.Retrieved = BootTime()
-	if ret.Record != nil {
-		m.ApplyRecord(*ret.Record)
-		rep.Timing = m.Timing
-	}
-	applyNetwork(o, rep, m.Network, "the old kernel's network")
+	<-netDone
 	rep.Lost = ret.Lost
 	for _, l := range ret.Lost {
 		logf("%s", l)
@@ -168,18 +189,63 @@ func Boot(o BootOptions) (*Report, error) {
 	if len(ret.Lost) > 0 {
 		rep.Kind = StateDegraded
 	}
+	rep.Workloads = ret.Workloads
+	// What each workload has to receive, before the handoffs consume it.
+	toDeliver := map[string]int{}
+	for _, w := range ret.Workloads {
+		toDeliver[w.Spec.Name] = len(w.Files)
+	}
+	timeout := o.Supervisor.HandoffTimeout
+	if timeout == 0 {
+		timeout = DefaultHandoffTimeout
+	}
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		newLeaveWatch(ret.Workloads).run(time.Now().Add(timeout))
+	}()
 	rep.Supervisor = NewSupervisor(o.Start, logf, o.Supervisor)
+	// The freeze record (blackout figures only) is parsed while the
+	// workloads start, not before.
+	recDone := make(chan struct{})
+	go func() {
+		defer close(recDone)
+		defer func() {
+			if p := recover(); p != nil {
+				logf("freeze record: panic while parsing it: %v", p)
+			}
+		}()
+		ret.ParseRecord(logf)
+	}()
 	rep.Results = rep.Supervisor.Run(ret.Workloads)
 	rep.Done = BootTime()
+	<-recDone
+	if ret.Record != nil {
+		m.ApplyRecord(*ret.Record)
+		rep.Timing = m.Timing
+	}
+	<-watched
+	settleOwned(ret.Workloads, rep.Results, timeout, logf)
 	end := StateFinished
 	if rep.Kind == StateDegraded {
 		end = StateDegraded
 	}
-	for _, r := range rep.Results {
-		if r.Err != nil || r.ReadyErr != nil || (r.Delivered > 0 && !r.Finished) {
+	// Degraded means data was lost or could not be delivered; a workload
+	// that had nothing to receive and did no handoff degrades nothing, and
+	// neither does one that got its fds but never said READY=1 (the
+	// report and the state file say so).
+	for i, r := range rep.Results {
+		w := ret.Workloads[i]
+		if (r.Err != nil && toDeliver[r.Workload] > 0) || (hasFDs(w.Spec) && r.Delivered > 0 && !r.Finished) {
 			end = StateDegraded
 		}
+		for _, ow := range w.Owned {
+			if ow.Result == status.SessionLost || ow.Result == status.SessionUndelivered {
+				end = StateDegraded
+			}
+		}
 	}
+	rep.Phases = tl.Phases()
 	state(end)
 	return rep, nil
 }
@@ -204,6 +270,10 @@ func coldBoot(o BootOptions, rep *Report, logf func(string, ...any)) (*Report, e
 		if errors.Is(err, os.ErrNotExist) {
 			applyNetwork(o, rep, manifest.Network{}, "loopback only")
 			logf("no manifest and no config (%s): no workloads to start", o.Config)
+			rep.Phases = o.Timeline.Phases()
+			if err := writeState(o.StateDir, rep); err != nil {
+				logf("state file: %v", err)
+			}
 			return rep, nil
 		}
 		return rep, fmt.Errorf("cold boot: %w", err)
@@ -213,41 +283,79 @@ func coldBoot(o BootOptions, rep *Report, logf func(string, ...any)) (*Report, e
 	for _, spec := range cfg.Workloads {
 		ws = append(ws, &Workload{Spec: spec})
 	}
+	rep.Workloads = ws
 	logf("cold boot: starting %d workloads of %s", len(ws), o.Config)
 	rep.Supervisor = NewSupervisor(o.Start, logf, o.Supervisor)
 	rep.Results = rep.Supervisor.Run(ws)
 	rep.Done = BootTime()
+	rep.Phases = o.Timeline.Phases()
+	if err := writeState(o.StateDir, rep); err != nil {
+		logf("state file: %v", err)
+	}
 	return rep, nil
 }
 
-// writeState writes StateDir/state atomically: key=value lines.
+// writeState writes the state file (package status) from the report.
 func writeState(dir string, r *Report) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "state=%s\nboot=%s\ngeneration=%d\nlost=%d\n", r.State, r.Kind, r.Generation, len(r.Lost))
-	// Figures, once the first handoffs are over (durations in ns).
+	return status.Write(dir, r.Status())
+}
+
+// Status is the report in the state file's terms.
+func (r *Report) Status() *status.Status {
+	st := &status.Status{State: r.State, Boot: r.Kind, Generation: r.Generation, Lost: len(r.Lost), Init: r.Started, Phases: r.Phases}
+	// Figures, once the first handoffs are over.
 	if r.Done > 0 {
-		lastAck := r.LastAck()
 		if r.Retrieved > 0 {
-			fmt.Fprintf(&b, "restore_ns=%d\n", int64(r.Retrieved-r.Started))
+			st.Restore = r.Retrieved - r.Started
 		}
-		fmt.Fprintf(&b, "handoff_done_ns=%d\n", int64(r.Done-r.Started))
-		fmt.Fprintf(&b, "network_ns=%d\nnetwork_changes=%d\nnetwork_failures=%d\n", int64(r.NetworkTook), r.NetworkChanges, r.NetworkFailures)
-		if lastAck > 0 {
-			fmt.Fprintf(&b, "last_ack_boottime_ns=%d\n", int64(lastAck))
-		}
-		if d := r.Timing.Blackout(); d > 0 {
-			fmt.Fprintf(&b, "old_kernel_blackout_ns=%d\n", int64(d))
-		}
-		if d := r.Blackout(); d > 0 {
-			fmt.Fprintf(&b, "blackout_ns=%d\n", int64(d))
-		}
+		st.HandoffDone = r.Done - r.Started
+		st.Network, st.NetworkChanges, st.NetworkFailures = r.NetworkTook, r.NetworkChanges, r.NetworkFailures
+		st.LastReady = r.LastAck()
+		st.OldKernelBlackout = r.Timing.Blackout()
+		st.Blackout = r.Blackout()
 	}
-	tmp := filepath.Join(dir, ".state.tmp")
-	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
-		return err
+	results := map[string]Result{}
+	for _, res := range r.Results {
+		results[res.Workload] = res
 	}
-	return os.Rename(tmp, filepath.Join(dir, "state"))
+	for _, w := range r.Workloads {
+		res := results[w.Spec.Name]
+		sw := status.Workload{Name: w.Spec.Name, Handoff: string(w.Spec.Handoff), Pid: res.Pid, Ready: res.AckedAt}
+		for _, fd := range w.Spec.FDs {
+			if !fd.Dropped {
+				sw.FDs++
+			}
+		}
+		if res.Err != nil {
+			sw.Error = res.Err.Error()
+		}
+		sessionsHanded := 0
+		for _, l := range res.Lost {
+			sw.LostFDs = append(sw.LostFDs, status.LostFD{FD: l.FD, Session: l.Session, Token: l.Token, Error: errText(l.Err)})
+		}
+		for _, o := range w.Owned {
+			ss := status.Session{Name: o.Name, Via: string(o.Via), Mode: string(o.Mode), Result: o.Result, Pid: o.Pid, Error: errText(o.Err)}
+			if o.Result == status.SessionDelivered {
+				sessionsHanded++
+			}
+			if o.Result == status.SessionLost {
+				st.Lost++
+			}
+			sw.Sessions = append(sw.Sessions, ss)
+		}
+		// Delivered counts every file handed over; the owned sessions are
+		// reported as sessions.
+		if res.Delivered > 0 {
+			sw.FDsDelivered = res.Delivered - sessionsHanded
+		}
+		st.Workloads = append(st.Workloads, sw)
+	}
+	return st
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }

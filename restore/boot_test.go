@@ -89,6 +89,7 @@ func TestBootKinds(t *testing.T) {
 				Start:      st,
 				Log:        func(f string, a ...any) { mu.Lock(); fmt.Fprintf(&log, f+"\n", a...); mu.Unlock() },
 				Supervisor: Options{HandoffTimeout: time.Second},
+				Timeline:   NewTimeline(BootTime()),
 				// Never the host's network: count the calls instead.
 				ApplyNetwork: func(n manifest.Network, _ func(string, ...any)) (int, []error, time.Duration) {
 					mu.Lock()
@@ -124,6 +125,30 @@ func TestBootKinds(t *testing.T) {
 			b, err := os.ReadFile(filepath.Join(dir, "run", "state"))
 			if err != nil || !strings.Contains(string(b), "state="+tc.state+"\n") || !strings.Contains(string(b), "boot="+tc.kind+"\n") {
 				t.Fatalf("state file %q (%v)", b, err)
+			}
+			// The timeline: the boot's phases in order, each workload's
+			// exec before its ack, and the state file carries them.
+			pos := map[string]int{}
+			for i, p := range rep.Phases {
+				pos[p.Name] = i
+				if i > 0 && p.At < rep.Phases[i-1].At && !strings.Contains(p.Name, ":") {
+					t.Errorf("phase %s at %v is before %s", p.Name, p.At, rep.Phases[i-1].Name)
+				}
+				if !strings.Contains(string(b), fmt.Sprintf("phase name=%q boottime_ns=%d\n", p.Name, p.At)) {
+					t.Errorf("state file lacks phase %s", p.Name)
+				}
+			}
+			for _, name := range []string{PhaseInit, PhaseManifest} {
+				if _, ok := pos[name]; !ok {
+					t.Errorf("no phase %q in %v", name, rep.Phases)
+				}
+			}
+			for _, r := range rep.Results {
+				e, okE := pos[PhaseExec+":"+r.Workload]
+				a, okA := pos[PhaseAck+":"+r.Workload]
+				if r.Err == nil && (!okE || !okA || a < e) {
+					t.Errorf("workload %s: exec at %d, ack at %d in %v", r.Workload, e, a, rep.Phases)
+				}
 			}
 			if netApplied != 1 {
 				t.Errorf("network applied %d times, want once", netApplied)

@@ -38,7 +38,7 @@ func (s *Supervisor) launchFDStore(w *Workload) (Process, error) {
 	for i, f := range files {
 		names[i], extra[i] = f.Name, f.File
 	}
-	env := append([]string(nil), "LUOINIT_WORKLOAD="+name)
+	env := []string{handoff.EnvWorkload + "=" + name}
 	t0 := time.Now()
 	p, err := s.startProcess(w, env, extra, names)
 	if err != nil {

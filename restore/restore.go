@@ -50,6 +50,8 @@ type Options struct {
 	Backoff, MaxBackoff time.Duration
 	// FinishTries is how often FINISH is tried before it is reported.
 	FinishTries int
+	// Timeline takes each workload's exec, ack and finish; nil keeps none.
+	Timeline *Timeline
 	// Notify holds each workload's notification socket and fd store;
 	// default: stores without sockets (notify.NewRegistry("")).
 	Notify *notify.Registry
@@ -88,7 +90,7 @@ type Supervisor struct {
 // NewSupervisor makes a Supervisor.
 func NewSupervisor(start Starter, logf func(string, ...any), o Options) *Supervisor {
 	if o.HandoffTimeout == 0 {
-		o.HandoffTimeout = 10 * time.Second
+		o.HandoffTimeout = DefaultHandoffTimeout
 	}
 	if o.Backoff == 0 {
 		o.Backoff = time.Second
@@ -229,7 +231,10 @@ func (s *Supervisor) supervise(w *Workload) {
 // It returns the process (nil if it could not start) and the handoff's
 // error, if any.
 func (s *Supervisor) launch(w *Workload, first bool) (Process, error) {
-	if w.Spec.Handoff == manifest.HandoffFDStore {
+	switch w.Spec.Handoff {
+	case manifest.HandoffNone:
+		return s.launchNone(w)
+	case manifest.HandoffFDStore:
 		return s.launchFDStore(w)
 	}
 	name := w.Spec.Name
@@ -244,12 +249,15 @@ func (s *Supervisor) launch(w *Workload, first bool) (Process, error) {
 		childEnd.Close()
 		return nil, err
 	}
-	env := append(append([]string(nil), w.Spec.Env...), handoff.EnvFD+"=3", "LUOINIT_WORKLOAD="+name)
+	env := []string{handoff.EnvFD + "=3", handoff.EnvWorkload + "=" + name}
 	p, err := s.startProcess(w, env, []*os.File{childEnd}, nil)
 	childEnd.Close()
 	if err != nil {
 		s.record(name, func(r *Result) { r.Err = err })
 		return nil, fmt.Errorf("starting %s: %w", strings.Join(w.Spec.Argv, " "), err)
+	}
+	if first {
+		s.o.Timeline.MarkWorkload(PhaseExec, name)
 	}
 	s.logf("workload %q started as pid %d with %d fds to hand over", name, p.Pid(), len(w.Files))
 	t0 := time.Now()
@@ -260,6 +268,9 @@ func (s *Supervisor) launch(w *Workload, first bool) (Process, error) {
 		return p, err
 	}
 	acked := BootTime()
+	if first {
+		s.o.Timeline.MarkWorkload(PhaseAck, name)
+	}
 	n := len(w.Files)
 	for _, f := range w.Files {
 		f.File.Close()
@@ -272,6 +283,7 @@ func (s *Supervisor) launch(w *Workload, first bool) (Process, error) {
 			s.logf("workload %q: %v", name, err)
 		} else {
 			finished = true
+			s.o.Timeline.MarkWorkload(PhaseFinish, name)
 			w.Session.Close()
 			w.Session = nil
 		}

@@ -58,6 +58,15 @@ func (s *fakeSession) Finish() error {
 
 func (s *fakeSession) Close() error { s.closed = true; return nil }
 
+// File is a stand-in for the session fd: a memfd named after the session.
+func (s *fakeSession) File() *os.File {
+	fd, err := unix.MemfdCreate(s.name, unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil
+	}
+	return os.NewFile(uintptr(fd), "session:"+s.name)
+}
+
 type fakeDevice map[string]*fakeSession
 
 func (d fakeDevice) RetrieveSession(name string) (Session, error) {
@@ -84,7 +93,7 @@ func TestRetrieveIsolatesFailures(t *testing.T) {
 		// luoinit.web missing altogether
 	}
 	var log strings.Builder
-	r := Retrieve(dev, testManifest(), func(f string, a ...any) { fmt.Fprintf(&log, f+"\n", a...) })
+	r := Retrieve(dev, testManifest(), func(f string, a ...any) { fmt.Fprintf(&log, f+"\n", a...) }, nil)
 	if len(r.Workloads) != 3 {
 		t.Fatalf("%d workloads, want 3", len(r.Workloads))
 	}
@@ -108,7 +117,7 @@ func TestRetrieveIsolatesFailures(t *testing.T) {
 			}
 		}
 	}
-	if r.Record != nil || !strings.Contains(log.String(), "freeze record") {
+	if r.RecordData != nil || !strings.Contains(log.String(), "freeze record") {
 		t.Errorf("a missing freeze record must be logged, not invented")
 	}
 }
@@ -133,6 +142,9 @@ func (s *inProcess) Start(spec manifest.Workload, env []string, extra []*os.File
 	s.mu.Lock()
 	s.starts++
 	s.mu.Unlock()
+	if spec.Handoff == manifest.HandoffNone {
+		return s.startNone(spec, env, extra)
+	}
 	hasFD := false
 	for _, e := range env {
 		hasFD = hasFD || e == handoff.EnvFD+"=3"
@@ -320,4 +332,20 @@ func TestHoldAndRelease(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatalf("%d starts after Release, want 2", starts)
+}
+
+// startNone checks what a handoff = "none" workload gets: its name, no
+// handoff socket, no extra fds. It then runs until the test ends.
+func (s *inProcess) startNone(spec manifest.Workload, env []string, extra []*os.File) (Process, error) {
+	named := false
+	for _, e := range env {
+		if strings.HasPrefix(e, handoff.EnvFD+"=") || strings.HasPrefix(e, handoff.EnvSocket+"=") {
+			return nil, fmt.Errorf("workload %q with handoff none got %s", spec.Name, e)
+		}
+		named = named || e == manifest.EnvWorkload+"="+spec.Name
+	}
+	if !named || len(extra) != 0 {
+		return nil, fmt.Errorf("workload %q with handoff none: env %v, %d extra files", spec.Name, env, len(extra))
+	}
+	return &goProc{pid: os.Getpid(), done: make(chan int)}, nil
 }

@@ -25,6 +25,9 @@ type Session interface {
 	RetrieveFD(token uint64) (*os.File, error)
 	Finish() error
 	Close() error
+	// File is the session fd, to hand to a workload that owns the
+	// session (sessions = "retrieve").
+	File() *os.File
 }
 
 // LUODevice adapts *luo.Device to Device.
@@ -54,21 +57,25 @@ func (l Lost) String() string {
 type Workload struct {
 	Spec    manifest.Workload
 	Session Session        // nil if the session could not be retrieved or there was none
-	Files   []handoff.File // retrieved fds, in manifest order
+	Files   []handoff.File // retrieved fds, in manifest order, then owned session fds
 	Lost    []Lost         // fds that did not come back
+	Owned   []*Owned       // the sessions the workload owns (manifest owned_session)
 }
 
 // Retrieved is everything the restore got back from the kernel.
 type Retrieved struct {
 	Workloads []*Workload
-	Record    *manifest.Record // the freeze record, if it came back
-	Lost      []Lost           // all lost fds, for the log and the state file
+	Record    *manifest.Record // the freeze record, if it came back (see ParseRecord)
+	// RecordData is the freeze record as it came back, not yet parsed:
+	// parsing waits until the workloads are on their way (ParseRecord).
+	RecordData []byte
+	Lost       []Lost // all lost fds, for the log and the state file
 }
 
 // Retrieve gets every session and fd the manifest names. A failure is
 // isolated to its fd or session and recorded as Lost; the caller logs
 // them and still starts the workloads.
-func Retrieve(dev Device, m *manifest.Manifest, log func(format string, args ...any)) *Retrieved {
+func Retrieve(dev Device, m *manifest.Manifest, log func(format string, args ...any), tl *Timeline) *Retrieved {
 	r := &Retrieved{}
 	for _, spec := range m.Workloads {
 		w := &Workload{Spec: spec}
@@ -98,7 +105,14 @@ func Retrieve(dev Device, m *manifest.Manifest, log func(format string, args ...
 		}
 		log("workload %q: session %q retrieved, %d of %d fds", spec.Name, spec.Session, len(w.Files), len(w.Files)+len(w.Lost))
 	}
-	r.Record = retrieveRecord(dev, log)
+	tl.Mark(PhaseFDsRetrieved)
+	// Owned sessions after luoinit's own fds: they are appended to each
+	// workload's handoff files.
+	for _, w := range r.Workloads {
+		retrieveOwned(dev, w, log)
+	}
+	r.RecordData = retrieveRecord(dev, log)
+	tl.Mark(PhaseRecord)
 	return r
 }
 
@@ -122,9 +136,24 @@ func hasFDs(w manifest.Workload) bool {
 	return false
 }
 
-// retrieveRecord gets the freeze record and finishes its session at once:
-// nothing but luoinit uses it.
-func retrieveRecord(dev Device, log func(string, ...any)) *manifest.Record {
+// ParseRecord parses RecordData into Record (nothing if there is none);
+// a record that does not parse is logged and left out: only the blackout
+// figures need it.
+func (r *Retrieved) ParseRecord(log func(string, ...any)) {
+	if r.RecordData == nil || r.Record != nil {
+		return
+	}
+	rec, err := manifest.ParseRecord(r.RecordData)
+	if err != nil {
+		log("%v", err)
+		return
+	}
+	r.Record = &rec
+}
+
+// retrieveRecord gets the freeze record's bytes and finishes its session
+// at once: nothing but luoinit uses it.
+func retrieveRecord(dev Device, log func(string, ...any)) []byte {
 	s, err := dev.RetrieveSession(manifest.RecordSession)
 	if err != nil {
 		log("freeze record: %v (blackout figures will be missing)", err)
@@ -142,15 +171,10 @@ func retrieveRecord(dev Device, log func(string, ...any)) *manifest.Record {
 		log("freeze record: reading: %v", err)
 		return nil
 	}
-	rec, err := manifest.ParseRecord(b)
-	if err != nil {
-		log("%v", err)
-		return nil
-	}
 	if err := finish(s, 3); err != nil {
 		log("freeze record: %v", err)
 	}
-	return &rec
+	return b
 }
 
 // finish calls FINISH, retrying a failure: if FINISH fails the kernel

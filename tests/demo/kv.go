@@ -25,6 +25,7 @@ func runKV() error {
 	fmt.Println("booting: luoinit is PID 1 and starts kvcache; 1000 keys go in; then a live update")
 	fmt.Println()
 	var frozenAt, ackedAt time.Duration
+	nextInitramfs := "?"
 	res, err := vm.Run(context.Background(), vm.Config{
 		Kernel:    k.BzImage,
 		Initramfs: first,
@@ -38,6 +39,10 @@ func runKV() error {
 				frozenAt = at
 			case strings.Contains(text, `workload "kvcache"`) && strings.Contains(text, "acknowledged"):
 				ackedAt = at
+			case strings.Contains(text, "built next initramfs"):
+				if i := strings.LastIndex(text, "("); i >= 0 {
+					nextInitramfs = strings.TrimSuffix(text[i+1:], ")")
+				}
 			}
 			showKV(line)
 		},
@@ -68,12 +73,13 @@ func runKV() error {
 	fmt.Printf("  restore inside init:            %v to retrieve every fd, %v to the last handoff\n", ns("restore_ns").Round(time.Microsecond), ns("handoff_done_ns").Round(time.Microsecond))
 	guestBlackout := ns("blackout_ns")
 	fmt.Printf("  blackout, guest clocks:         %v = %v (old kernel: first stop to reboot call) + %v (new kernel: boot to kvcache's ACK)\n",
-		guestBlackout.Round(time.Millisecond), ns("old_kernel_blackout_ns").Round(time.Millisecond), ns("last_ack_boottime_ns").Round(time.Millisecond))
+		guestBlackout.Round(time.Millisecond), ns("old_kernel_blackout_ns").Round(time.Millisecond), ns("last_ready_boottime_ns").Round(time.Millisecond))
 	if frozenAt > 0 && ackedAt > frozenAt {
 		host := ackedAt - frozenAt
 		fmt.Printf("  blackout, host serial stamps:   %v (from prepare's freeze line to kvcache's ACK line)\n", host.Round(time.Millisecond))
 		fmt.Printf("  difference, unseen by the guest: %v (kexec and firmware-less boot until the new kernel's clock starts)\n", (host - guestBlackout).Round(time.Millisecond))
 	}
+	fmt.Printf("  next initramfs:                 %s (the running root, without the kernel image)\n", nextInitramfs)
 	fmt.Printf("  kernels booted: %d, accelerator: %s, wall time: %v\n", res.Boots, res.Accel, res.Elapsed.Round(time.Millisecond))
 	fmt.Printf("full serial console: %s\n", d.logPath)
 	if !res.Passed {

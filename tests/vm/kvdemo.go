@@ -44,11 +44,13 @@ func KVDemoImage(dir, kernel string, updates int) (string, error) {
 	if err := os.WriteFile(cfg, []byte(KVDemoConfig(updates)), 0o644); err != nil {
 		return "", err
 	}
-	return Image(dir, "kvdemo.cpio",
+	img, err := Image(dir, "kvdemo.cpio",
 		File{Guest: "init", Host: bins["luoinit"]},
-		File{Guest: "bin/luoinit", Host: bins["luoinit"]},
 		File{Guest: "bin/kvcache", Host: bins["kvcache"]},
 		File{Guest: "bin/luotest", Host: bins["luotest"]},
 		File{Guest: "etc/luoinit/config.toml", Host: cfg},
-		File{Guest: GuestKernel, Host: kernel})
+		File{Guest: GuestKernel, Host: kernel},
+		// luoinit once: /bin/luoinit is /init.
+		File{Guest: "bin/luoinit", Link: "/init"})
+	return img, err
 }

@@ -53,10 +53,16 @@ func demoMain(args []string) {
 			vmEnd("PASS", fmt.Sprintf("every key read back after %d live update(s)", generation))
 		}
 	}
-	// Next live update: the running root (programs, config, kernel) becomes
-	// the next initramfs.
-	prep := exec.Command("/bin/luoinit", "prepare", "--config", "/etc/luoinit/config.toml",
-		"--kernel", "/boot/bzImage", "--initrd-from-root", "--reuse-cmdline")
+	// Next live update: the running root (programs and config; the kernel
+	// image only if another update follows) becomes the next initramfs.
+	prepArgs := []string{"prepare", "--config", "/etc/luoinit/config.toml",
+		"--kernel", "/boot/bzImage", "--initrd-from-root", "--reuse-cmdline"}
+	if generation+1 < *updates {
+		// Another live update follows from the next root: it needs the
+		// kernel image, which prepare leaves out by default.
+		prepArgs = append(prepArgs, "--initrd-keep-kernel")
+	}
+	prep := exec.Command("/bin/luoinit", prepArgs...)
 	prep.Stdout, prep.Stderr = os.Stdout, os.Stdout
 	if err := prep.Start(); err != nil {
 		vmEnd("FAIL", err.Error())

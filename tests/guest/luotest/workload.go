@@ -70,6 +70,12 @@ func workloadMain(args []string) {
 	case "orphan":
 		orphanMain()
 		return
+	case "owner":
+		ownerMain(args[1:])
+		return
+	case "sessdriver":
+		sessDriverMain(args[1:])
+		return
 	case "sleep":
 		time.Sleep(300 * time.Millisecond)
 		os.Exit(0)

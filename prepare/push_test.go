@@ -1,0 +1,226 @@
+package prepare
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/luoinit/luoinit/handoff"
+	"golang.org/x/sys/unix"
+)
+
+// What preserving a push needs (/dev/liveupdate) is covered by the VM
+// scenarios (TestPrepare, TestFault...). These tests cover the serving.
+
+func startServer(t *testing.T, uids map[string]uint32, timeout time.Duration) (*pushServer, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "prepare.sock")
+	l, err := handoff.ListenMode(path, 0o666)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	srv := servePushes(l, uids, timeout, func(f string, a ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		t.Logf(f, a...)
+	})
+	t.Cleanup(srv.stop)
+	return srv, path
+}
+
+func testMemfd(t *testing.T, name string) *os.File {
+	t.Helper()
+	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := os.NewFile(uintptr(fd), name)
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// A connection that never speaks does not hold up the others: each has
+// its own deadline, and pushes are read concurrently.
+func TestSilentConnectionDelaysNobody(t *testing.T) {
+	srv, path := startServer(t, map[string]uint32{"a": 0, "b": 0}, 10*time.Second)
+	var silent []*handoff.Conn
+	for i := 0; i < 3; i++ {
+		c, err := handoff.Dial(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		silent = append(silent, c)
+	}
+	start := time.Now()
+	errs := make(chan error, 2)
+	for _, w := range []string{"a", "b"} {
+		go func() {
+			errs <- handoff.Push(path, w, []handoff.File{{Name: "heap", File: testMemfd(t, w)}}, 5*time.Second)
+		}()
+	}
+	got := map[string]bool{}
+	for len(got) < 2 {
+		select {
+		case p := <-srv.pushes:
+			if len(p.files) != 1 || p.files[0].Name != "heap" {
+				t.Errorf("push of %q: files %v", p.workload, p.files)
+			}
+			closeFiles(p.files)
+			p.conn.SendAck("", nil)
+			p.conn.Close()
+			got[p.workload] = true
+		case <-time.After(5 * time.Second):
+			t.Fatalf("pushes stuck behind %d silent connections; got %v", len(silent), got)
+		}
+	}
+	for i := 0; i < 2; i++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("two pushes took %v with silent connections open", d)
+	}
+}
+
+// Strangers are answered with ERROR, and nothing reaches the caller.
+func TestPushServerRefuses(t *testing.T) {
+	uid := uint32(os.Getuid())
+	for _, tc := range []struct {
+		desc string
+		uids map[string]uint32
+		do   func(path string) error
+		want string
+	}{
+		{"unknown workload", map[string]uint32{"a": uid}, func(path string) error {
+			return handoff.Push(path, "x", nil, 5*time.Second)
+		}, `workload "x" is not waited for`},
+		{"pull on the push socket", map[string]uint32{"a": uid}, func(path string) error {
+			c, err := handoff.Dial(path)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			if err := c.SendHello(handoff.Hello{Direction: handoff.DirectionPull, Workload: "a"}); err != nil {
+				return err
+			}
+			_, err = c.ReceiveFiles()
+			return err
+		}, "or this is not a push"},
+		{"another user's workload", map[string]uint32{"a": uid + 1}, func(path string) error {
+			return handoff.Push(path, "a", nil, 5*time.Second)
+		}, fmt.Sprintf(`workload "a" runs as uid %d, the connection is from uid %d`, uid+1, uid)},
+		{"garbage", map[string]uint32{"a": uid}, func(path string) error {
+			fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				return err
+			}
+			defer unix.Close(fd)
+			if err := unix.Connect(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+				return err
+			}
+			unix.Write(fd, []byte("GET / HTTP/1.0\r\n\r\n"))
+			tv := unix.Timeval{Sec: 5}
+			unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+			b := make([]byte, 4096)
+			n, err := unix.Read(fd, b)
+			if err != nil {
+				return err
+			}
+			return errors.New(string(b[:n]))
+		}, "bad magic"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			if tc.desc == "another user's workload" && uid == 0 {
+				t.Skip("root may push for any workload; needs a non-root test run")
+			}
+			srv, path := startServer(t, tc.uids, 5*time.Second)
+			err := tc.do(path)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want %q", err, tc.want)
+			}
+			select {
+			case p := <-srv.pushes:
+				closeFiles(p.files)
+				t.Errorf("a push from %q came through", p.workload)
+			case <-time.After(100 * time.Millisecond):
+			}
+		})
+	}
+}
+
+// One user cannot hold more than its share of connections.
+func TestPushServerCapsConnectionsPerUser(t *testing.T) {
+	srv, path := startServer(t, map[string]uint32{"a": 0}, 10*time.Second)
+	var conns []*handoff.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := 0; i < maxConnsPerUID; i++ {
+		c, err := handoff.Dial(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	// Let the server accept them all before the one too many.
+	time.Sleep(200 * time.Millisecond)
+	c, err := handoff.Dial(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	_, err = c.ReadHello()
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("has %d connections open to the push socket already", maxConnsPerUID)) {
+		t.Errorf("connection %d: %v, want refused", maxConnsPerUID+1, err)
+	}
+	// Closing one frees a place: the next push is served.
+	conns[0].Close()
+	conns = conns[1:]
+	time.Sleep(100 * time.Millisecond)
+	go handoff.Push(path, "a", nil, 5*time.Second)
+	select {
+	case p := <-srv.pushes:
+		p.conn.SendAck("", nil)
+		p.conn.Close()
+	case <-time.After(5 * time.Second):
+		t.Error("no push served after a place was freed")
+	}
+}
+
+// stop closes what is being served and leaves no goroutine behind.
+func TestPushServerStop(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "prepare.sock")
+	l, err := handoff.ListenMode(path, 0o666)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := servePushes(l, map[string]uint32{"a": 0}, time.Minute, t.Logf)
+	c, err := handoff.Dial(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	time.Sleep(50 * time.Millisecond)
+	done := make(chan struct{})
+	go func() { srv.stop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("stop waits for a silent connection's deadline")
+	}
+	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket file after stop: %v", err)
+	}
+}

@@ -1,0 +1,504 @@
+// Package status owns luoinit's state file, /run/luoinit/state: the
+// state of the live update as PID 1 and `luoinit prepare` see it (the
+// pollable state the early LUO design had in sysfs), the kind of boot,
+// the generation, the last blackout and, per workload, what was handed
+// back and what was lost. PID 1 and prepare write it; `luoinit status`
+// and scripts read it.
+//
+//	st, err := status.Read(status.Dir)   // os.ErrNotExist: luoinit did not boot this system
+//	st.State = status.Prepared
+//	err = status.Write(status.Dir, st)   // atomic: readers see the old file or the new one
+//	err = status.Wait(ctx, status.Dir, status.Finished)
+//
+// The file is text, one record a line, so that a shell can grep it:
+//
+//	state=finished
+//	boot=updated
+//	generation=2
+//	format=1
+//	lost=0
+//	blackout_ns=2412000000
+//	workload name="kv" handoff="socket" pid=41 fds=2 fds_delivered=2 ready_boottime_ns=1830000000
+//	lost_fd workload="kv" fd="heap" session="luoinit.kv" token=3 error="..."
+//	session workload="vmm" name="guest-ram" via="proc" mode="leave" result="taken" pid=52
+//
+// A global line is key=value; a record line is a kind word and then
+// key=value fields. Strings are Go-quoted (strconv.Quote), numbers are
+// decimal. A reader ignores keys and kinds it does not know, and refuses
+// a format newer than its own.
+package status
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/luoinit/luoinit/manifest"
+)
+
+// Format is the version of the file this build writes and reads.
+const Format = 1
+
+// Dir is where the state file lives; File is its name in Dir.
+const (
+	Dir  = "/run/luoinit"
+	File = "state"
+)
+
+// The states. normal, then prepared and frozen while `luoinit prepare`
+// runs; in the next kernel restoring, then finished or degraded.
+const (
+	Normal    = "normal"    // running; no live update in progress (a cold boot, or after cancel)
+	Prepared  = "prepared"  // prepare preserved everything and loaded the next kernel; workloads run
+	Frozen    = "frozen"    // prepare is stopping the workloads to reboot into the next kernel
+	Restoring = "restoring" // the next kernel's PID 1 is retrieving fds and handing them over
+	Finished  = "finished"  // every fd and session delivered (or left to its owner), nothing lost
+	Degraded  = "degraded"  // data was lost, or could not be delivered to its workload
+)
+
+// States lists the states, for messages and flags.
+var States = []string{Normal, Prepared, Frozen, Restoring, Finished, Degraded}
+
+// Boot kinds.
+const (
+	BootNormal   = "normal"   // cold boot: no manifest
+	BootUpdated  = "updated"  // this boot came through a live update
+	BootDegraded = "degraded" // a manifest, but /dev/liveupdate or the manifest itself was unusable
+)
+
+// Results of a workload-owned session after the kexec.
+const (
+	// SessionDelivered: sessions = "retrieve"; PID 1 retrieved it and the
+	// owner acknowledged its session fd.
+	SessionDelivered = "delivered"
+	// SessionUndelivered: sessions = "retrieve"; PID 1 retrieved it but the
+	// owner did not take it; PID 1 keeps it, unfinished, for its next start.
+	SessionUndelivered = "undelivered"
+	// SessionTaken: sessions = "leave"; a process other than PID 1 was
+	// seen holding it.
+	SessionTaken = "taken"
+	// SessionNotSeen: sessions = "leave"; no process was seen holding it
+	// within the handoff timeout. Either its owner retrieved and closed it
+	// between two looks, or the owner left it: the kernel then keeps it
+	// until the next live update.
+	SessionNotSeen = "not-seen"
+	// SessionLost: it did not come back from the kernel.
+	SessionLost = "lost"
+)
+
+// Status is the content of the state file.
+type Status struct {
+	State      string `json:"state"`
+	Boot       string `json:"boot"`
+	Generation uint64 `json:"generation"` // live updates this system went through (0 on a cold boot)
+	Lost       int    `json:"lost"`       // fds and sessions lost in this boot
+
+	// Figures of the restore, once every first handoff ended.
+	Restore         time.Duration `json:"restore_ns,omitempty"`             // init start -> every fd retrieved
+	HandoffDone     time.Duration `json:"handoff_done_ns,omitempty"`        // init start -> every first handoff ended
+	Network         time.Duration `json:"network_ns,omitempty"`             // applying the network
+	NetworkChanges  int           `json:"network_changes,omitempty"`        //
+	NetworkFailures int           `json:"network_failures,omitempty"`       //
+	LastReady       time.Duration `json:"last_ready_boottime_ns,omitempty"` // CLOCK_BOOTTIME when the last workload was back in service
+	// The blackout of the last live update: Blackout = OldKernel (first
+	// workload stopped -> reboot call, CLOCK_MONOTONIC of the old kernel)
+	// + LastReady (new kernel start -> last workload back, CLOCK_BOOTTIME).
+	OldKernelBlackout time.Duration `json:"old_kernel_blackout_ns,omitempty"`
+	Blackout          time.Duration `json:"blackout_ns,omitempty"`
+
+	Workloads []Workload `json:"workloads,omitempty"`
+
+	// Init is CLOCK_BOOTTIME when PID 1 started, and Phases the timeline
+	// of the boot (init, mounted, manifest, device, fds_retrieved, record,
+	// network, and per workload exec:NAME, ack:NAME, finish:NAME).
+	Init   time.Duration `json:"init_boottime_ns,omitempty"`
+	Phases []Phase       `json:"phases,omitempty"`
+}
+
+// Phase is one step of a boot, stamped with CLOCK_BOOTTIME.
+type Phase struct {
+	Name string        `json:"name"`
+	At   time.Duration `json:"boottime_ns"`
+}
+
+// Workload is what one workload got back in this boot.
+type Workload struct {
+	Name         string        `json:"name"`
+	Handoff      string        `json:"handoff"`
+	Pid          int           `json:"pid,omitempty"`
+	FDs          int           `json:"fds"`           // fds luoinit had preserved for it
+	FDsDelivered int           `json:"fds_delivered"` // handed over and acknowledged
+	Ready        time.Duration `json:"ready_boottime_ns,omitempty"`
+	Error        string        `json:"error,omitempty"` // why its handoff did not complete
+	LostFDs      []LostFD      `json:"lost_fds,omitempty"`
+	Sessions     []Session     `json:"sessions,omitempty"` // the LUO sessions it owns
+}
+
+// LostFD is a preserved fd that did not come back.
+type LostFD struct {
+	FD      string `json:"fd"`
+	Session string `json:"session"`
+	Token   uint64 `json:"token"`
+	Error   string `json:"error"`
+}
+
+// Session is a LUO session a workload owns, and what became of it.
+type Session struct {
+	Name   string `json:"name"`
+	Via    string `json:"via"`    // how prepare found it: push, fdstore, proc
+	Mode   string `json:"mode"`   // manifest.SessionsLeave or SessionsRetrieve
+	Result string `json:"result"` // Session* above
+	Pid    int    `json:"pid,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+// Path returns the state file's path in dir.
+func Path(dir string) string { return filepath.Join(dir, File) }
+
+// Terminal reports whether state ends a restore: nothing changes it but
+// the next `luoinit prepare`.
+func Terminal(state string) bool { return state == Finished || state == Degraded }
+
+// Valid reports whether state is one of States.
+func Valid(state string) bool {
+	for _, s := range States {
+		if s == state {
+			return true
+		}
+	}
+	return false
+}
+
+// Write writes st to dir's state file atomically, creating dir.
+func Write(dir string, st *Status) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("state file: %w", err)
+	}
+	if err := manifest.WriteAtomic(Path(dir), st.Marshal()); err != nil {
+		return fmt.Errorf("state file: %w", err)
+	}
+	return nil
+}
+
+// maxSize bounds what Read reads: a state file is written by luoinit, but
+// /run may be writable by others and a reader must not be made to
+// allocate without limit.
+const maxSize = 4 << 20
+
+// Read reads dir's state file. A missing file gives an error wrapping
+// os.ErrNotExist: luoinit neither booted this system nor prepared on it.
+func Read(dir string) (*Status, error) {
+	f, err := os.Open(Path(dir))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("state file %s: %w", Path(dir), err)
+	}
+	if len(b) > maxSize {
+		return nil, fmt.Errorf("state file %s: larger than %d bytes", Path(dir), maxSize)
+	}
+	st, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("state file %s: %w", Path(dir), err)
+	}
+	return st, nil
+}
+
+// Marshal writes st in the file format. Parse(st.Marshal()) equals st.
+func (st *Status) Marshal() []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "state=%s\nboot=%s\ngeneration=%d\nformat=%d\nlost=%d\n", bare(st.State), bare(st.Boot), st.Generation, Format, st.Lost)
+	for _, d := range []struct {
+		key string
+		v   int64
+	}{
+		{"restore_ns", int64(st.Restore)},
+		{"handoff_done_ns", int64(st.HandoffDone)},
+		{"network_ns", int64(st.Network)},
+		{"network_changes", int64(st.NetworkChanges)},
+		{"network_failures", int64(st.NetworkFailures)},
+		{"last_ready_boottime_ns", int64(st.LastReady)},
+		{"old_kernel_blackout_ns", int64(st.OldKernelBlackout)},
+		{"blackout_ns", int64(st.Blackout)},
+		{"init_boottime_ns", int64(st.Init)},
+	} {
+		if d.v != 0 {
+			fmt.Fprintf(&b, "%s=%d\n", d.key, d.v)
+		}
+	}
+	for _, p := range st.Phases {
+		fmt.Fprintf(&b, "phase name=%s boottime_ns=%d\n", q(p.Name), int64(p.At))
+	}
+	for _, w := range st.Workloads {
+		fmt.Fprintf(&b, "workload name=%s handoff=%s pid=%d fds=%d fds_delivered=%d", q(w.Name), q(w.Handoff), w.Pid, w.FDs, w.FDsDelivered)
+		if w.Ready != 0 {
+			fmt.Fprintf(&b, " ready_boottime_ns=%d", int64(w.Ready))
+		}
+		if w.Error != "" {
+			fmt.Fprintf(&b, " error=%s", q(w.Error))
+		}
+		b.WriteByte('\n')
+		for _, l := range w.LostFDs {
+			fmt.Fprintf(&b, "lost_fd workload=%s fd=%s session=%s token=%d error=%s\n", q(w.Name), q(l.FD), q(l.Session), l.Token, q(l.Error))
+		}
+		for _, s := range w.Sessions {
+			fmt.Fprintf(&b, "session workload=%s name=%s via=%s mode=%s result=%s pid=%d", q(w.Name), q(s.Name), q(s.Via), q(s.Mode), q(s.Result), s.Pid)
+			if s.Error != "" {
+				fmt.Fprintf(&b, " error=%s", q(s.Error))
+			}
+			b.WriteByte('\n')
+		}
+	}
+	return b.Bytes()
+}
+
+func q(s string) string { return strconv.Quote(s) }
+
+// bare keeps a global value on its line: the state words never need more.
+func bare(s string) string {
+	if s == "" || strings.ContainsAny(s, " \n\"=") {
+		return strconv.Quote(s)
+	}
+	return s
+}
+
+// ErrNewerFormat is wrapped when the file was written by a newer luoinit.
+var ErrNewerFormat = errors.New("state file written by a newer luoinit")
+
+// Parse reads the file format. Unknown keys and record kinds are skipped.
+func Parse(data []byte) (*Status, error) {
+	st := &Status{}
+	byName := map[string]int{}
+	workload := func(fields map[string]string) (*Workload, error) {
+		name := fields["workload"]
+		i, ok := byName[name]
+		if !ok {
+			return nil, fmt.Errorf("record for workload %q before its workload line", name)
+		}
+		return &st.Workloads[i], nil
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 4096), maxSize)
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		if line == "" {
+			continue
+		}
+		kind, rest, hasFields := strings.Cut(line, " ")
+		if !hasFields || strings.Contains(kind, "=") {
+			key, val, ok := strings.Cut(line, "=")
+			if !ok {
+				return nil, fmt.Errorf("line %d: %q is not key=value", n, line)
+			}
+			if err := st.global(key, val); err != nil {
+				return nil, fmt.Errorf("line %d: %w", n, err)
+			}
+			continue
+		}
+		fields, err := parseFields(rest)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", n, err)
+		}
+		var rec error
+		switch kind {
+		case "workload":
+			w := Workload{Name: fields["name"], Handoff: fields["handoff"], Error: fields["error"]}
+			if err := ints(fields, map[string]*int{"pid": &w.Pid, "fds": &w.FDs, "fds_delivered": &w.FDsDelivered}); err != nil {
+				rec = err
+				break
+			}
+			if w.Ready, rec = duration(fields, "ready_boottime_ns"); rec != nil {
+				break
+			}
+			if _, dup := byName[w.Name]; dup {
+				rec = fmt.Errorf("workload %q twice", w.Name)
+				break
+			}
+			byName[w.Name] = len(st.Workloads)
+			st.Workloads = append(st.Workloads, w)
+		case "phase":
+			p := Phase{Name: fields["name"]}
+			if p.At, rec = duration(fields, "boottime_ns"); rec != nil {
+				break
+			}
+			st.Phases = append(st.Phases, p)
+		case "lost_fd":
+			w, err := workload(fields)
+			if err != nil {
+				rec = err
+				break
+			}
+			l := LostFD{FD: fields["fd"], Session: fields["session"], Error: fields["error"]}
+			if v, ok := fields["token"]; ok {
+				if l.Token, err = strconv.ParseUint(v, 10, 64); err != nil {
+					rec = fmt.Errorf("token: %w", err)
+					break
+				}
+			}
+			w.LostFDs = append(w.LostFDs, l)
+		case "session":
+			w, err := workload(fields)
+			if err != nil {
+				rec = err
+				break
+			}
+			s := Session{Name: fields["name"], Via: fields["via"], Mode: fields["mode"], Result: fields["result"], Error: fields["error"]}
+			if rec = ints(fields, map[string]*int{"pid": &s.Pid}); rec != nil {
+				break
+			}
+			w.Sessions = append(w.Sessions, s)
+		}
+		if rec != nil {
+			return nil, fmt.Errorf("line %d: %s: %w", n, kind, rec)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if st.State == "" {
+		return nil, errors.New("no state= line")
+	}
+	return st, nil
+}
+
+// global sets one key=value line.
+func (st *Status) global(key, val string) error {
+	if strings.HasPrefix(val, `"`) {
+		s, err := strconv.Unquote(val)
+		if err != nil {
+			return fmt.Errorf("%s: %w", key, err)
+		}
+		val = s
+	}
+	num := func() (int64, error) {
+		v, err := strconv.ParseInt(val, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", key, err)
+		}
+		return v, nil
+	}
+	var err error
+	var v int64
+	switch key {
+	case "state":
+		st.State = val
+	case "boot":
+		st.Boot = val
+	case "generation":
+		st.Generation, err = strconv.ParseUint(val, 10, 64)
+	case "format":
+		if v, err = num(); err == nil && v > Format {
+			return fmt.Errorf("%w: format %d, this build reads %d", ErrNewerFormat, v, Format)
+		}
+	case "lost":
+		v, err = num()
+		st.Lost = int(v)
+	case "restore_ns":
+		v, err = num()
+		st.Restore = time.Duration(v)
+	case "handoff_done_ns":
+		v, err = num()
+		st.HandoffDone = time.Duration(v)
+	case "network_ns":
+		v, err = num()
+		st.Network = time.Duration(v)
+	case "network_changes":
+		v, err = num()
+		st.NetworkChanges = int(v)
+	case "network_failures":
+		v, err = num()
+		st.NetworkFailures = int(v)
+	case "last_ready_boottime_ns":
+		v, err = num()
+		st.LastReady = time.Duration(v)
+	case "old_kernel_blackout_ns":
+		v, err = num()
+		st.OldKernelBlackout = time.Duration(v)
+	case "blackout_ns":
+		v, err = num()
+		st.Blackout = time.Duration(v)
+	case "init_boottime_ns":
+		v, err = num()
+		st.Init = time.Duration(v)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", key, err)
+	}
+	return nil
+}
+
+// parseFields splits `key=value key="quoted value" ...`.
+func parseFields(s string) (map[string]string, error) {
+	out := map[string]string{}
+	for s != "" {
+		key, rest, ok := strings.Cut(s, "=")
+		if !ok || key == "" || strings.ContainsAny(key, " \"") {
+			return nil, fmt.Errorf("field %q is not key=value", s)
+		}
+		var val string
+		if strings.HasPrefix(rest, `"`) {
+			quoted, err := strconv.QuotedPrefix(rest)
+			if err != nil {
+				return nil, fmt.Errorf("field %s: bad quoted value", key)
+			}
+			val, _ = strconv.Unquote(quoted)
+			rest = rest[len(quoted):]
+		} else {
+			val, rest, _ = strings.Cut(rest, " ")
+			rest = " " + rest
+			if rest == " " {
+				rest = ""
+			}
+		}
+		if _, dup := out[key]; dup {
+			return nil, fmt.Errorf("field %s twice", key)
+		}
+		out[key] = val
+		switch {
+		case rest == "":
+			s = ""
+		case rest[0] == ' ':
+			s = rest[1:]
+		default:
+			return nil, fmt.Errorf("field %s: no space after its value", key)
+		}
+	}
+	return out, nil
+}
+
+func ints(fields map[string]string, into map[string]*int) error {
+	for k, p := range into {
+		v, ok := fields[k]
+		if !ok {
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("%s: %w", k, err)
+		}
+		*p = n
+	}
+	return nil
+}
+
+func duration(fields map[string]string, key string) (time.Duration, error) {
+	v, ok := fields[key]
+	if !ok {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", key, err)
+	}
+	return time.Duration(n), nil
+}

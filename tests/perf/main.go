@@ -1,0 +1,430 @@
+// Command perf is `make perf`: it measures luoinit's restore path against a
+// raw baseline in the same VM, back to back in one run, and prints one table.
+//
+// The raw baseline (tests/perf/raw/rawluo.c) is a static C PID 1 that
+// preserves N 4 KiB memfds in one session, kexecs, and in the new kernel
+// retrieves, reads and verifies every one and finishes: nothing but the
+// ioctls. The luoinit run does the same through the product: `luoinit
+// prepare` of one workload holding the same N memfds (pushed over the
+// handoff socket), luoinit as PID 1 restoring it, the workload receiving,
+// acknowledging and verifying every byte.
+//
+// Times under software emulation only mean something next to other times
+// of the same run: the table prints ratios next to them.
+//
+// Environment: LUOINIT_KERNEL (the bzImage; make perf sets it),
+// PERF_N (default "1,100,1000,10000"), PERF_WORKLOADS (default "100x10";
+// "" skips), PERF_ONLY ("raw" or "luoinit" to run one side), PERF_CONSOLE
+// (a directory to keep every run's serial console in), PERF_APPEND (more
+// kernel command line, e.g. GODEBUG=inittrace=1, which the kernel passes
+// to init's environment).
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/luoinit/luoinit/tests/vm"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintf(os.Stderr, "perf: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// bins are the programs the guests run.
+type bins struct {
+	dir, luoinit, luotest, raw string
+	luoinitSize, strippedSize  int64
+}
+
+// measure is one row of the table: a case run raw and through luoinit.
+type measure struct {
+	name       string
+	fds        int
+	raw, luo   map[string]int64 // figures in ns (sizes in bytes), by key
+	rawErr     error
+	luoErr     error
+	workloads  int
+	rawElapsed time.Duration
+	luoElapsed time.Duration
+}
+
+func run() error {
+	k, err := vm.FindKernel()
+	if err != nil {
+		return err
+	}
+	b, err := build(k)
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(b.dir)
+	accel := vm.ProbeAccel(context.Background(), "", k.BzImage)
+	fmt.Printf("make perf: kernel %s, accelerator %s (software emulation unless kvm: compare figures only inside this run)\n", k.Version, accel)
+	fmt.Printf("luoinit binary %s, stripped (-s -w) %s\n", size(b.luoinitSize), size(b.strippedSize))
+
+	var cases []measure
+	for _, s := range strings.Split(env("PERF_N", "1,100,1000,10000"), ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			return fmt.Errorf("PERF_N: %q is not a positive number", s)
+		}
+		cases = append(cases, measure{name: fmt.Sprintf("1 workload, %d fds", n), fds: n, workloads: 1})
+	}
+	if w := env("PERF_WORKLOADS", "100x10"); w != "" {
+		var nw, per int
+		if _, err := fmt.Sscanf(w, "%dx%d", &nw, &per); err != nil || nw < 1 || per < 1 {
+			return fmt.Errorf("PERF_WORKLOADS: %q is not WxF", w)
+		}
+		cases = append(cases, measure{name: fmt.Sprintf("%d workloads, %d fds each", nw, per), fds: nw * per, workloads: nw})
+	}
+	only := os.Getenv("PERF_ONLY")
+	for i := range cases {
+		c := &cases[i]
+		if only != "luoinit" {
+			fmt.Printf("-- raw, %d fds in one session\n", c.fds)
+			c.raw, c.rawElapsed, c.rawErr = runRaw(k, b, c.fds)
+			report("raw", c.rawErr)
+		}
+		if only != "raw" {
+			fmt.Printf("-- luoinit, %s\n", c.name)
+			c.luo, c.luoElapsed, c.luoErr = runLUOinit(k, b, c.workloads, c.fds/c.workloads)
+			report("luoinit", c.luoErr)
+			timeline(c.luo)
+		}
+	}
+	table(cases)
+	return nil
+}
+
+func report(what string, err error) {
+	if err != nil {
+		fmt.Printf("   %s: FAILED: %v\n", what, err)
+	}
+}
+
+func env(key, def string) string {
+	if v, ok := os.LookupEnv(key); ok {
+		return v
+	}
+	return def
+}
+
+func build(k *vm.Kernel) (*bins, error) {
+	dir, err := os.MkdirTemp("", "luoinit-perf")
+	if err != nil {
+		return nil, err
+	}
+	b := &bins{dir: dir, luoinit: filepath.Join(dir, "luoinit"), luotest: filepath.Join(dir, "luotest"), raw: filepath.Join(dir, "rawluo")}
+	if err := vm.BuildStatic("./init", b.luoinit); err != nil {
+		return nil, err
+	}
+	if err := vm.BuildStatic("./tests/guest/luotest", b.luotest); err != nil {
+		return nil, err
+	}
+	stripped := filepath.Join(dir, "luoinit.stripped")
+	root, err := vm.ModuleRoot()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", stripped, "./init")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("go build -ldflags=-s -w ./init: %v\n%s", err, out)
+	}
+	// The raw baseline compiles against the uapi header of the kernel it
+	// runs on (tests/kernel/build.sh keeps it beside the bzImage).
+	inc := filepath.Join(dir, "include")
+	os.MkdirAll(filepath.Join(inc, "linux"), 0o755)
+	hdr, err := os.ReadFile(filepath.Join(k.Dir, "liveupdate.h"))
+	if err != nil {
+		return nil, fmt.Errorf("the kernel's uapi header: %w", err)
+	}
+	os.WriteFile(filepath.Join(inc, "linux", "liveupdate.h"), hdr, 0o644)
+	cc := exec.Command("gcc", "-static", "-O2", "-Wall", "-I", inc, "-o", b.raw, filepath.Join(root, "tests/perf/raw/rawluo.c"))
+	if out, err := cc.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("gcc rawluo.c: %v\n%s", err, out)
+	}
+	for p, dst := range map[string]*int64{b.luoinit: &b.luoinitSize, stripped: &b.strippedSize} {
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, err
+		}
+		*dst = st.Size()
+	}
+	return b, nil
+}
+
+func boot(k *vm.Kernel, img, appendArgs string, timeout time.Duration) (*vm.Result, error) {
+	if extra := os.Getenv("PERF_APPEND"); extra != "" {
+		appendArgs += " " + extra
+	}
+	res, err := vm.Run(context.Background(), vm.Config{Kernel: k.BzImage, Initramfs: img, Append: appendArgs, Timeout: timeout})
+	if err != nil {
+		return nil, err
+	}
+	if dir := os.Getenv("PERF_CONSOLE"); dir != "" {
+		// Every console line with the host's time, for a closer look.
+		os.MkdirAll(dir, 0o755)
+		name := strings.TrimSuffix(filepath.Base(filepath.Dir(img)), filepath.Ext(img)) + ".log"
+		os.WriteFile(filepath.Join(dir, name), []byte(strings.Join(res.Console, "\n")+"\n"), 0o644)
+	}
+	if !res.Passed {
+		return res, fmt.Errorf("%s", res.Message)
+	}
+	if res.Boots != 2 {
+		return res, fmt.Errorf("%d kernels booted, want 2", res.Boots)
+	}
+	return res, nil
+}
+
+var (
+	kv      = regexp.MustCompile(`([\w.:-]+)=(-?\d+)`)
+	phaseRe = regexp.MustCompile(`phase name="([^"]+)" boottime_ns=(\d+)`)
+)
+
+func runRaw(k *vm.Kernel, b *bins, n int) (map[string]int64, time.Duration, error) {
+	dir, err := os.MkdirTemp(b.dir, "raw")
+	if err != nil {
+		return nil, 0, err
+	}
+	img, err := vm.KexecImages(dir, b.raw, k.BzImage)
+	if err != nil {
+		return nil, 0, err
+	}
+	res, err := boot(k, img, fmt.Sprintf("liveupdate=on rawluo.n=%d", n), timeout(n))
+	if err != nil {
+		return nil, 0, err
+	}
+	perf := res.Find("PERF")
+	if len(perf) != 1 {
+		return nil, 0, fmt.Errorf("no PERF marker from rawluo")
+	}
+	m := map[string]int64{}
+	for _, f := range kv.FindAllStringSubmatch(perf[0].Text, -1) {
+		m[f[1]], _ = strconv.ParseInt(f[2], 10, 64)
+	}
+	return m, res.Elapsed, nil
+}
+
+func timeout(n int) time.Duration { return 4*time.Minute + time.Duration(n)*30*time.Millisecond }
+
+// luoinitConfig: nw workloads (luotest "auto" with per 4 KiB memfds each)
+// and the checker, which reports the state file and PID 1's peak RSS.
+func luoinitConfig(nw, per int) string {
+	var b strings.Builder
+	b.WriteString("version = 1\n")
+	for w := 0; w < nw; w++ {
+		name := "perf"
+		if nw > 1 {
+			name = fmt.Sprintf("w%03d", w)
+		}
+		fmt.Fprintf(&b, "\n[[workload]]\nname = %q\nargv = [\"/bin/luotest\", \"workload\", \"auto\", \"--name\", %q, \"--count\", \"%d\"]\nhandoff = \"socket\"\n", name, name, per)
+		for i := 0; i < per; i++ {
+			fmt.Fprintf(&b, "\n  [[workload.fd]]\n  name = \"m%03d\"\n", i)
+		}
+	}
+	b.WriteString("\n[[workload]]\nname = \"checker\"\nargv = [\"/bin/luotest\", \"workload\", \"checker\", \"--state\", \"finished\"]\nhandoff = \"socket\"\n")
+	return b.String()
+}
+
+var (
+	retrievedRe = regexp.MustCompile(`fds retrieved (\S+) after init start`)
+	ackedRe     = regexp.MustCompile(`(\S+): (\d+) fds acked (\S+) after init start`)
+	initrdRe    = regexp.MustCompile(`built next initramfs \S+ \((\d+) KiB\)`)
+)
+
+func runLUOinit(k *vm.Kernel, b *bins, nw, per int) (map[string]int64, time.Duration, error) {
+	dir, err := os.MkdirTemp(b.dir, "luoinit")
+	if err != nil {
+		return nil, 0, err
+	}
+	cfg := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(cfg, []byte(luoinitConfig(nw, per)), 0o644); err != nil {
+		return nil, 0, err
+	}
+	second, err := vm.Image(dir, "initramfs2.cpio",
+		vm.File{Guest: "init", Host: b.luoinit},
+		vm.File{Guest: "bin/luotest", Host: b.luotest},
+		vm.File{Guest: "etc/luoinit/config.toml", Host: cfg})
+	if err != nil {
+		return nil, 0, err
+	}
+	first, err := vm.Image(dir, "initramfs1.cpio",
+		vm.File{Guest: "init", Host: b.luotest},
+		vm.File{Guest: "bin/luotest", Host: b.luotest},
+		vm.File{Guest: "bin/luoinit", Host: b.luoinit},
+		vm.File{Guest: "etc/luoinit/config.toml", Host: cfg},
+		vm.File{Guest: vm.GuestKernel, Host: k.BzImage},
+		vm.File{Guest: vm.GuestInitramfs2, Host: second})
+	if err != nil {
+		return nil, 0, err
+	}
+	res, err := boot(k, first, "liveupdate=on luotest.scenario=restore", timeout(nw*per))
+	if err != nil {
+		return nil, 0, err
+	}
+	m := map[string]int64{}
+	for _, mk := range res.Find("STATE") {
+		for _, f := range kv.FindAllStringSubmatch(mk.Text, -1) {
+			m[f[1]], _ = strconv.ParseInt(f[2], 10, 64)
+		}
+		for _, f := range phaseRe.FindAllStringSubmatch(mk.Text, -1) {
+			m["phase."+f[1]+"_ns"], _ = strconv.ParseInt(f[2], 10, 64)
+		}
+	}
+	for _, mk := range append(res.Find("PID1MEM"), res.Find("INITEXEC")...) {
+		for _, f := range kv.FindAllStringSubmatch(mk.Text, -1) {
+			m[f[1]], _ = strconv.ParseInt(f[2], 10, 64)
+		}
+	}
+	var lastAck time.Duration
+	acked := 0
+	for _, line := range res.Console {
+		if sm := retrievedRe.FindStringSubmatch(line); sm != nil {
+			if d, err := time.ParseDuration(sm[1]); err == nil {
+				m["retrieved_rel_ns"] = int64(d)
+			}
+		}
+		if sm := initrdRe.FindStringSubmatch(line); sm != nil {
+			kib, _ := strconv.ParseInt(sm[1], 10, 64)
+			m["next_initramfs_bytes"] = kib << 10
+		}
+		if !strings.Contains(line, "restore report:") {
+			continue
+		}
+		for _, sm := range ackedRe.FindAllStringSubmatch(line, -1) {
+			if sm[1] == "checker" {
+				continue // the harness's own reporter, not a measured workload
+			}
+			d, err := time.ParseDuration(sm[3])
+			if err != nil {
+				continue
+			}
+			acked++
+			lastAck = max(lastAck, d)
+		}
+	}
+	if acked != nw {
+		return m, res.Elapsed, fmt.Errorf("%d of %d workloads acknowledged in luoinit's report", acked, nw)
+	}
+	m["acked_rel_ns"] = int64(lastAck)
+	if len(res.Find("RESTORED")) != nw {
+		return m, res.Elapsed, fmt.Errorf("%d of %d workloads verified their fds", len(res.Find("RESTORED")), nw)
+	}
+	return m, res.Elapsed, nil
+}
+
+// timeline prints luoinit's phases (the state file's phase.NAME_ns) from
+// init start, each with the time since the one before.
+func timeline(m map[string]int64) {
+	type phase struct {
+		name string
+		at   int64
+	}
+	var ps []phase
+	for k, v := range m {
+		if name, ok := strings.CutPrefix(k, "phase."); ok {
+			ps = append(ps, phase{strings.TrimSuffix(name, "_ns"), v})
+		}
+	}
+	if v, ok := m["exec_ns"]; ok {
+		ps = append(ps, phase{"kernel-runs-init", v})
+	}
+	sort.Slice(ps, func(i, j int) bool { return ps[i].at < ps[j].at })
+	if len(ps) == 0 {
+		return
+	}
+	var b strings.Builder
+	for i, p := range ps {
+		if i > 0 {
+			fmt.Fprintf(&b, ", %s +%.1f", p.name, float64(p.at-ps[i-1].at)/1e6)
+		} else {
+			fmt.Fprintf(&b, "   luoinit phases (ms since the one before): %s", p.name)
+		}
+	}
+	fmt.Println(b.String())
+}
+
+func table(cases []measure) {
+	fmt.Println()
+	fmt.Println("Times from init start: the kernel running /init (its kmsg line, mapped onto CLOCK_BOOTTIME); ratio = luoinit / raw.")
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "case\tkernel start to init raw\tluoinit\tinit to main raw\tluoinit\tevery fd retrieved raw\tluoinit\tratio\tevery fd verified raw\tworkloads back luoinit\tratio\tfreeze window\tPID 1 VmHWM\tnext initramfs\t")
+	for _, c := range cases {
+		row := []string{c.name}
+		// The zero of both: the kernel running /init (its kmsg line, its
+		// stamp mapped onto CLOCK_BOOTTIME), so that what comes before
+		// main (the Go runtime's start) counts.
+		rawInit, luoInit := c.raw["exec_ns"], c.luo["exec_ns"]
+		rawFds := c.raw["fds_ns"] - rawInit
+		rawVer := c.raw["verified_ns"] - rawInit
+		luoFds := c.luo["phase.fds_retrieved_ns"] - luoInit
+		luoAck := c.luo["last_ready_boottime_ns"] - luoInit
+		row = append(row, ms(rawInit, c.rawErr), ms(luoInit, c.luoErr),
+			ms(c.raw["init_ns"]-rawInit, c.rawErr), ms(c.luo["phase.init_ns"]-luoInit, c.luoErr), ms(rawFds, c.rawErr), ms(luoFds, c.luoErr), ratio(luoFds, rawFds, c.rawErr, c.luoErr),
+			ms(rawVer, c.rawErr), ms(luoAck, c.luoErr), ratio(luoAck, rawVer, c.rawErr, c.luoErr),
+			ms(c.luo["old_kernel_blackout_ns"], c.luoErr), kb(c.luo["VmHWM"], c.luoErr), size(c.luo["next_initramfs_bytes"]))
+		fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
+	}
+	tw.Flush()
+	var failed []string
+	for _, c := range cases {
+		if c.rawErr != nil {
+			failed = append(failed, fmt.Sprintf("%s raw: %v", c.name, c.rawErr))
+		}
+		if c.luoErr != nil {
+			failed = append(failed, fmt.Sprintf("%s luoinit: %v", c.name, c.luoErr))
+		}
+	}
+	sort.Strings(failed)
+	for _, f := range failed {
+		fmt.Println("failed:", f)
+	}
+}
+
+func ms(ns int64, err error) string {
+	if err != nil || ns <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f ms", float64(ns)/1e6)
+}
+
+func ratio(a, b int64, errs ...error) string {
+	for _, e := range errs {
+		if e != nil {
+			return "-"
+		}
+	}
+	if a <= 0 || b <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2fx", float64(a)/float64(b))
+}
+
+func kb(v int64, err error) string {
+	if err != nil || v <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f MiB", float64(v)/1024)
+}
+
+func size(n int64) string {
+	if n <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+}
