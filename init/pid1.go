@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -94,8 +95,13 @@ func (s starter) Start(spec manifest.Workload, env []string, extra []*os.File) (
 	if dir == "" {
 		dir = "/"
 	}
+	// A PATH of the config's wins: the default goes first only without one
+	// (getenv(3) takes the first of a key).
+	if !slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "PATH=") }) {
+		env = append([]string{"PATH=/bin:/sbin:/usr/bin:/usr/sbin"}, env...)
+	}
 	p, err := s.r.Start(spec.Argv, &pid1.ProcAttr{
-		Env:        append([]string{"PATH=/bin:/sbin:/usr/bin:/usr/sbin"}, env...),
+		Env:        env,
 		Dir:        dir,
 		Credential: &syscall.Credential{Uid: spec.UID, Gid: spec.GID},
 		ExtraFiles: extra,

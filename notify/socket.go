@@ -54,6 +54,8 @@ type Socket struct {
 	readyAt time.Duration // CLOCK_BOOTTIME of that READY=1
 	status  string
 	closed  bool
+
+	startWait time.Duration // the const startWait; shorter in tests
 }
 
 // listen makes the socket of workload w at path, owned by the workload's
@@ -117,7 +119,7 @@ func listen(w manifest.Workload, path string, store *Store, logf func(string, ..
 }
 
 func newSocket(workload string, store *Store, logf func(string, ...any)) *Socket {
-	return &Socket{workload: workload, store: store, logf: logf, started: make(chan struct{}), ready: make(chan struct{})}
+	return &Socket{workload: workload, store: store, logf: logf, started: make(chan struct{}), ready: make(chan struct{}), startWait: startWait}
 }
 
 // Path is the socket's path, "" if there is none.
@@ -312,13 +314,24 @@ func (s *Socket) handle(d *datagram) {
 	s.apply(m, d, from)
 }
 
+// startWait bounds how long a datagram waits for a run of the workload
+// to be known: the gap between the fork and Started is short, while a
+// datagram from a process of a run that is over must not hold its fds
+// for good.
+const startWait = 5 * time.Second
+
 // authorized waits until a run of the workload is known, then reports
 // whether pid belongs to it, logging a refusal.
 func (s *Socket) authorized(pid int) bool {
 	s.mu.Lock()
-	started := s.started
+	started, wait := s.started, s.startWait
 	s.mu.Unlock()
-	<-started
+	select {
+	case <-started:
+	case <-time.After(wait):
+		s.logf("workload %q: datagram from pid %d refused: no process of the workload has run for %v", s.workload, pid, wait)
+		return false
+	}
 	s.mu.Lock()
 	root, main, closed := s.root, s.main, s.closed
 	s.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -304,5 +305,60 @@ func TestExecListenFails(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 127 || !strings.Contains(string(out), `execve("/nonexistent/program"`) {
 		t.Fatalf("err %v, output %q; want exit 127 naming the execve", err, out)
+	}
+}
+
+// Control data cut short by the kernel (MSG_CTRUNC) still yields every fd
+// that arrived, so that all of them are closed with the datagram.
+func TestParseControlTruncated(t *testing.T) {
+	oob := unix.UnixRights(10, 11, 12)
+	cred := unix.UnixCredentials(&unix.Ucred{Pid: 42, Uid: 7, Gid: 8})
+	fds, c := parseControl(append(append([]byte(nil), cred...), oob...))
+	if !slices.Equal(fds, []int{10, 11, 12}) || c == nil || c.Pid != 42 || c.Uid != 7 {
+		t.Fatalf("parseControl = %v, %+v", fds, c)
+	}
+	// The rights message cut after two fds, its length field still saying three.
+	cut := append(append([]byte(nil), cred...), oob[:unix.CmsgLen(8)]...)
+	if fds, _ := parseControl(cut); !slices.Equal(fds, []int{10, 11}) {
+		t.Fatalf("parseControl of a truncated message = %v, want the two that fit", fds)
+	}
+	for _, junk := range [][]byte{nil, {1, 2, 3}, make([]byte, unix.CmsgLen(0))} {
+		if fds, c := parseControl(junk); len(fds) != 0 || c != nil {
+			t.Fatalf("parseControl(%v) = %v, %v", junk, fds, c)
+		}
+	}
+}
+
+// A datagram the kernel flagged truncated is dropped with its fds closed,
+// before anything else is looked at.
+func TestHandleTruncatedControl(t *testing.T) {
+	s, log := openSocket(t, 8)
+	s.Started(os.Getpid())
+	f := memfd(t, "cut")
+	s.handle(&datagram{data: []byte("FDSTORE=1"), fds: []*os.File{f}, cred: &unix.Ucred{Pid: int32(os.Getpid())},
+		trunc: "control data truncated (MSG_CTRUNC)"})
+	if !closed(f) || s.Store().Len() != 0 {
+		t.Fatal("the fd of a truncated datagram was kept")
+	}
+	if !strings.Contains(log.String(), "dropped: control data truncated (MSG_CTRUNC); its 1 fds closed") {
+		t.Fatalf("not logged:\n%s", log)
+	}
+}
+
+// A datagram that no run comes for is refused after a while, its fds
+// closed, instead of waiting for good.
+func TestSocketNoRun(t *testing.T) {
+	s, log := openSocket(t, 8)
+	s.mu.Lock()
+	s.startWait = 50 * time.Millisecond
+	s.mu.Unlock()
+	f := memfd(t, "late")
+	before := openFDs(t)
+	if err := send(s.Path(), "FDSTORE=1", int(f.Fd())); err != nil {
+		t.Fatal(err)
+	}
+	log.wait(t, fmt.Sprintf("datagram from pid %d refused: no process of the workload has run for 50ms", os.Getpid()))
+	if after := openFDs(t); after != before || s.Store().Len() != 0 {
+		t.Fatalf("fds open %d -> %d, store %d: the refused datagram's fd was kept", before, after, s.Store().Len())
 	}
 }

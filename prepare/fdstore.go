@@ -95,13 +95,18 @@ func (s *state) judgeStore(w *manifest.Workload, stored []handoff.File) ([]store
 		}
 	}
 	for _, f := range stored {
+		if session, _ := luo.IsSession(f.File); session {
+			// The workload's own LUO session: not an fd luoinit preserves,
+			// and it stays in the store untouched (see owned.go).
+			s.logf("workload %q: fd %q in its fd store is a LUO session of its own: an owned session, not an fd luoinit preserves", w.Name, f.Name)
+			if _, ok := reasons[f.Name]; !ok {
+				reasons[f.Name] = "a LUO session of the workload's own, not an fd luoinit preserves"
+			}
+			continue
+		}
 		switch kind := Kind(f.File); kind {
-		case "memfd":
+		case manifest.KindMemfd:
 			carry = append(carry, storedFD{File: f, kind: kind})
-		case "anon:luo_session":
-			// The workload's own LUO session: not luoinit's to preserve,
-			// and it stays in the store untouched.
-			notCarried(f.Name, "a LUO session of the workload's own, left in the store")
 		default:
 			notCarried(f.Name, kind+": LUO preserves memfds only")
 		}

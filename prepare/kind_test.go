@@ -44,6 +44,35 @@ func TestKind(t *testing.T) {
 	}
 }
 
+// A memfd that came through a live update has no name: its link reads as
+// a deleted file, and it is still what LUO preserves (an unlinked shmem
+// file). An O_TMPFILE on tmpfs is the same thing to the kernel; a file
+// still linked on tmpfs is not.
+func TestKindUnnamedShmem(t *testing.T) {
+	var fs unix.Statfs_t
+	if err := unix.Statfs("/dev/shm", &fs); err != nil || fs.Type != unix.TMPFS_MAGIC {
+		t.Skip("/dev/shm is not a tmpfs here")
+	}
+	fd, err := unix.Open("/dev/shm", unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		t.Skipf("O_TMPFILE on /dev/shm: %v", err)
+	}
+	unnamed := os.NewFile(uintptr(fd), "unnamed")
+	defer unnamed.Close()
+	if got := Kind(unnamed); got != manifest.KindMemfd {
+		t.Errorf("Kind(an unlinked shmem file) = %q, want memfd", got)
+	}
+	linked, err := os.CreateTemp("/dev/shm", "luoinit-kind")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(linked.Name())
+	defer linked.Close()
+	if got := Kind(linked); got != manifest.KindFile {
+		t.Errorf("Kind(a linked tmpfs file) = %q, want file", got)
+	}
+}
+
 // Every kind prepare can write is one the manifest accepts.
 func TestKindOfIsValid(t *testing.T) {
 	for _, tc := range []struct{ target, want string }{

@@ -219,7 +219,7 @@ func TestReadyNotify(t *testing.T) {
 			t0 := BootTime()
 			res := sup.Run([]*Workload{w})[0]
 			if !tc.ready {
-				if res.Ready || res.ReadyErr == nil || !strings.Contains(res.ReadyErr.Error(), "no READY=1 on $NOTIFY_SOCKET within 500ms") {
+				if res.Ready || res.AckedAt != 0 || res.ReadyErr == nil || !strings.Contains(res.ReadyErr.Error(), "no READY=1 on $NOTIFY_SOCKET within 500ms") {
 					t.Fatalf("result %+v, want it reported as never ready", res)
 				}
 				if !strings.Contains(logged(), `workload "sd" (pid`) || !strings.Contains(logged(), "is not back in service") {
@@ -236,5 +236,12 @@ func TestReadyNotify(t *testing.T) {
 				t.Fatalf("the report's last ack %v is not the READY time %v", rep.LastAck(), res.AckedAt)
 			}
 		})
+	}
+}
+
+func TestMergeEnv(t *testing.T) {
+	got := mergeEnv([]string{"A=1", "LUOINIT_HANDOFF_FD=7", "B=2"}, []string{"LUOINIT_HANDOFF_FD=3", "C=3"}, nil, []string{"A=9"})
+	if want := []string{"A=9", "LUOINIT_HANDOFF_FD=3", "B=2", "C=3"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("mergeEnv = %q, want %q", got, want)
 	}
 }

@@ -65,7 +65,7 @@ func workloadMain(args []string) {
 		netcheckMain()
 		return
 	case "sddriver":
-		sdDriverMain()
+		sdDriverMain(args[1:])
 		return
 	case "orphan":
 		orphanMain()

@@ -13,7 +13,8 @@
  *
  * Started with fds (LISTEN_PID is its pid), it checks that exactly "arena"
  * and "journal" came, at fds 3 and 4, with every byte, the stamp and the
- * seals, and says READY=1.
+ * seals, counts the restore in the arena (it stores nothing again: the
+ * store keeps what it has) and says READY=1.
  *
  * Markers on stdout (the console): LUOTEST:SDSTORE_STORED,
  * LUOTEST:SDSTORE_RESTORED, LUOTEST:SDSTORE_FAIL. The verdict also goes to
@@ -39,6 +40,8 @@
 #define ARENA_SIZE (4 << 20)
 #define JOURNAL_SIZE (64 << 10)
 #define STAMP "written after FDSTORE=1"
+#define HEADER 64       /* the arena's first bytes: the stamp, then the restore count */
+#define COUNT_AT 32
 
 /* notify sends one sd_notify(3) datagram to $NOTIFY_SOCKET, with fds
  * attached (SCM_RIGHTS) if n_fds > 0. Returns 0 if there is no socket, 1
@@ -191,7 +194,7 @@ static const char *check(int fd, size_t size, unsigned seed, int stamped)
 	static char why[160];
 	struct stat st;
 	unsigned char *p;
-	size_t from = stamped ? sizeof(STAMP) : 0;
+	size_t from = stamped ? HEADER : 0;
 
 	if (fstat(fd, &st) < 0 || (size_t)st.st_size != size) {
 		snprintf(why, sizeof(why), "size %lld, want %zu", (long long)st.st_size, size);
@@ -232,7 +235,9 @@ static void fresh(void)
 	if ((r = notify("FDSTOREREMOVE=1\nFDNAME=scratch", NULL, 0)) <= 0)
 		fail("FDSTOREREMOVE=1: %d", r);
 	/* The store holds this very memory: what is written now comes along. */
-	if (pwrite(arena, STAMP, sizeof(STAMP), 0) != sizeof(STAMP))
+	unsigned char header[HEADER] = {0};
+	memcpy(header, STAMP, sizeof(STAMP));
+	if (pwrite(arena, header, HEADER, 0) != HEADER)
 		fail("stamping the arena: %s", strerror(errno));
 	notify("READY=1\nSTATUS=fresh: arena, journal, conn stored", NULL, 0);
 	mark("SDSTORE_STORED", "arena journal conn (scratch stored and removed)");
@@ -260,10 +265,16 @@ static void restored(int n, char names[][256])
 		fail("journal: seals %#x, want shrink and grow", seals);
 	if (fcntl(5, F_GETFD) >= 0)
 		fail("fd 5 is open: more fds than LISTEN_FDS");
+	unsigned count = 0;
+	if (pread(3, &count, sizeof(count), COUNT_AT) != sizeof(count))
+		fail("arena: reading the restore count: %s", strerror(errno));
+	count++;
+	if (pwrite(3, &count, sizeof(count), COUNT_AT) != sizeof(count))
+		fail("arena: writing the restore count: %s", strerror(errno));
 	notify("READY=1\nSTATUS=restored arena and journal", NULL, 0);
-	mark("SDSTORE_RESTORED", "LISTEN_FDNAMES=%s LISTEN_PID=%d arena=%d:ok journal=%d:ok seals=ok", list, getpid(), ARENA_SIZE,
-	     JOURNAL_SIZE);
-	result("ok LISTEN_FDNAMES=%s\n", list);
+	mark("SDSTORE_RESTORED", "LISTEN_FDNAMES=%s restores=%u LISTEN_PID=%d arena=%d:ok journal=%d:ok seals=ok", list, count, getpid(),
+	     ARENA_SIZE, JOURNAL_SIZE);
+	result("ok LISTEN_FDNAMES=%s restores=%u\n", list, count);
 }
 
 int main(void)
