@@ -39,8 +39,9 @@ func sdDriverMain(args []string) {
 			vmEnd("PASS", "sdstore got its fd store back: "+r)
 		}
 	}
+	// The next root keeps the kernel image: another update may follow.
 	prep := exec.Command("/bin/luoinit", "prepare", "--config", "/etc/luoinit/config.toml",
-		"--kernel", "/boot/bzImage", "--initrd-from-root", "--reuse-cmdline")
+		"--kernel", "/boot/bzImage", "--initrd-from-root", "--initrd-keep-kernel", "--reuse-cmdline")
 	prep.Stdout, prep.Stderr = os.Stdout, os.Stdout
 	err := prep.Run()
 	vmEnd("FAIL", fmt.Sprintf("luoinit prepare returned instead of rebooting: %v", err))
