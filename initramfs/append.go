@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/luoinit/luoinit/atomicfile"
 )
 
 // Append writes the image at base, byte for byte and whether compressed
@@ -19,7 +21,7 @@ func Append(out, base string, a *Archive) error {
 		return fmt.Errorf("initramfs: base image: %w", err)
 	}
 	defer in.Close()
-	return writeAtomic(out, func(f *os.File) error {
+	return atomicfile.Write(out, 0o644, func(f *os.File) error {
 		n, err := io.Copy(f, in)
 		if err != nil {
 			return fmt.Errorf("appending to %s: %w", base, err)

@@ -24,6 +24,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/luoinit/luoinit/atomicfile"
 	"github.com/u-root/u-root/pkg/cpio"
 )
 
@@ -196,41 +197,10 @@ func (a *Archive) WriteTo(w io.Writer) (int64, error) {
 // WriteFile writes the archive to path atomically: a temporary file in the
 // same directory, synced, then renamed over path.
 func (a *Archive) WriteFile(p string) error {
-	return writeAtomic(p, func(f *os.File) error {
+	return atomicfile.Write(p, 0o644, func(f *os.File) error {
 		_, err := a.WriteTo(f)
 		return err
 	})
-}
-
-// writeAtomic creates p with the content write produces, or leaves
-// nothing behind: a temporary file in the same directory, written,
-// made 0644, synced and renamed over p.
-func writeAtomic(p string, write func(*os.File) error) error {
-	tmp, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".*")
-	if err != nil {
-		return fmt.Errorf("initramfs: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	fail := func(err error) error {
-		tmp.Close()
-		return fmt.Errorf("initramfs: %s: %w", p, err)
-	}
-	if err := write(tmp); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fail(fmt.Errorf("fsync: %w", err))
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("initramfs: %s: %w", p, err)
-	}
-	if err := os.Rename(tmp.Name(), p); err != nil {
-		return fmt.Errorf("initramfs: %w", err)
-	}
-	return nil
 }
 
 type countingWriter struct {

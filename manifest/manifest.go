@@ -20,7 +20,6 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -28,6 +27,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/luoinit/luoinit/atomicfile"
 	"github.com/luoinit/luoinit/handoff"
 	"golang.org/x/sys/unix"
 )
@@ -560,57 +561,14 @@ func (m *Manifest) Marshal() ([]byte, error) {
 	return out, nil
 }
 
-// WriteFile writes the manifest to path atomically (WriteAtomic).
+// WriteFile writes the manifest to path atomically (package atomicfile).
 func (m *Manifest) WriteFile(path string) error {
 	data, err := m.Marshal()
 	if err != nil {
 		return err
 	}
-	if err := WriteAtomic(path, data); err != nil {
+	if err := atomicfile.WriteBytes(path, 0o644, data); err != nil {
 		return fmt.Errorf("manifest: %w", err)
-	}
-	return nil
-}
-
-// WriteAtomic writes data to path so that a reader sees the old file or
-// the new one, never a part: a temporary file in the same directory is
-// written, made 0644, synced and renamed over path, and the directory is
-// synced. On failure nothing is left behind.
-func WriteAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", tmp, err)
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", tmp, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", tmp, err)
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err = d.Sync(); err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
 	}
 	return nil
 }

@@ -40,7 +40,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/luoinit/luoinit/manifest"
+	"github.com/luoinit/luoinit/atomicfile"
 )
 
 // Format is the version of the file this build writes and reads.
@@ -181,7 +181,7 @@ func Write(dir string, st *Status) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("state file: %w", err)
 	}
-	if err := manifest.WriteAtomic(Path(dir), st.Marshal()); err != nil {
+	if err := atomicfile.WriteBytes(Path(dir), 0o644, st.Marshal()); err != nil {
 		return fmt.Errorf("state file: %w", err)
 	}
 	return nil
