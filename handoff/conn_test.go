@@ -133,7 +133,7 @@ func TestReceiveRejectsLies(t *testing.T) {
 		{desc: "ACK instead of FDS", msgs: []rawMsg{{msg(typeFDs, fdsPayload("a")), 1}, {msg(typeAck, []byte{0, 0, 0, 0}), 0}},
 			want: "got ACK, want FDS or DONE", is: ErrProtocol},
 		{desc: "too many fds in a transfer", msgs: manyBatches(),
-			want: "more than 4096 fds in one transfer", is: ErrProtocol},
+			want: fmt.Sprintf("more than %d fds in one transfer", MaxFiles), is: ErrProtocol},
 		{desc: "ERROR in the middle", msgs: []rawMsg{{msg(typeFDs, fdsPayload("a")), 1}, {msg(typeError, []byte("disk on fire")), 0}},
 			want: "peer sent ERROR: disk on fire"},
 		{desc: "peer closes in the middle", msgs: []rawMsg{{msg(typeFDs, fdsPayload("a", "b")), 2}}, close: true,
@@ -321,7 +321,7 @@ func TestSendFilesChecks(t *testing.T) {
 		{"empty name", []File{{"", f}}, `fd name "" is empty`},
 		{"nil file", []File{{"a", nil}}, `fd "a": no *os.File`},
 		{"closed file", []File{{"a", closed}}, `fd "a": `},
-		{"too many", tooMany, "4097 fds in one transfer"},
+		{"too many", tooMany, fmt.Sprintf("%d fds in one transfer", MaxFiles+1)},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			err := a.SendFiles(tc.files)

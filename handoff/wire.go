@@ -20,7 +20,7 @@ const (
 	HeaderSize     = 12    // bytes of the fixed header before the payload
 	MaxPayload     = 32768 // bytes of payload in one message
 	MaxBatch       = 64    // fds (and names) in one FDS message
-	MaxFiles       = 4096  // fds in one transfer (all FDS messages up to DONE)
+	MaxFiles       = 16384 // fds in one transfer (all FDS messages up to DONE): 10,000 memfds in one workload, with room
 	MaxNameLen     = 255   // bytes of an fd name (see ValidateName)
 	MaxWorkloadLen = 55    // bytes of a workload name (see ValidateWorkload)
 	MaxTextLen     = 4096  // bytes of the text of an ACK or ERROR

@@ -28,7 +28,8 @@ handing fds back), finished (every fd and session delivered or left to its
 owner), degraded (data was lost or could not be delivered).
 
 --wait STATE blocks until the state file says STATE, woken by inotify on
-its directory (no polling); with --json it then prints the status.
+its directory (a kernel without inotify makes it read the file every
+50 ms instead); with --json it then prints the status.
 
 Exit status:
   0  printed; or STATE reached

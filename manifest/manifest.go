@@ -337,7 +337,7 @@ func CheckOwnedSession(w *Workload, name string) error {
 	case !utf8.ValidString(name):
 		return fmt.Errorf("session name %q is not valid UTF-8", name)
 	case ReservedSessionName(name):
-		return fmt.Errorf("session %q is in luoinit's own namespace (%q, %q*): a workload cannot own it", name, RecordSession, SessionPrefix)
+		return fmt.Errorf("session %q is in luoinit's own namespace (%s and %s*): a workload cannot own it", name, RecordSession, SessionPrefix)
 	}
 	if w.SessionsMode() != SessionsRetrieve {
 		return nil
@@ -505,7 +505,10 @@ func (c *Config) NewManifest() *Manifest {
 	for i, w := range c.Workloads {
 		w.Argv = cloneStrings(w.Argv)
 		w.Env = cloneStrings(w.Env)
-		w.Session = SessionName(w.Name)
+		if w.Handoff != HandoffNone {
+			// handoff "none": luoinit keeps nothing, so no session of its.
+			w.Session = SessionName(w.Name)
+		}
 		if len(w.FDs) > 0 {
 			fds := make([]FD, len(w.FDs))
 			for j, fd := range w.FDs {
@@ -677,7 +680,11 @@ func (m *Manifest) summaryCounts(b *strings.Builder) {
 // summary writes the workload: how it is found, run and stopped, then its
 // fds.
 func (w *Workload) summary(b *strings.Builder) {
-	fmt.Fprintf(b, "\nworkload %s: session %q, handoff %s", w.Name, w.Session, w.Handoff)
+	if w.Session != "" {
+		fmt.Fprintf(b, "\nworkload %s: session %q, handoff %s", w.Name, w.Session, w.Handoff)
+	} else {
+		fmt.Fprintf(b, "\nworkload %s: handoff %s, no session of luoinit's", w.Name, w.Handoff)
+	}
 	if w.PID != 0 {
 		fmt.Fprintf(b, ", pid %d", w.PID)
 	}

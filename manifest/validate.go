@@ -387,6 +387,10 @@ func (c *checker) workloads(ws []Workload, isManifest bool) {
 			// freeze record's session or another program's. Names are
 			// unique, so sessions are too.
 			switch {
+			case w.Handoff == HandoffNone:
+				if w.Session != "" {
+					c.add(wp+".session", ctx, "handoff %q has no session of luoinit's, but session %q is set", HandoffNone, w.Session).deps = []string{wp + ".handoff"}
+				}
 			case w.Session == "":
 				c.add(wp+".session", ctx, "session is missing")
 			case handoff.ValidateWorkload(w.Name) == nil && w.Session != SessionName(w.Name):

@@ -208,6 +208,7 @@ func TestRejectManifestOnly(t *testing.T) {
 			"manifest.toml:6: timing: preserved is before prepare_start",
 			"manifest.toml:8: timing: first_stopped is after reboot",
 		}},
+		{"session with handoff none", strings.Replace(m, `handoff = "socket"`, `handoff = "none"`, 1), []string{`manifest.toml:6: workload "kv": handoff "none" has no session of luoinit's, but session "luoinit.kv" is set`}},
 		{"owned reserved", m + "[[workload.owned_session]]\nname = \"luoinit.x\"\nvia = \"proc\"\n", []string{`manifest.toml:8: workload "kv": owned session "luoinit.x" is in luoinit's own namespace`}},
 		{"owned reserved bare", m + "[[workload.owned_session]]\nname = \"luoinit\"\nvia = \"proc\"\n", []string{`manifest.toml:8: workload "kv": owned session "luoinit" is in luoinit's own namespace`}},
 		{"owned empty", m + "[[workload.owned_session]]\nname = \"\"\nvia = \"proc\"\n", []string{`manifest.toml:8: workload "kv": owned session name is empty`}},

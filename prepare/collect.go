@@ -41,6 +41,8 @@ func (s *state) collect(ctx context.Context, dev *luo.Device) error {
 				// known, else it just goes down with the kexec.
 				if pid := s.knownPid(w); pid > 0 {
 					s.procs = append(s.procs, newProcess(w.Name, pid, w.StopMode(), w.StopAfter()))
+				} else if s.holdsSessions(i) {
+					s.logf("workload %q has no fds to hand over and its main process is gone; the processes holding its sessions are stopped at the freeze", w.Name)
 				} else {
 					s.logf("workload %q has no fds to hand over and no known pid; not waiting for it", w.Name)
 				}

@@ -98,13 +98,13 @@ func (s *state) findOwned() error {
 		if err := s.ownedFromStore(i); err != nil {
 			return err
 		}
-		pids := procs.workload(w.Name, w.UID, s.knownPid(w))
-		for _, pid := range pids {
+		known := s.knownPid(w)
+		for _, pid := range procs.workload(w.Name, w.UID, known) {
 			found, err := s.ownedFromProc(i, pid)
 			if err != nil {
 				return err
 			}
-			if found && pid != s.knownPid(w) {
+			if found && pid != known {
 				s.holders = append(s.holders, holder{workload: i, pid: pid})
 			}
 		}
@@ -386,4 +386,15 @@ func (s *state) stopHolders() {
 		p.mayBeGone = true
 		s.procs = append(s.procs, p)
 	}
+}
+
+// holdsSessions reports whether processes of workload wi were found
+// holding its sessions.
+func (s *state) holdsSessions(wi int) bool {
+	for _, h := range s.holders {
+		if h.workload == wi {
+			return true
+		}
+	}
+	return false
 }

@@ -169,7 +169,7 @@ func Boot(o BootOptions) (*Report, error) {
 		logf("cannot restore anything: %v", err)
 		ret = &Retrieved{}
 		for _, spec := range m.Workloads {
-			w := &Workload{Spec: spec, Lost: lostAll(spec, err)}
+			w := &Workload{Spec: spec, Lost: lostAll(spec, err), Owned: ownedLost(spec, err)}
 			ret.Workloads = append(ret.Workloads, w)
 			ret.Lost = append(ret.Lost, w.Lost...)
 		}

@@ -57,6 +57,16 @@ func retrieveOwned(dev Device, w *Workload, log func(string, ...any)) {
 	}
 }
 
+// ownedLost records every session spec owns as lost for err: without
+// /dev/liveupdate neither PID 1 nor the owner can retrieve any.
+func ownedLost(spec manifest.Workload, err error) []*Owned {
+	var out []*Owned
+	for _, o := range spec.OwnedSessions {
+		out = append(out, &Owned{OwnedSession: o, Mode: spec.SessionsMode(), Result: status.SessionLost, Err: err})
+	}
+	return out
+}
+
 // leaveWatch tells, for the sessions left to their owners
 // (sessions = "leave"), whether some process took each one.
 //
@@ -87,7 +97,7 @@ func newLeaveWatch(ws []*Workload) *leaveWatch {
 	lw := &leaveWatch{pending: map[string]*Owned{}, held: lookHeld, every: 5 * time.Millisecond}
 	for _, w := range ws {
 		for _, o := range w.Owned {
-			if o.Mode == manifest.SessionsLeave {
+			if o.Mode == manifest.SessionsLeave && o.Result == "" {
 				lw.pending[o.Name] = o
 			}
 		}

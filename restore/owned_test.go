@@ -21,7 +21,7 @@ import (
 func ownedManifest(t *testing.T) []byte {
 	t.Helper()
 	m := &manifest.Manifest{Version: 1, Generation: 2, KernelRelease: "7.3.4", Workloads: []manifest.Workload{
-		{Name: "vmm", Argv: []string{"/bin/vmm"}, Handoff: manifest.HandoffNone, Session: "luoinit.vmm",
+		{Name: "vmm", Argv: []string{"/bin/vmm"}, Handoff: manifest.HandoffNone,
 			OwnedSessions: []manifest.OwnedSession{{Name: "guest-ram", Via: manifest.ViaProc}, {Name: "scratch", Via: manifest.ViaProc}}},
 		{Name: "kv", Argv: []string{"/bin/kv"}, Handoff: manifest.HandoffSocket, Session: "luoinit.kv", Sessions: manifest.SessionsRetrieve,
 			FDs:           []manifest.FD{{Name: "arena", Token: 1, Kind: "memfd"}},
@@ -166,5 +166,45 @@ func TestLeaveWatchStopsWhenAllSeen(t *testing.T) {
 	lw.run(time.Now().Add(10 * time.Second))
 	if time.Since(t0) > 5*time.Second || a.Result != status.SessionTaken || b.Result != status.SessionTaken || a.Pid != 10 || b.Pid != 11 {
 		t.Fatalf("after %v: a %+v b %+v", time.Since(t0), a, b)
+	}
+}
+
+// Without /dev/liveupdate nobody can retrieve a session: every owned
+// session is lost, the state degraded, and nothing is watched for.
+func TestBootOwnedWithoutDevice(t *testing.T) {
+	dir := t.TempDir()
+	mpath := filepath.Join(dir, "manifest.toml")
+	if err := os.WriteFile(mpath, ownedManifest(t), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lookHeld = func() map[string]int { t.Error("watched /proc without a device"); return nil }
+	defer func() { lookHeld = heldSessions }()
+	st := &inProcess{behave: func(name string, c *handoff.Conn) int { pull(name, c); return 0 }}
+	rep, err := Boot(BootOptions{
+		Manifest: mpath, Config: filepath.Join(dir, "none.toml"), StateDir: filepath.Join(dir, "run"),
+		OpenDevice: func() (Device, error) { return nil, fmt.Errorf("luo: open /dev/liveupdate: %w", os.ErrNotExist) },
+		Start:      st,
+		Log:        func(string, ...any) {},
+		Supervisor: Options{HandoffTimeout: 200 * time.Millisecond},
+		ApplyNetwork: func(manifest.Network, func(string, ...any)) (int, []error, time.Duration) {
+			return 0, nil, 0
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := status.Read(filepath.Join(dir, "run"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.State != status.Degraded || got.Lost != 4 {
+		t.Fatalf("state %s, %d lost; want degraded and 4 lost (arena and three sessions)", rep.State, got.Lost)
+	}
+	for _, w := range got.Workloads {
+		for _, s := range w.Sessions {
+			if s.Result != status.SessionLost || !strings.Contains(s.Error, "/dev/liveupdate") {
+				t.Errorf("session %q: %+v, want lost naming the device", s.Name, s)
+			}
+		}
 	}
 }

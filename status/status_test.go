@@ -159,3 +159,22 @@ func TestWaitEnds(t *testing.T) {
 		t.Errorf("waiting for an unknown state succeeded")
 	}
 }
+
+// On a kernel without inotify (the VM-test kernel has no
+// CONFIG_INOTIFY_USER) Wait reads the file every PollInterval.
+func TestPollFallback(t *testing.T) {
+	dir := t.TempDir()
+	go func() {
+		time.Sleep(30 * time.Millisecond)
+		Write(dir, &Status{State: Finished, Generation: 5})
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := poll(ctx, dir, Finished)
+	if err != nil || st.Generation != 5 {
+		t.Fatalf("poll = %+v, %v", st, err)
+	}
+	if _, err := poll(ctx, filepath.Join(dir, "none"), Finished); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("poll of a missing dir = %v", err)
+	}
+}

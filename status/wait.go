@@ -16,17 +16,25 @@ import (
 // reverse) would never return.
 var ErrOtherEnd = errors.New("the restore ended in the other final state")
 
+// PollInterval is how often Wait reads the state file on a kernel built
+// without inotify (CONFIG_INOTIFY_USER off: inotify_init1 gives ENOSYS).
+const PollInterval = 50 * time.Millisecond
+
 // Wait blocks until dir's state file says want, ctx ends, or the restore
 // ends in the other terminal state. It is woken by inotify on dir (the
 // file is replaced by rename, which a watch on the file itself would
-// miss), not by polling. It returns the status that satisfied it. A
-// missing dir gives an error wrapping os.ErrNotExist at once; a missing
-// file is waited for.
+// miss), not by polling; only a kernel without inotify makes it read the
+// file every PollInterval instead. It returns the status that satisfied
+// it. A missing dir gives an error wrapping os.ErrNotExist at once; a
+// missing file is waited for.
 func Wait(ctx context.Context, dir, want string) (*Status, error) {
 	if !Valid(want) {
 		return nil, fmt.Errorf("%q is not a state (%v)", want, States)
 	}
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if errors.Is(err, unix.ENOSYS) {
+		return poll(ctx, dir, want)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("inotify_init1(IN_CLOEXEC|IN_NONBLOCK): %w", err)
 	}
@@ -42,14 +50,9 @@ func Wait(ctx context.Context, dir, want string) (*Status, error) {
 	}
 	buf := make([]byte, 64*(unix.SizeofInotifyEvent+unix.NAME_MAX+1))
 	for {
-		st, err := Read(dir)
-		switch {
-		case err == nil && st.State == want:
-			return st, nil
-		case err == nil && Terminal(st.State) && Terminal(want):
-			return st, fmt.Errorf("%w: waiting for %s, the state is %s", ErrOtherEnd, want, st.State)
-		case err != nil && !errors.Is(err, os.ErrNotExist):
-			return nil, err
+		st, done, err := check(dir, want)
+		if done {
+			return st, err
 		}
 		if err := waitEvent(ctx, fd); err != nil {
 			return st, err
@@ -108,6 +111,41 @@ func waitEvent(ctx context.Context, fd int) error {
 		}
 		if n > 0 {
 			return nil
+		}
+	}
+}
+
+// check reads the state file once: done when want is reached (or can no
+// longer be) or the file cannot be read.
+func check(dir, want string) (*Status, bool, error) {
+	st, err := Read(dir)
+	switch {
+	case err == nil && st.State == want:
+		return st, true, nil
+	case err == nil && Terminal(st.State) && Terminal(want):
+		return st, true, fmt.Errorf("%w: waiting for %s, the state is %s", ErrOtherEnd, want, st.State)
+	case err != nil && !errors.Is(err, os.ErrNotExist):
+		return nil, true, err
+	}
+	return st, false, nil
+}
+
+// poll is Wait on a kernel without inotify.
+func poll(ctx context.Context, dir, want string) (*Status, error) {
+	if _, err := os.Stat(dir); err != nil {
+		return nil, err
+	}
+	t := time.NewTicker(PollInterval)
+	defer t.Stop()
+	for {
+		st, done, err := check(dir, want)
+		if done {
+			return st, err
+		}
+		select {
+		case <-ctx.Done():
+			return st, ctx.Err()
+		case <-t.C:
 		}
 	}
 }

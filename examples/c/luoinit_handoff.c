@@ -33,7 +33,7 @@ enum { PUSH = 1, PULL = 2 };
 #define HDR 12
 #define MAX_PAYLOAD 32768
 #define MAX_BATCH 64
-#define MAX_FILES 4096
+#define MAX_FILES 16384
 #define TIMEOUT_MS 5000 /* the whole exchange, connect to ACK */
 
 static void put16(uint8_t *p, uint16_t v) { p[0] = v; p[1] = v >> 8; }
@@ -288,7 +288,7 @@ static int pull(const char *workload, int *fds, char names[][256])
 			if (n < MAX_FILES)
 				fds[n++] = got[i];
 			else
-				close(got[i]), why = "more than 4096 fds";
+				close(got[i]), why = "more than 16384 fds";
 		if (m < 0 || (m == 0 && ngot == 0 && closed(s))) {
 			fprintf(stderr, "pull: %s\n", m == 0 ? "luoinit closed the connection" : strerror(errno));
 			goto fail_quiet;

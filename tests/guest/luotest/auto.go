@@ -346,6 +346,9 @@ func pid1CancelMain() {
 	if b, _ := os.ReadFile("/sys/kernel/kexec_loaded"); strings.TrimSpace(string(b)) != "1" {
 		vmEnd("FAIL", fmt.Sprintf("prepared, but kexec_loaded is %q", b))
 	}
+	if out, err := exec.Command("/bin/luoinit", "status", "--wait", "prepared", "--timeout", "10s").CombinedOutput(); err != nil {
+		vmEnd("FAIL", fmt.Sprintf("luoinit status --wait prepared: %v: %s", err, out))
+	}
 	cmd.Process.Signal(unix.SIGTERM)
 	err := cmd.Wait()
 	var ee *exec.ExitError
@@ -366,7 +369,10 @@ func pid1CancelMain() {
 	if st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); pid == 0 || !strings.Contains(string(st), ") S ") && !strings.Contains(string(st), ") R ") {
 		vmEnd("FAIL", fmt.Sprintf("workload kv (pid %d) is not running after the cancel: %q", pid, st))
 	}
-	fmt.Printf("\nLUOTEST:CANCELLED by PID 1: exit 1, sessions closed, kexec unloaded, kv running\n")
+	if out, err := exec.Command("/bin/luoinit", "status", "--wait", "normal", "--timeout", "10s").CombinedOutput(); err != nil {
+		vmEnd("FAIL", fmt.Sprintf("the state after the cancel: %v: %s", err, out))
+	}
+	fmt.Printf("\nLUOTEST:CANCELLED by PID 1: exit 1, sessions closed, kexec unloaded, kv running, state prepared then normal again\n")
 	out2, code, err := runPrepare("--config", "/etc/luoinit/config.toml", "--kernel", "/boot/bzImage", "--initrd-from-root", "--dry-run")
 	if err != nil || code != 0 || !strings.Contains(out2, `session = "luoinit.kv"`) {
 		vmEnd("FAIL", fmt.Sprintf("a dry run after the cancel: exit %d, %v: %s", code, err, lastLines(out2, 4)))

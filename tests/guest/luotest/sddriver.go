@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 )
 
@@ -25,7 +24,6 @@ func sdDriverMain(args []string) {
 	takeHandoff("driver")
 	state := waitState("settled", func(st string) bool { return !stateIs("restoring")(st) })
 	r := waitResult()
-	generation := 0
 	if strings.Contains(state, "boot=normal") {
 		if r != "stored" {
 			vmEnd("FAIL", "sdstore did not store its fds: "+r)
@@ -40,20 +38,10 @@ func sdDriverMain(args []string) {
 		case strings.Contains(state, fmt.Sprintf("generation=%d\n", *updates)):
 			vmEnd("PASS", "sdstore got its fd store back: "+r)
 		}
-		for _, kv := range strings.Fields(state) {
-			if v, ok := strings.CutPrefix(kv, "generation="); ok {
-				generation, _ = strconv.Atoi(v)
-			}
-		}
 	}
-	prepArgs := []string{"prepare", "--config", "/etc/luoinit/config.toml",
-		"--kernel", "/boot/bzImage", "--initrd-from-root", "--reuse-cmdline"}
-	if generation+1 < *updates {
-		// Another live update follows from the next root: it needs the
-		// kernel image, which prepare leaves out by default.
-		prepArgs = append(prepArgs, "--initrd-keep-kernel")
-	}
-	prep := exec.Command("/bin/luoinit", prepArgs...)
+	// The next root keeps the kernel image: another update may follow.
+	prep := exec.Command("/bin/luoinit", "prepare", "--config", "/etc/luoinit/config.toml",
+		"--kernel", "/boot/bzImage", "--initrd-from-root", "--initrd-keep-kernel", "--reuse-cmdline")
 	prep.Stdout, prep.Stderr = os.Stdout, os.Stdout
 	err := prep.Run()
 	vmEnd("FAIL", fmt.Sprintf("luoinit prepare returned instead of rebooting: %v", err))
