@@ -11,6 +11,7 @@ import (
 	"github.com/luoinit/luoinit/luo"
 	"github.com/luoinit/luoinit/manifest"
 	"github.com/luoinit/luoinit/netconf"
+	"golang.org/x/sys/unix"
 )
 
 // Boot kinds and progress, as written to the state file.
@@ -42,6 +43,8 @@ type BootOptions struct {
 	// ApplyNetwork puts a network configuration in place; default
 	// netconf.Apply.
 	ApplyNetwork func(n manifest.Network, logf func(string, ...any)) (int, []error, time.Duration)
+	// Release is this kernel's release; default uname -r.
+	Release string
 }
 
 // Report is what a boot did.
@@ -49,12 +52,16 @@ type Report struct {
 	Kind       string // normal, updated or degraded
 	State      string // finished or degraded at the end
 	Generation uint64
-	Timing     manifest.Timing
-	Results    []Result
-	Lost       []Lost
-	Started    time.Duration // CLOCK_BOOTTIME at init start
-	Retrieved  time.Duration // CLOCK_BOOTTIME when every fd was retrieved
-	Done       time.Duration // CLOCK_BOOTTIME when every first handoff ended
+	// FromKernel and ToKernel are the releases a live update went from
+	// (the manifest's kernel_release) and to (this kernel); "" on a cold
+	// boot.
+	FromKernel, ToKernel string
+	Timing               manifest.Timing
+	Results              []Result
+	Lost                 []Lost
+	Started              time.Duration // CLOCK_BOOTTIME at init start
+	Retrieved            time.Duration // CLOCK_BOOTTIME when every fd was retrieved
+	Done                 time.Duration // CLOCK_BOOTTIME when every first handoff ended
 	// Network figures: changes made, failures, time spent.
 	NetworkChanges  int
 	NetworkFailures int
@@ -136,8 +143,13 @@ func Boot(o BootOptions) (*Report, error) {
 		return coldBoot(o, rep, logf)
 	}
 	rep.Kind, rep.Generation, rep.Timing = StateUpdated, m.Generation, m.Timing
+	rep.FromKernel, rep.ToKernel = m.KernelRelease, o.release()
 	state(StateRestoring)
-	logf("live update boot: generation %d, manifest written %s by kernel %s, %d workloads", m.Generation, m.Written.Format(time.RFC3339), m.KernelRelease, len(m.Workloads))
+	logf("live update boot: generation %d, updated from kernel %s to %s, manifest written %s, %d workloads",
+		m.Generation, orUnknown(rep.FromKernel), orUnknown(rep.ToKernel), m.Written.Format(time.RFC3339), len(m.Workloads))
+	if want := m.NextKernel.Release; want != "" && want != rep.ToKernel {
+		logf("the manifest was written for kernel %s but this is %s: the image at the kexec was not the one checked", want, orUnknown(rep.ToKernel))
+	}
 
 	var ret *Retrieved
 	dev, err := o.OpenDevice()
@@ -184,6 +196,25 @@ func Boot(o BootOptions) (*Report, error) {
 	return rep, nil
 }
 
+// release is the running kernel's release: BootOptions.Release, else uname -r.
+func (o BootOptions) release() string {
+	if o.Release != "" {
+		return o.Release
+	}
+	var uts unix.Utsname
+	if err := unix.Uname(&uts); err != nil {
+		return ""
+	}
+	return unix.ByteSliceToString(uts.Release[:])
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "(unknown)"
+	}
+	return s
+}
+
 // applyNetwork brings the network up before any workload starts (the
 // loopback always). Each failure is logged by what failed; the workloads
 // start all the same.
@@ -227,6 +258,9 @@ func writeState(dir string, r *Report) error {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "state=%s\nboot=%s\ngeneration=%d\nlost=%d\n", r.State, r.Kind, r.Generation, len(r.Lost))
+	if r.FromKernel != "" || r.ToKernel != "" {
+		fmt.Fprintf(&b, "from_kernel=%s\nto_kernel=%s\n", r.FromKernel, r.ToKernel)
+	}
 	// Figures, once the first handoffs are over (durations in ns).
 	if r.Done > 0 {
 		lastAck := r.LastAck()
