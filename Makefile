@@ -2,7 +2,7 @@
 #
 #   make demo     a live update (kexec with preserved memfds) in a VM
 #   make test     every test: lint, unit, uapi layout, VM scenarios
-#   make kernel   build (or reuse the cached) VM-test kernel
+#   make kernel   build (or reuse the cached) default VM-test kernel
 #   make vmtest   the VM scenarios only
 #   make unit     unit tests only (no VM, no root)
 #   make build    bin/luoinit, static
@@ -17,6 +17,13 @@ export LUOINIT_CACHE := $(CACHE)
 
 # The kernel's path comes from build.sh on stdout; its progress goes to stderr.
 KERNEL_CMD = tests/kernel/build.sh "$(CACHE)"
+# The cross-version scenarios also need the newest kernel of the previous
+# series and the default with its LUO ABI string changed (built
+# incrementally from the default's kept objects, about a minute).
+KERNEL_PREV_SERIES ?= 7.2
+KERNEL_ABI_VARIANT ?= luo-v6
+KERNEL_PREV_CMD = tests/kernel/build.sh --source $(KERNEL_PREV_SERIES) "$(CACHE)"
+KERNEL_ABI_CMD = tests/kernel/build.sh --luo-abi $(KERNEL_ABI_VARIANT) "$(CACHE)"
 
 .PHONY: all build bench deps kernel test lint unit layout vmtest demo fuzz clean
 
@@ -48,9 +55,11 @@ layout: deps
 	$(GO) test -count=1 -v -run TestUAPIMatchesKernelHeader ./luo/
 
 vmtest: deps
-	@k=$$($(KERNEL_CMD)) && echo "VM tests on kernel $$(cat $$(dirname $$k)/version) ($$k)" && \
-	LUOINIT_KERNEL=$$k LUOINIT_VMTEST=required \
-	$(GO) test -count=1 -v -timeout 40m ./tests/scenarios/
+	@k=$$($(KERNEL_CMD)) && prev=$$($(KERNEL_PREV_CMD)) && abi=$$($(KERNEL_ABI_CMD)) && \
+	echo "VM tests on kernel $$(cat $$(dirname $$k)/version) ($$k)," \
+	  "across versions with $$(cat $$(dirname $$prev)/version), refusing $$(cat $$(dirname $$abi)/version)" && \
+	LUOINIT_KERNEL=$$k LUOINIT_KERNEL_PREV=$$prev LUOINIT_KERNEL_ABI=$$abi LUOINIT_VMTEST=required \
+	$(GO) test -count=1 -v -timeout 60m ./tests/scenarios/
 
 test: deps lint unit layout vmtest
 
@@ -72,6 +81,8 @@ fuzz:
 	$(GO) test -run XXX -fuzz '^FuzzParseMountinfo$$' -fuzztime $(FUZZTIME) ./pid1/
 	$(GO) test -run XXX -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME) ./examples/kvcache/
 	$(GO) test -run XXX -fuzz '^FuzzOpenArena$$' -fuzztime $(FUZZTIME) ./examples/kvcache/
+	$(GO) test -run XXX -fuzz '^FuzzReadImage$$' -fuzztime $(FUZZTIME) ./preflight/
+	$(GO) test -run XXX -fuzz '^FuzzScanner$$' -fuzztime $(FUZZTIME) ./preflight/
 
 clean:
 	rm -rf $(BIN)

@@ -35,7 +35,7 @@ var compatRE = regexp.MustCompile(`^(kho|luo|memfd|memblock|reserve-mem)-v[0-9]{
 
 // Limits of the scanner, so hostile input costs bounded memory.
 const (
-	maxRun       = 32      // longest printable run examined as a compatible string
+	maxRun       = 64      // longest printable run examined for a compatible string
 	maxIKConfig  = 1 << 20 // compressed in-kernel config (CONFIG_IKCONFIG), ~30 KiB in practice
 	maxConfigOut = 4 << 20 // its decompressed size
 	maxPerPrefix = 8       // distinct versions kept per prefix
@@ -52,8 +52,10 @@ var (
 // A compatible string is a NUL-terminated C string: in .rodata after the
 // previous string's NUL, or inline in a structure after a pointer (the
 // memfd handler's). The scanner takes every printable run that ends in a
-// NUL and matches compatRE whole; whatever byte precedes it is not
-// printable, or it would be part of the run.
+// NUL and matches compatRE whole, or ends in a match after a separator:
+// the linker merges a string into the tail of a longer one that ends the
+// same way ("luo-v6" into the release "7.3.4-luo-v6" of a kernel built
+// with that local version).
 // The config (CONFIG_IKCONFIG) is a gzip stream between the markers
 // "IKCFG_ST" and "IKCFG_ED" (kernel/configs.c).
 type scanner struct {
@@ -119,12 +121,35 @@ func (s *scanner) endRun(c byte) {
 		switch {
 		case c == 0 && compatRE.Match(run):
 			s.add(string(run))
+		case c == 0:
+			if i := compatTail(run); i > 0 {
+				s.add(string(run[i:]))
+			}
 		case !s.ikcfgEnd && s.ikcfg == nil && bytes.HasSuffix(run, ikcfgStart):
 			s.inIKCfg = true
 			s.ikcfg = append(make([]byte, 0, 64<<10), c)
 		}
 	}
 	s.runLen = 0
+}
+
+// compatTail returns where a compatible string starts at the end of run,
+// after a byte that is not a letter or digit; 0 if none does.
+func compatTail(run []byte) int {
+	for _, a := range ABIs {
+		i := bytes.LastIndex(run, []byte(a.Prefix))
+		if i <= 0 || isAlnum(run[i-1]) {
+			continue
+		}
+		if compatRE.Match(run[i:]) {
+			return i
+		}
+	}
+	return 0
+}
+
+func isAlnum(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
 
 func (s *scanner) add(compat string) {
