@@ -34,9 +34,9 @@ func fakeKernel(luo string, config bool) []byte {
 	b.WriteString("\x00Linux version 7.3.4 (x@y) #1\x00kho-v4\x00" + luo + "\x00reserve-mem-v1\x00")
 	b.Write([]byte{0x00, 0xe0, 0xd1, 0x41, 0x81, 0xff, 0xff, 0xff, 0xff}) // a pointer
 	b.WriteString("memfd-v2\x00\x00\x00\x00")
-	b.WriteString("xmemblock-v9\x00")       // inside a word: not a compatible string
+	b.WriteString("xmemblock-v9\x00")          // inside a word: not a compatible string
 	b.WriteString("kho-v4 is the version\x00") // not NUL-terminated right after
-	b.WriteString("7.3.4-memblock-v1\x00")   // merged into a longer string's tail
+	b.WriteString("7.3.4-memblock-v1\x00")     // merged into a longer string's tail
 	if config {
 		var z bytes.Buffer
 		w := gzip.NewWriter(&z)

@@ -10,17 +10,20 @@
 //	}
 //	if err := rep.Err(); err != nil { ... } // refuse the update
 //
-// The running kernel's compatible strings come from, in this order (the
-// first that exists wins): an image named by the caller (RunningKernel);
-// what luoinit recorded when it loaded this kernel (the previous live
-// update's manifest, if its release is this kernel's); the image at
-// /boot/vmlinuz-<release>. Neither /proc nor /sys exposes them (KHO's
-// debugfs shows the outgoing tree but not LUO's version).
+// The running kernel's compatible strings: a whole set comes from the
+// first of an image named by the caller (RunningKernel), what luoinit
+// recorded when it loaded this kernel (the previous live update's
+// manifest, if its release is this kernel's), the image at
+// /boot/vmlinuz-<release>. Over that set, KHO's debugfs wins where it
+// speaks (KHODebugfs, if debugfs is mounted): it is the running kernel's
+// own outgoing state and shows the KHO and LUO versions (not memfd's).
+// Neither /proc nor sysfs shows any of them.
 package preflight
 
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -84,7 +87,7 @@ type Options struct {
 	InitramfsSize int64
 	Device        string // the LUO device; default /dev/liveupdate
 
-	root string // tests: prefix of /proc, /boot and the device
+	root string // tests: prefix of /proc, /sys, /boot and the device
 	// release is the running kernel's; tests set it, default uname -r.
 	release string
 }
@@ -94,6 +97,9 @@ type Running struct {
 	Release string
 	Compat  map[string]string // ABI prefix -> compatible string
 	Source  string            // where Compat came from; "" if unknown
+	// Complete: Compat came from an image or a record, so an ABI it lacks
+	// is one the running kernel does not write (debugfs shows only some).
+	Complete bool
 }
 
 // Report is the outcome of Run.
@@ -177,9 +183,19 @@ func (r *Report) readNext(o Options) {
 		o.Kernel, orUnknown(im.Release()), p>>8, p&0xff, im.Compression, im.Size>>10)
 }
 
-// readRunning finds the running kernel's compatible strings.
+// KHODebugfs is where KHO's debugfs shows the tree the running kernel
+// will hand over (CONFIG_KEXEC_HANDOVER_DEBUGFS, debugfs mounted): "fdt",
+// whose root is compatible with the KHO version, and one blob per subtree
+// under sub_fdts; LUO's begins with its ABI string.
+const KHODebugfs = "/sys/kernel/debug/kho/out"
+
+// readRunning finds the running kernel's compatible strings: a whole set
+// from an image or the record (see the package doc for the order), and
+// over it what KHO's debugfs shows, which is the running kernel's own
+// outgoing state and so wins where it speaks.
 func (r *Report) readRunning(o Options) {
-	r.Running = Running{Release: o.release}
+	r.Running = Running{Release: o.release, Compat: map[string]string{}}
+	var sources []string
 	// fromImage reads path; an image the operator named is used even if its
 	// release differs (a rebuild of the same release is exactly the case to
 	// catch), one found by release only if it matches.
@@ -197,13 +213,12 @@ func (r *Report) readRunning(o Options) {
 			}
 			source += " (release " + orUnknown(rel) + ", taken as the running kernel's as asked)"
 		}
-		r.Running.Compat = map[string]string{}
 		for _, a := range ABIs {
 			if c, _ := im.ABI(a); c != "" {
 				r.Running.Compat[a.Prefix] = c
 			}
 		}
-		r.Running.Source = source
+		sources = append(sources, source)
 		return true
 	}
 	boot := o.path("/boot/vmlinuz-" + o.release)
@@ -214,21 +229,40 @@ func (r *Report) readRunning(o Options) {
 			return
 		}
 	case o.Recorded != nil && o.Recorded.Release == o.release && len(o.Recorded.Compatible) > 0:
-		r.Running.Compat = map[string]string{}
 		for _, c := range o.Recorded.Compatible {
 			if i := strings.LastIndex(c, "-v"); i > 0 {
 				r.Running.Compat[c[:i+2]] = c
 			}
 		}
-		r.Running.Source = "recorded when luoinit loaded it (" + o.Recorded.From + ")"
+		sources = append(sources, "recorded when luoinit loaded it ("+o.Recorded.From+")")
 	default:
-		if _, err := os.Stat(boot); err == nil && fromImage(boot, false) {
-			break
+		if _, err := os.Stat(boot); err == nil {
+			fromImage(boot, false)
 		}
-		r.add("running kernel", Warn, "the compatible strings %s writes are unknown (no --running-kernel image, no record from a previous live update, no %s): the next kernel is checked alone",
-			o.release, boot)
+	}
+	r.Running.Complete = len(sources) > 0
+
+	dir := o.path(KHODebugfs)
+	if dbg, err := readDebugfs(dir); err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			r.add("running kernel", Warn, "KHO debugfs: %v", err)
+		}
+	} else if len(dbg) > 0 {
+		for prefix, c := range dbg {
+			if was := r.Running.Compat[prefix]; was != "" && was != c {
+				r.add("running kernel", Warn, "%s says %s, but the running kernel's outgoing KHO tree (%s) has %s: taking %s",
+					sources[0], was, dir, c, c)
+			}
+			r.Running.Compat[prefix] = c
+		}
+		sources = append(sources, "KHO debugfs "+dir)
+	}
+	if len(sources) == 0 {
+		r.add("running kernel", Warn, "the compatible strings %s writes are unknown (no --running-kernel image, no record from a previous live update, no %s, no %s): the next kernel is checked alone",
+			o.release, boot, dir)
 		return
 	}
+	r.Running.Source = strings.Join(sources, " and ")
 	var known []string
 	for _, a := range ABIs {
 		if c := r.Running.Compat[a.Prefix]; c != "" {
@@ -236,6 +270,47 @@ func (r *Report) readRunning(o Options) {
 		}
 	}
 	r.add("running kernel", OK, "writes %s (from %s)", strings.Join(known, " "), r.Running.Source)
+}
+
+// Limits on what is read from debugfs.
+const (
+	maxDebugfsFiles = 64
+	maxDebugfsFile  = 1 << 20
+)
+
+// readDebugfs scans the blobs of KHO's outgoing tree in dir for compatible
+// strings; a name found in several versions is left out.
+func readDebugfs(dir string) (map[string]string, error) {
+	names := []string{filepath.Join(dir, "fdt")}
+	subs, err := os.ReadDir(filepath.Join(dir, "sub_fdts"))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	for _, e := range subs {
+		if e.Type().IsRegular() && len(names) < maxDebugfsFiles {
+			names = append(names, filepath.Join(dir, "sub_fdts", e.Name()))
+		}
+	}
+	sc := newScanner()
+	for _, n := range names {
+		f, err := os.Open(n)
+		if err != nil {
+			return nil, err
+		}
+		_, err = io.Copy(sc, io.LimitReader(f, maxDebugfsFile))
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", n, err)
+		}
+		sc.Write([]byte{0}) // a blob's last run ends with it
+	}
+	out := map[string]string{}
+	for prefix, v := range sc.found {
+		if len(v) == 1 {
+			out[prefix] = v[0]
+		}
+	}
+	return out, nil
 }
 
 // checkABIs: each format the next kernel reads is the one the running
@@ -260,7 +335,7 @@ func (r *Report) checkABIs() {
 			r.add(a.Name, Warn, "the next kernel does not read %s state, which the running kernel writes (%s)", a.Name, running)
 		case next == "":
 			// Neither kernel has this optional format.
-		case r.Running.Source == "":
+		case running == "" && !r.Running.Complete:
 			r.add(a.Name, OK, "the next kernel reads %s (the running kernel's version unknown)", next)
 		case running == "":
 			r.add(a.Name, OK, "the next kernel reads %s; the running kernel writes none", next)

@@ -34,6 +34,20 @@ func writeImage(t *testing.T, path, luo string, config bool) string {
 	return path
 }
 
+// fakeDebugfs writes KHO's outgoing tree as debugfs shows it: the root
+// FDT (its compatible property after a big-endian name offset) and LUO's
+// raw blob, which begins with the ABI string padded to 8 bytes.
+func fakeDebugfs(t *testing.T, root, luo string) {
+	t.Helper()
+	dir := filepath.Join(root, KHODebugfs)
+	os.MkdirAll(filepath.Join(dir, "sub_fdts"), 0o755)
+	fdt := []byte("\xd0\x0d\xfe\xed\x00\x00\x00\x03\x00\x00\x00\x07\x00\x00\x00\x00kho-v4\x00\x00\x00\x00\x00\x09compatible\x00")
+	os.WriteFile(filepath.Join(dir, "fdt"), fdt, 0o400)
+	blob := append([]byte(luo), make([]byte, 8-len(luo)%8)...)
+	blob = append(blob, 1, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x10, 0x32, 0x54, 0, 0, 0, 0)
+	os.WriteFile(filepath.Join(dir, "sub_fdts", "LUO"), blob, 0o400)
+}
+
 const plentyMem = "MemTotal:        1000000 kB\nMemFree:          900000 kB\nMemAvailable:     900000 kB\nShmem:            100000 kB\n"
 
 func TestRun(t *testing.T) {
@@ -50,6 +64,7 @@ func TestRun(t *testing.T) {
 		meminfo string
 		device  bool
 		bootLUO string
+		debugfs string // the LUO string of a fake KHO debugfs
 		// fail: the checks that must fail (none: Err is nil); line: a
 		// finding that must be there.
 		fail []string
@@ -94,6 +109,12 @@ func TestRun(t *testing.T) {
 		{desc: "no memory to start", o: Options{Kernel: next5, Cmdline: cmd, InitramfsSize: 100 << 20},
 			meminfo: "MemTotal: 1000000 kB\nMemAvailable: 900000 kB\nShmem: 900000 kB\n", device: true, bootLUO: "luo-v5",
 			fail: []string{"memory"}, line: "could not start beside the preserved memory"},
+		{desc: "debugfs wins over /boot", o: Options{Kernel: next5, Cmdline: cmd}, debugfs: "luo-v6", device: true, bootLUO: "luo-v5",
+			fail: []string{"LUO"}, line: "has luo-v6: taking luo-v6"},
+		{desc: "debugfs alone", o: Options{Kernel: next5, Cmdline: cmd}, debugfs: "luo-v5", device: true,
+			line: "ok   memfd: the next kernel reads memfd-v2 (the running kernel's version unknown)"},
+		{desc: "debugfs alone, LUO differs", o: Options{Kernel: next6, Cmdline: cmd}, debugfs: "luo-v5", device: true,
+			fail: []string{"LUO"}, line: "writes kho-v4 luo-v5 (from KHO debugfs "},
 		{desc: "no meminfo", o: Options{Kernel: next5, Cmdline: cmd}, meminfo: "nothing", device: true, bootLUO: "luo-v5",
 			line: "warn memory:"},
 	} {
@@ -104,6 +125,9 @@ func TestRun(t *testing.T) {
 			}
 			o := tc.o
 			o.root = fakeSystem(t, mem, tc.device, tc.bootLUO)
+			if tc.debugfs != "" {
+				fakeDebugfs(t, o.root, tc.debugfs)
+			}
 			o.release = "7.3.4"
 			rep := Run(o)
 			var lines, failed []string

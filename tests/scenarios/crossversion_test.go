@@ -123,13 +123,17 @@ func TestPreflightRefusesABI(t *testing.T) {
 	if len(res.Find("REFUSED_SERVING")) != 1 {
 		t.Errorf("no REFUSED_SERVING marker: kvcache was not checked after the refusal")
 	}
-	var refusedLUO, goodPassed bool
+	for _, m := range res.Find("KHO_DEBUGFS") {
+		t.Logf("KHO debugfs shows: %s", m.Text)
+	}
+	var refusedLUO, goodPassed, debugfs bool
 	for _, m := range res.Find("PREFLIGHT") {
 		t.Logf("luoinit preflight: %s", m.Text)
 		refusedLUO = refusedLUO || strings.Contains(m.Text, "FAIL LUO: the next kernel reads luo-v6 but the running kernel writes luo-v5")
 		goodPassed = goodPassed || strings.Contains(m.Text, "can take over the live update state")
+		debugfs = debugfs || strings.Contains(m.Text, "writes kho-v4 luo-v5 memfd-v2 memblock-v1 reserve-mem-v1 (from image /boot/vmlinuz-"+k.Version+" and KHO debugfs")
 	}
-	if !refusedLUO || !goodPassed {
-		t.Errorf("luoinit preflight: LUO refusal seen %v, the good kernel passed %v", refusedLUO, goodPassed)
+	if !refusedLUO || !goodPassed || !debugfs {
+		t.Errorf("luoinit preflight: LUO refusal seen %v, the good kernel passed %v, KHO debugfs read %v", refusedLUO, goodPassed, debugfs)
 	}
 }

@@ -6,8 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -153,6 +155,18 @@ func refusedDemo(prepArgs []string, want, keys string) {
 		vmEnd("FAIL", fmt.Sprintf("kvcache after the dry run: %v: %s", err, out))
 	}
 
+	// The standalone preflight also reads KHO's debugfs, where mounted.
+	if err := unix.Mount("debugfs", "/sys/kernel/debug", "debugfs", 0, ""); err != nil {
+		vmEnd("FAIL", fmt.Sprintf("mount debugfs: %v", err))
+	}
+	var shown []string
+	filepath.WalkDir("/sys/kernel/debug/kho", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			shown = append(shown, p)
+		}
+		return nil
+	})
+	fmt.Printf("\nLUOTEST:KHO_DEBUGFS %s\n", strings.Join(shown, " "))
 	for _, k := range []string{"/boot/bzImage", running} {
 		cmd := exec.Command("/bin/luoinit", "preflight", "--kernel", k, "--reuse-cmdline")
 		var pout bytes.Buffer
