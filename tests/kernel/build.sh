@@ -21,9 +21,10 @@
 # against. A lock serialises concurrent builds, and a finished build is
 # published by rename, so a reader never sees half a kernel.
 #
-# An unpatched build keeps its object tree in
+# The default build (no --source) and the base of a variant keep their
+# object tree in
 #   CACHE_DIR/kernel/.obj-<source version>-<fragment hash>/
-# (about 200 MiB), so that a variant is an incremental build of a copy of
+# (about 210 MiB), so that a variant is an incremental build of a copy of
 # it: only the few files that include luo.h and the version recompile,
 # about a minute instead of 8-11.
 #
@@ -157,7 +158,11 @@ if [ -z "$luoabi" ] || [ ! -f "$objs/vmlinux" ]; then
   # A variant's base may be cached already (without its objects).
   [ -f "$cache/kernel/$base/bzImage" ] || publish "$build" "$base"
   rm -rf "$objs"
-  mv "$build" "$objs"
+  if [ -z "$spec" ] || [ -n "$luoabi" ]; then
+    mv "$build" "$objs"
+  else
+    rm -rf "$build"
+  fi
   if [ -z "$luoabi" ]; then
     echo "$out/bzImage"
     exit 0
