@@ -46,6 +46,7 @@ func fakeDebugfs(t *testing.T, root, luo string) {
 	blob := append([]byte(luo), make([]byte, 8-len(luo)%8)...)
 	blob = append(blob, 1, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x10, 0x32, 0x54, 0, 0, 0, 0)
 	os.WriteFile(filepath.Join(dir, "sub_fdts", "LUO"), blob, 0o400)
+	os.WriteFile(filepath.Join(dir, "scratch_len"), []byte("0x1000000\n0x800000\n"), 0o400) // 24 MiB
 }
 
 const plentyMem = "MemTotal:        1000000 kB\nMemFree:          900000 kB\nMemAvailable:     900000 kB\nShmem:            100000 kB\n"
@@ -115,6 +116,10 @@ func TestRun(t *testing.T) {
 			line: "ok   memfd: the next kernel reads memfd-v2 (the running kernel's version unknown)"},
 		{desc: "debugfs alone, LUO differs", o: Options{Kernel: next6, Cmdline: cmd}, debugfs: "luo-v5", device: true,
 			fail: []string{"LUO"}, line: "writes kho-v4 luo-v5 (from KHO debugfs "},
+		{desc: "fits in scratch", o: Options{Kernel: next5, Cmdline: cmd, InitramfsSize: 10 << 20}, debugfs: "luo-v5", device: true,
+			line: "20 MiB in the 24 MiB of KHO scratch"},
+		{desc: "scratch too small", o: Options{Kernel: next5, Cmdline: cmd, InitramfsSize: 20 << 20}, debugfs: "luo-v5", device: true,
+			fail: []string{"memory"}, line: "do not fit in KHO's scratch area"},
 		{desc: "no meminfo", o: Options{Kernel: next5, Cmdline: cmd}, meminfo: "nothing", device: true, bootLUO: "luo-v5",
 			line: "warn memory:"},
 	} {
