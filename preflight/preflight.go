@@ -30,6 +30,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/luoinit/luoinit/luo"
 	"golang.org/x/sys/unix"
 )
 
@@ -86,7 +87,7 @@ type Options struct {
 	// InitramfsSize is the next initramfs's size in bytes or an estimate;
 	// 0 leaves it out of the memory check.
 	InitramfsSize int64
-	Device        string // the LUO device; default /dev/liveupdate
+	Device        string // the LUO device; default luo.DefaultPath
 
 	root string // tests: prefix of /proc, /sys, /boot and the device
 	// release is the running kernel's; tests set it, default uname -r.
@@ -136,7 +137,7 @@ func (r *Report) Err() error {
 // /proc; it opens nothing exclusive and changes nothing.
 func Run(o Options) *Report {
 	if o.Device == "" {
-		o.Device = "/dev/liveupdate"
+		o.Device = luo.DefaultPath
 	}
 	if o.release == "" {
 		var uts unix.Utsname
