@@ -236,7 +236,7 @@ func (r *Report) readRunning(o Options) {
 				r.Running.Compat[c[:i+2]] = c
 			}
 		}
-		sources = append(sources, "recorded when luoinit loaded it ("+o.Recorded.From+")")
+		sources = append(sources, "luoinit's record of loading it ("+o.Recorded.From+")")
 	default:
 		if _, err := os.Stat(boot); err == nil {
 			fromImage(boot, false)

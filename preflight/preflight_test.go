@@ -78,7 +78,7 @@ func TestRun(t *testing.T) {
 		{desc: "the named image wins over /boot", o: Options{Kernel: next5, Cmdline: cmd, RunningKernel: running6}, device: true, bootLUO: "luo-v5",
 			fail: []string{"LUO"}, line: "running kernel writes luo-v6"},
 		{desc: "the record wins over /boot", o: Options{Kernel: next5, Cmdline: cmd, Recorded: &Recorded{Release: "7.3.4", Compatible: []string{"kho-v4", "luo-v6"}, From: "m"}},
-			device: true, bootLUO: "luo-v5", fail: []string{"LUO"}, line: "recorded when luoinit loaded it (m)"},
+			device: true, bootLUO: "luo-v5", fail: []string{"LUO"}, line: "(from luoinit's record of loading it (m))"},
 		{desc: "a record of another release is ignored", o: Options{Kernel: next5, Cmdline: cmd, Recorded: &Recorded{Release: "7.2.13", Compatible: []string{"luo-v6"}}},
 			device: true, bootLUO: "luo-v5", line: "(from image "},
 		{desc: "running unknown", o: Options{Kernel: next6, Cmdline: cmd}, device: true,

@@ -73,7 +73,7 @@ newest() {
 
 # versions PKG: every version of PKG the private index offers.
 versions() {
-  apt-cache "${apt_opts[@]}" madison "$1" 2>/dev/null | awk -F'|' '{ gsub(/ /, "", $2); print $2 }' | sort -u
+  apt-cache "${apt_opts[@]}" madison "$1" 2>/dev/null | awk -F'|' '{ gsub(/ /, "", $2); print $2 }' | sort -uV
 }
 
 case $spec in
