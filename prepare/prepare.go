@@ -18,10 +18,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -208,89 +206,6 @@ func (s *state) check() error {
 		return err
 	}
 	return os.MkdirAll(o.WorkDir, 0o700)
-}
-
-// preflight checks that the next kernel can take over the state, before
-// anything is preserved or stopped; each finding is logged on one line.
-func (s *state) preflight() error {
-	o := s.o
-	rep := preflight.Run(PreflightOptions(o.Kernel, o.ReuseCmdline, o.Append, o.RunningKernel, o.PrevManifest, o.Device, s.initramfsEstimate()))
-	for _, f := range rep.Findings {
-		s.logf("preflight: %s", f)
-	}
-	s.next = rep.Next
-	return rep.Err()
-}
-
-// PreflightOptions are the preflight's options for a next kernel loaded
-// with the command line Cmdline composes, on a system whose previous live
-// update left its manifest at prevManifest ("" = the default path).
-func PreflightOptions(kernel string, reuse bool, extra, running, prevManifest, device string, initramfs int64) preflight.Options {
-	if prevManifest == "" {
-		prevManifest = "/" + manifest.Path
-	}
-	cur := readCmdline()
-	po := preflight.Options{
-		Kernel:        kernel,
-		Cmdline:       Cmdline(cur, reuse, extra),
-		Given:         Given(cur, reuse, extra),
-		RunningKernel: running,
-		InitramfsSize: initramfs,
-		Device:        device,
-	}
-	if prev, err := manifest.Load(prevManifest); err == nil && prev.NextKernel.Release != "" {
-		po.Recorded = &preflight.Recorded{
-			Release:    prev.NextKernel.Release,
-			Compatible: prev.NextKernel.Compatible,
-			From:       fmt.Sprintf("manifest %s, generation %d", prevManifest, prev.Generation),
-		}
-	}
-	return po
-}
-
-// initramfsEstimate is the next initramfs's size before it is built: the
-// base image's or the running root's, plus luoinit and the config; 0 if
-// unknown. The manifest adds a few KiB more.
-func (s *state) initramfsEstimate() int64 {
-	o := s.o
-	size := func(p string) int64 {
-		if st, err := os.Stat(p); err == nil {
-			return st.Size()
-		}
-		return 0
-	}
-	switch {
-	case o.Initrd != "":
-		return size(o.Initrd)
-	case o.InitrdFromRoot:
-		return treeSize("/", "proc", "sys", "dev", "run", "tmp")
-	}
-	self := o.Self
-	if self == "" {
-		self, _ = os.Executable()
-	}
-	return size(self) + size(o.ConfigPath)
-}
-
-// treeSize sums the sizes of the regular files under root, not descending
-// into the top-level directories skip; what it cannot read counts 0.
-func treeSize(root string, skip ...string) int64 {
-	var n int64
-	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return nil
-		}
-		if d.IsDir() && filepath.Dir(p) == root && slices.Contains(skip, d.Name()) {
-			return filepath.SkipDir
-		}
-		if d.Type().IsRegular() {
-			if info, err := d.Info(); err == nil {
-				n += info.Size()
-			}
-		}
-		return nil
-	})
-	return n
 }
 
 // prepared runs phase "prepared": fds collected and preserved, manifest
