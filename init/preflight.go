@@ -61,7 +61,10 @@ func cmdPreflight(args []string) error {
 		}
 		size = st.Size()
 	}
-	rep := preflight.Run(prepare.PreflightOptions(abs(*kernel), *reuse, *appendArgs, abs(*running), *prev, *device, size))
+	rep := preflight.Run(prepare.PreflightOptions(prepare.Options{
+		Kernel: abs(*kernel), Append: *appendArgs, ReuseCmdline: *reuse,
+		RunningKernel: abs(*running), PrevManifest: *prev, Device: *device,
+	}, size))
 	for _, f := range rep.Findings {
 		fmt.Fprintf(stdout, "%s\n", f)
 	}

@@ -15,7 +15,7 @@ import (
 // anything is preserved or stopped; each finding is logged on one line.
 func (s *state) preflight() error {
 	o := s.o
-	rep := preflight.Run(PreflightOptions(o.Kernel, o.ReuseCmdline, o.Append, o.RunningKernel, o.PrevManifest, o.Device, s.initramfsEstimate()))
+	rep := preflight.Run(PreflightOptions(o, s.initramfsEstimate()))
 	for _, f := range rep.Findings {
 		s.logf("preflight: %s", f)
 	}
@@ -23,21 +23,24 @@ func (s *state) preflight() error {
 	return rep.Err()
 }
 
-// PreflightOptions are the preflight's options for a next kernel loaded
-// with the command line Cmdline composes, on a system whose previous live
-// update left its manifest at prevManifest ("" = the default path).
-func PreflightOptions(kernel string, reuse bool, extra, running, prevManifest, device string, initramfs int64) preflight.Options {
+// PreflightOptions are the preflight's options for what o asks (Kernel,
+// Append, ReuseCmdline, RunningKernel, PrevManifest, Device): the next
+// command line as Cmdline composes it, and the record the previous live
+// update left in its manifest. initramfs is the next initramfs's size or
+// an estimate.
+func PreflightOptions(o Options, initramfs int64) preflight.Options {
+	prevManifest := o.PrevManifest
 	if prevManifest == "" {
 		prevManifest = "/" + manifest.Path
 	}
 	cur := readCmdline()
 	po := preflight.Options{
-		Kernel:        kernel,
-		Cmdline:       Cmdline(cur, reuse, extra),
-		Given:         Given(cur, reuse, extra),
-		RunningKernel: running,
+		Kernel:        o.Kernel,
+		Cmdline:       Cmdline(cur, o.ReuseCmdline, o.Append),
+		Given:         Given(cur, o.ReuseCmdline, o.Append),
+		RunningKernel: o.RunningKernel,
 		InitramfsSize: initramfs,
-		Device:        device,
+		Device:        o.Device,
 	}
 	if prev, err := manifest.Load(prevManifest); err == nil && prev.NextKernel.Release != "" {
 		po.Recorded = &preflight.Recorded{
