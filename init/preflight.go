@@ -25,12 +25,15 @@ One line per finding, "ok", "warn" or "FAIL" first:
   config          the image's embedded config (CONFIG_IKCONFIG), if any;
   command line    the next command line, as prepare composes it (liveupdate=on
                   and kho=on are always ensured), turns LUO and KHO on;
-  memory          the next kernel and initramfs fit beside the preserved
-                  memory.
+  memory          the next kernel and initramfs can be loaded, fit in KHO's
+                  scratch area (where debugfs shows it) and leave room
+                  beside the preserved memory.
 The running kernel's strings come from --running-kernel if given, else from
 the record luoinit made when it loaded this kernel (the manifest's
-[next_kernel]), else from /boot/vmlinuz-$(uname -r); without any, the next
-kernel is checked alone and a warning says so.
+[next_kernel]), else from /boot/vmlinuz-$(uname -r); where debugfs is
+mounted, KHO's outgoing tree (/sys/kernel/debug/kho/out) overrides them for
+the KHO and LUO versions, since it is what the running kernel will hand
+over. Without any, the next kernel is checked alone and a warning says so.
 
 Exit status: 0 if nothing failed, 1 if the update would lose the state, 2 for
 a usage error.`
