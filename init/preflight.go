@@ -18,7 +18,7 @@ One line per finding, "ok", "warn" or "FAIL" first:
   image           kexec_file_load can load it on x86-64 (bzImage setup
                   header, boot protocol 2.12+, 64-bit entry, loadable above
                   4 GiB); its payload is decompressed (gzip, xz, zstd, lz4,
-                  bzip2; at most 256 MiB) and scanned;
+                  bzip2, lzma; not lzo; at most 256 MiB) and scanned;
   KHO, LUO, memfd the compatible strings of the state the next kernel reads
                   equal those the running kernel writes (include/linux/kho/
                   abi/); memblock and reserve_mem too, as warnings;

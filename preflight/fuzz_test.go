@@ -9,7 +9,7 @@ import (
 // FuzzReadImage: any file is refused or read without a panic, and what
 // is read is bounded (MaxKernelSize caps the decompressed bytes).
 func FuzzReadImage(f *testing.F) {
-	for _, kind := range []string{"gzip", "xz", "zstd", "lz4", "bzip2", "lzma"} {
+	for _, kind := range []string{"gzip", "xz", "zstd", "lz4", "bzip2", "lzma", "lzo"} {
 		f.Add(bzImage(goodHeader(), compress(f, kind, fakeKernel("luo-v5", true))))
 	}
 	f.Add(bzImage(goodHeader(), nil))

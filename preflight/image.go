@@ -15,7 +15,7 @@ type Image struct {
 	Path        string
 	Size        int64
 	Header      *Header
-	Compression string // of the payload: gzip, xz, zstd, lz4, bzip2
+	Compression string // of the payload: gzip, xz, zstd, lz4, bzip2, lzma
 	// Compat holds, per ABI prefix ("luo-v"), the compatible strings found
 	// in the decompressed kernel: one normally, none if the kernel was
 	// built without that feature, several if the image is ambiguous.

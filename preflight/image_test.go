@@ -77,16 +77,17 @@ func compress(t testing.TB, kind string, data []byte) []byte {
 		}
 		w.Write(data)
 		w.Close()
-	case "xz", "bzip2":
-		// No writer in Go: made once by xz --x86 and bzip2 (see
-		// TestWriteTestdata) from fakeKernel("luo-v5", true).
+	case "xz", "bzip2", "lzma":
+		// Made once by xz --x86, bzip2 and xz --format=lzma as the kernel's
+		// build runs them (see TestWriteTestdata) from
+		// fakeKernel("luo-v5", true).
 		b, err := os.ReadFile(filepath.Join("testdata", "payload."+kind))
 		if err != nil {
 			t.Fatal(err)
 		}
 		return b
-	case "lzma":
-		z.Write([]byte{0x5d, 0, 0, 0x80, 0})
+	case "lzo":
+		z.Write([]byte{0x89, 'L', 'Z', 'O', 0})
 		z.Write(data[:64])
 	default:
 		t.Fatalf("unknown compression %s", kind)
@@ -137,7 +138,7 @@ func TestReadImage(t *testing.T) {
 		"kho-v": {"kho-v4"}, "luo-v": {"luo-v5"}, "memfd-v": {"memfd-v2"},
 		"memblock-v": {"memblock-v1"}, "reserve-mem-v": {"reserve-mem-v1"},
 	}
-	for _, kind := range []string{"gzip", "xz", "zstd", "lz4", "bzip2"} {
+	for _, kind := range []string{"gzip", "xz", "zstd", "lz4", "bzip2", "lzma"} {
 		t.Run(kind, func(t *testing.T) {
 			data := bzImage(goodHeader(), compress(t, kind, fakeKernel("luo-v5", true)))
 			im, err := readImage(bytes.NewReader(data), int64(len(data)))
@@ -186,13 +187,14 @@ func TestReadImageRefuses(t *testing.T) {
 		{"32-bit", mod(func(h *fakeHeader) { h.xloadflags = 2 }), ErrNotBzImage, []string{"XLF_KERNEL_64"}},
 		{"below 4G", mod(func(h *fakeHeader) { h.xloadflags = 1 }), ErrNotBzImage, []string{"ABOVE_4G"}},
 		{"payload past the end", mod(func(h *fakeHeader) { h.payloadLenOverride = 1 << 30 }), ErrNotBzImage, []string{"does not lie in"}},
-		{"lzma", bzImage(goodHeader(), compress(t, "lzma", fakeKernel("luo-v5", false))), ErrUnsupportedCompression, []string{"lzma-compressed", "gzip, xz, zstd, lz4 and bzip2"}},
+		{"lzo", bzImage(goodHeader(), compress(t, "lzo", fakeKernel("luo-v5", false))), ErrUnsupportedCompression, []string{"lzo-compressed", "gzip, xz, zstd, lz4, bzip2 and lzma"}},
+		{"lzma dictionary", bzImage(goodHeader(), binary.LittleEndian.AppendUint32([]byte{0x5d, 0, 0, 0, 0x40, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0}, 100)), nil, []string{"lzma payload", "dictionary"}},
 		{"unknown compression", bzImage(goodHeader(), []byte("PK\x03\x04not a kernel")), ErrUnsupportedCompression, []string{"50 4b 03 04"}},
 		{"claims too much", bzImage(goodHeader(), huge), ErrTooLarge, []string{"512 MiB", "256 MiB"}},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			_, err := readImage(bytes.NewReader(tc.image), int64(len(tc.image)))
-			if !errors.Is(err, tc.is) {
+			if err == nil || tc.is != nil && !errors.Is(err, tc.is) {
 				t.Fatalf("readImage = %v, want %v", err, tc.is)
 			}
 			for _, w := range tc.words {
@@ -277,6 +279,7 @@ func TestWriteTestdata(t *testing.T) {
 	for kind, argv := range map[string][]string{
 		"xz":    {"xz", "--check=crc32", "--threads=1", "--x86", "--lzma2=dict=1MiB", "-c"},
 		"bzip2": {"bzip2", "-9", "-c"},
+		"lzma":  {"xz", "--format=lzma", "-9", "-c"},
 	} {
 		cmd := exec.Command(argv[0], argv[1:]...)
 		cmd.Stdin = bytes.NewReader(data)

@@ -12,6 +12,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
 	"github.com/therootcompany/xz"
+	"github.com/ulikunitz/xz/lzma"
 )
 
 // MaxKernelSize caps the decompressed kernel luoinit will scan: 256 MiB,
@@ -73,8 +74,12 @@ var compressions = []compression{
 		return z, nil
 	}},
 	{name: "bzip2", magic: []byte("BZh"), sized: true, open: func(r io.Reader) (io.Reader, error) { return bzip2.NewReader(r), nil }},
+	{name: "lzma", magic: []byte{0x5d, 0x00, 0x00}, sized: true, open: func(r io.Reader) (io.Reader, error) {
+		// lzma -9 uses a 64 MiB dictionary; the cap refuses a header that
+		// asks for gigabytes before anything is allocated.
+		return lzma.ReaderConfig{DictCap: 128 << 20}.NewReader(r)
+	}},
 	// No decoder among luoinit's dependencies; named so the error can say so.
-	{name: "lzma", magic: []byte{0x5d, 0x00, 0x00}, sized: true},
 	{name: "lzo", magic: []byte{0x89, 'L', 'Z', 'O'}, sized: true},
 }
 
@@ -102,7 +107,7 @@ func Decompress(r io.ReaderAt, h *Header, w io.Writer) (string, error) {
 		return "", err
 	}
 	if c.open == nil {
-		return c.name, fmt.Errorf("%w: the payload is %s-compressed; luoinit decompresses gzip, xz, zstd, lz4 and bzip2", ErrUnsupportedCompression, c.name)
+		return c.name, fmt.Errorf("%w: the payload is %s-compressed; luoinit decompresses gzip, xz, zstd, lz4, bzip2 and lzma", ErrUnsupportedCompression, c.name)
 	}
 	if n < 4 {
 		return c.name, fmt.Errorf("%s payload of %d bytes: too short", c.name, n)
