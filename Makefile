@@ -2,7 +2,7 @@
 #
 #   make demo     a live update (kexec with preserved memfds) in a VM
 #   make test     every test: lint, unit, uapi layout, VM scenarios
-#   make kernel   build (or reuse the cached) VM-test kernel
+#   make kernel   build (or reuse the cached) default VM-test kernel
 #   make vmtest   the VM scenarios only
 #   make unit     unit tests only (no VM, no root)
 #   make build    bin/luoinit, static
@@ -18,6 +18,13 @@ export LUOINIT_CACHE := $(CACHE)
 
 # The kernel's path comes from build.sh on stdout; its progress goes to stderr.
 KERNEL_CMD = tests/kernel/build.sh "$(CACHE)"
+# The cross-version scenarios also need the newest kernel of the previous
+# series and the default with its LUO ABI string changed (built
+# incrementally from the default's kept objects, about a minute).
+KERNEL_PREV_SERIES ?= 7.2
+KERNEL_ABI_VARIANT ?= luo-v6
+KERNEL_PREV_CMD = tests/kernel/build.sh --source $(KERNEL_PREV_SERIES) "$(CACHE)"
+KERNEL_ABI_CMD = tests/kernel/build.sh --luo-abi $(KERNEL_ABI_VARIANT) "$(CACHE)"
 
 .PHONY: all build bench perf deps kernel test lint unit layout vmtest demo fuzz clean
 
@@ -50,9 +57,11 @@ layout: deps
 	$(GO) test -count=1 -v -run TestUAPIMatchesKernelHeader ./luo/
 
 vmtest: deps
-	@k=$$($(KERNEL_CMD)) && echo "VM tests on kernel $$(cat $$(dirname $$k)/version) ($$k)" && \
-	LUOINIT_KERNEL=$$k LUOINIT_VMTEST=required \
-	$(GO) test -count=1 -v -timeout 40m ./tests/scenarios/
+	@k=$$($(KERNEL_CMD)) && prev=$$($(KERNEL_PREV_CMD)) && abi=$$($(KERNEL_ABI_CMD)) && \
+	echo "VM tests on kernel $$(cat $$(dirname $$k)/version) ($$k)," \
+	  "across versions with $$(cat $$(dirname $$prev)/version), refusing $$(cat $$(dirname $$abi)/version)" && \
+	LUOINIT_KERNEL=$$k LUOINIT_KERNEL_PREV=$$prev LUOINIT_KERNEL_ABI=$$abi LUOINIT_VMTEST=required \
+	$(GO) test -count=1 -v -timeout 60m ./tests/scenarios/
 
 test: deps lint unit layout vmtest
 
@@ -92,6 +101,8 @@ fuzz:
 	$(FUZZ) -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME_PARSERS) ./notify/
 	$(FUZZ) -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME_PARSERS) ./status/
 	$(FUZZ) -fuzz '^FuzzParseSessionLink$$' -fuzztime $(FUZZTIME_PARSERS) ./luo/
+	$(FUZZ) -fuzz '^FuzzReadImage$$' -fuzztime $(FUZZTIME_PARSERS) ./preflight/
+	$(FUZZ) -fuzz '^FuzzScanner$$' -fuzztime $(FUZZTIME_PARSERS) ./preflight/
 
 
 clean:

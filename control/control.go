@@ -45,6 +45,7 @@ type Request struct {
 	CollectTimeout   time.Duration `json:"collect_timeout,omitempty"`
 	DryRun           bool          `json:"dry_run,omitempty"`
 	NoReboot         bool          `json:"no_reboot,omitempty"`
+	RunningKernel    string        `json:"running_kernel,omitempty"`
 }
 
 // message is one JSON line either way.

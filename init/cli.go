@@ -29,6 +29,9 @@ Usage:
   luoinit prepare --config FILE --kernel BZIMAGE [options]
       Preserve the workloads' fds in LUO sessions, write the manifest, build
       the next initramfs, load the next kernel and reboot into it.
+  luoinit preflight --kernel BZIMAGE [--append ARGS] [--reuse-cmdline]
+      Check that a live update into BZIMAGE would keep the state (prepare
+      runs the same checks first); touches nothing.
   luoinit initramfs build -o OUT [--config FILE] [--file SRC:DST]...
       Build a reproducible initramfs with this (static) luoinit as /init.
   luoinit initramfs append -o OUT --base IMG --file SRC:DST...
@@ -63,6 +66,8 @@ func run(args []string) error {
 		return cmdPrepare(args[1:])
 	case "status":
 		return cmdStatus(args[1:])
+	case "preflight":
+		return cmdPreflight(args[1:])
 	case "initramfs":
 		return sub("initramfs", args[1:], map[string]func([]string) error{
 			"build":  cmdInitramfsBuild,

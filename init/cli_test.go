@@ -29,7 +29,7 @@ func TestHelp(t *testing.T) {
 		if err := run(args); err != nil {
 			t.Fatalf("run(%q) = %v", args, err)
 		}
-		for _, want := range []string{"luoinit prepare", "initramfs build", "initramfs append", "manifest check", "manifest show"} {
+		for _, want := range []string{"luoinit prepare", "luoinit preflight", "initramfs build", "initramfs append", "manifest check", "manifest show"} {
 			if !strings.Contains(o.String(), want) {
 				t.Errorf("run(%q) output lacks %q", args, want)
 			}
@@ -39,9 +39,35 @@ func TestHelp(t *testing.T) {
 	if err := run([]string{"prepare", "--help"}); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"-kernel", "-dry-run", "-no-reboot", "SIGUSR1", "pidfd_getfd", "-reuse-cmdline"} {
+	for _, want := range []string{"-kernel", "-dry-run", "-no-reboot", "SIGUSR1", "pidfd_getfd", "-reuse-cmdline", "-running-kernel", "Preflight"} {
 		if !strings.Contains(o.String(), want) {
 			t.Errorf("prepare --help lacks %q", want)
+		}
+	}
+	o, _ = capture(t)
+	if err := run([]string{"preflight", "--help"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"-kernel", "-append", "-reuse-cmdline", "-running-kernel", "256 MiB", "kho=on", "Exit status"} {
+		if !strings.Contains(o.String(), want) {
+			t.Errorf("preflight --help lacks %q", want)
+		}
+	}
+}
+
+// luoinit preflight on a file that is no kernel: every finding on its own
+// line, exit 1 with the refusal.
+func TestPreflightNotAKernel(t *testing.T) {
+	o, _ := capture(t)
+	k := filepath.Join(t.TempDir(), "bzImage")
+	os.WriteFile(k, []byte("not a kernel"), 0o644)
+	err := run([]string{"preflight", "--kernel", k, "--device", filepath.Join(t.TempDir(), "absent")})
+	if err == nil || !strings.Contains(err.Error(), "preflight refused the live update") {
+		t.Fatalf("run = %v, want the refusal", err)
+	}
+	for _, want := range []string{"FAIL running kernel: ", "no LUO device", "FAIL image: " + k + ": not a bzImage", "ok   command line: \"liveupdate=on kho=on\""} {
+		if !strings.Contains(o.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, o)
 		}
 	}
 }
@@ -60,6 +86,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"initramfs", "append", "-o", "x", "--base", "y"}, "at least one --file"},
 		{[]string{"manifest", "check"}, "one FILE expected"},
 		{[]string{"prepare", "--kernel", "k"}, "--config FILE is required"},
+		{[]string{"preflight"}, "--kernel BZIMAGE is required"},
+		{[]string{"preflight", "--kernel", "k", "extra"}, `unexpected argument "extra"`},
 		{[]string{"prepare", "--config", "c"}, "--kernel BZIMAGE is required"},
 		{[]string{"prepare", "--config", "c", "--kernel", "k", "--dry-run", "--no-reboot"}, "exclude each other"},
 		{[]string{"prepare", "--config", "c", "--kernel", "k", "--initrd-keep-kernel"}, "goes with --initrd-from-root"},

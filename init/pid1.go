@@ -156,8 +156,12 @@ func report(log pid1.Logger, r *restore.Report) {
 	if r.Retrieved > 0 {
 		retrieved = fmt.Sprintf("fds retrieved %v after init start; ", (r.Retrieved - r.Started).Round(time.Microsecond))
 	}
-	log.Printf("restore report: boot %s, state %s, generation %d; %snetwork: %d changes, %d failures in %v; %s",
-		r.Kind, r.State, r.Generation, retrieved, r.NetworkChanges, r.NetworkFailures, r.NetworkTook.Round(time.Microsecond), strings.Join(parts, "; "))
+	updated := ""
+	if r.FromKernel != "" {
+		updated = fmt.Sprintf(", updated from %s to %s", r.FromKernel, r.ToKernel)
+	}
+	log.Printf("restore report: boot %s, state %s, generation %d%s; %snetwork: %d changes, %d failures in %v; %s",
+		r.Kind, r.State, r.Generation, updated, retrieved, r.NetworkChanges, r.NetworkFailures, r.NetworkTook.Round(time.Microsecond), strings.Join(parts, "; "))
 	if b := r.Blackout(); b > 0 {
 		log.Printf("blackout: %v (old kernel, first stop to reboot call: %v; new kernel, boot to last ack: %v)",
 			b.Round(time.Microsecond), r.Timing.Blackout().Round(time.Microsecond), (b - r.Timing.Blackout()).Round(time.Microsecond))

@@ -18,6 +18,10 @@ import (
 
 const prepareUsage = `luoinit prepare --config FILE --kernel BZIMAGE [options]
 
+Preflight, before anything is touched: the checks of 'luoinit preflight'
+(the next kernel loadable, with LUO and KHO, reading the state formats the
+running kernel writes, its command line turning live update on, memory);
+a failed check ends prepare with nothing preserved, stopped or loaded.
 Phase prepared (the workloads keep running): open /dev/liveupdate; take the
 fds of every workload of the config, pushed over the handoff socket
 (handoff = "socket"), taken from the process with pidfd_getfd
@@ -40,10 +44,11 @@ func cmdPrepare(args []string) error {
 	config := fs.String("config", "", "the workload config `FILE` (required)")
 	kernel := fs.String("kernel", "", "the next kernel `BZIMAGE` (required)")
 	initrd := fs.String("initrd", "", "base initramfs `IMG` for the next kernel; the manifest is appended to it (default: build one with this luoinit as /init and the config)")
-	fromRoot := fs.Bool("initrd-from-root", false, "make the next initramfs from the running root file system (an initramfs carried whole), without /proc, /sys, /dev, /run, /tmp, the old manifest and the --kernel image")
-	keepKernel := fs.Bool("initrd-keep-kernel", false, "with --initrd-from-root: keep the --kernel image in the next initramfs (for a system that updates again from it)")
-	appendArgs := fs.String("append", "", "kernel command line `ARGS` for the next kernel (liveupdate=on is always ensured)")
+	fromRoot := fs.Bool("initrd-from-root", false, "make the next initramfs from the running root file system (an initramfs carried whole), without /proc, /sys, /dev, /run, /tmp, the old manifest and the kernel images (--kernel, the running one)")
+	keepKernel := fs.Bool("initrd-keep-kernel", false, "with --initrd-from-root: keep the kernel images in the next initramfs (for a system that updates again from them)")
+	appendArgs := fs.String("append", "", "kernel command line `ARGS` for the next kernel (liveupdate=on and kho=on are always ensured)")
 	reuse := fs.Bool("reuse-cmdline", false, "start from the running kernel's /proc/cmdline, then add --append")
+	running := fs.String("running-kernel", "", "the running kernel's `IMAGE`, for the preflight to compare the next kernel's compatible strings with (default: what luoinit recorded, or /boot/vmlinuz-$(uname -r))")
 	socket := fs.String("socket", prepare.DefaultSocket, "unix socket `PATH` where socket-mode workloads push their fds")
 	collect := fs.Duration("collect-timeout", 0, "how long to wait for socket-mode workloads (default 30s)")
 	workdir := fs.String("workdir", prepare.DefaultWorkDir, "`DIR` for the manifest and the next initramfs")
@@ -71,6 +76,7 @@ func cmdPrepare(args []string) error {
 	req := control.Request{
 		Config: abs(*config), Kernel: abs(*kernel), Initrd: abs(*initrd), InitrdFromRoot: *fromRoot, InitrdKeepKernel: *keepKernel,
 		Append: *appendArgs, ReuseCmdline: *reuse, CollectTimeout: *collect, DryRun: *dryRun, NoReboot: *noReboot,
+		RunningKernel: abs(*running),
 	}
 
 	// SIGINT and SIGTERM cancel; SIGUSR1 continues a --no-reboot prepare.
@@ -165,6 +171,7 @@ func prepareOptions(req control.Request, cfg *manifest.Config) prepare.Options {
 		InitrdKeepKernel: req.InitrdKeepKernel,
 		Append:           req.Append,
 		ReuseCmdline:     req.ReuseCmdline,
+		RunningKernel:    req.RunningKernel,
 		CollectTimeout:   req.CollectTimeout,
 		DryRun:           req.DryRun,
 		NoReboot:         req.NoReboot,

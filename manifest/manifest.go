@@ -224,9 +224,20 @@ type Manifest struct {
 	Generation    uint64     `toml:"generation"`        // live updates this system has been through with luoinit (1 for the first)
 	Written       time.Time  `toml:"written,omitempty"` // UTC, when written
 	KernelRelease string     `toml:"kernel_release"`    // uname -r of the outgoing kernel
+	NextKernel    NextKernel `toml:"next_kernel,omitempty"`
 	Timing        Timing     `toml:"timing,omitempty"`  // when prepare did what, in the old kernel
 	Workloads     []Workload `toml:"workload"`          // as configured, plus sessions and tokens
 	Network       Network    `toml:"network,omitempty"` // what restore puts back before the workloads start
+}
+
+// NextKernel is the kernel prepare loaded, as its preflight read the image:
+// the release it will report and the compatible strings of the live
+// update state it reads (include/linux/kho/abi/*.h), e.g. "luo-v5". The
+// next prepare, running on that kernel, compares the kernel after it with
+// these.
+type NextKernel struct {
+	Release    string   `toml:"release,omitempty"`
+	Compatible []string `toml:"compatible,omitempty"`
 }
 
 // Timing holds CLOCK_MONOTONIC in the old kernel (ns) plus CLOCK_REALTIME

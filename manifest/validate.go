@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -189,9 +190,39 @@ func (c *checker) manifest(m *Manifest) {
 		c.add("generation", "", "generation %d is out of range: TOML integers are signed 64-bit", m.Generation)
 	}
 	c.text("kernel_release", "", "kernel_release", m.KernelRelease)
+	c.nextKernel(m.NextKernel)
 	c.timing(m.Timing)
 	c.workloads(m.Workloads, true)
 	c.network(&m.Network, true)
+}
+
+// compatibleRE is a KHO compatible string: a name and a version.
+var compatibleRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,46}-v[0-9]{1,9}$`)
+
+// maxCompatible bounds next_kernel.compatible (five are known today).
+const maxCompatible = 32
+
+func (c *checker) nextKernel(k NextKernel) {
+	if c.text("next_kernel.release", "next_kernel", "next_kernel.release", k.Release) &&
+		strings.ContainsFunc(k.Release, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		c.add("next_kernel.release", "next_kernel", "next_kernel.release %q contains a space or a control character", k.Release)
+	}
+	if len(k.Compatible) > maxCompatible {
+		c.add("next_kernel.compatible", "next_kernel", "next_kernel.compatible has %d entries, at most %d", len(k.Compatible), maxCompatible)
+		return
+	}
+	seen := map[string]string{}
+	for _, s := range k.Compatible {
+		if !compatibleRE.MatchString(s) {
+			c.add("next_kernel.compatible", "next_kernel", "next_kernel.compatible %q is not a compatible string like \"luo-v5\"", s)
+			continue
+		}
+		name := s[:strings.LastIndex(s, "-v")]
+		if prev, dup := seen[name]; dup {
+			c.add("next_kernel.compatible", "next_kernel", "next_kernel.compatible has two versions of %s: %q and %q", name, prev, s)
+		}
+		seen[name] = s
+	}
 }
 
 func (c *checker) timing(t Timing) {

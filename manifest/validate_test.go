@@ -220,6 +220,21 @@ func TestRejectManifestOnly(t *testing.T) {
 		{"owned retrieve slash", m + "sessions = \"retrieve\"\n[[workload.owned_session]]\nname = \"a/b\"\nvia = \"proc\"\n", []string{`manifest.toml:9: workload "kv": owned session "a/b" cannot be handed over by name`}},
 		{"owned retrieve fd name", m + "sessions = \"retrieve\"\n[[workload.fd]]\nname = \"vm\"\ntoken = 1\n[[workload.owned_session]]\nname = \"vm\"\nvia = \"proc\"\n", []string{`manifest.toml:12: workload "kv": owned session "vm" has the name of the workload's fd "vm"`}},
 		{"timing local", "[timing.reboot]\nmonotonic_ns = 5\nrealtime = 12:00:00\n" + m, []string{"manifest.toml:3: timing.reboot.realtime: needs a date-time with a UTC offset"}},
+		{"next kernel compatible", m + "[next_kernel]\nrelease = \"7.3.4\"\ncompatible = [\"kho-v4\", \"luo5\", \"LUO-v5\", \"luo-v\"]\n", []string{
+			`manifest.toml:9: next_kernel: next_kernel.compatible "luo5" is not a compatible string like "luo-v5"`,
+			`manifest.toml:9: next_kernel: next_kernel.compatible "LUO-v5" is not`,
+			`manifest.toml:9: next_kernel: next_kernel.compatible "luo-v" is not`,
+		}},
+		{"next kernel two versions", m + "[next_kernel]\ncompatible = [\"luo-v5\", \"kho-v4\", \"luo-v6\"]\n", []string{
+			`manifest.toml:8: next_kernel: next_kernel.compatible has two versions of luo: "luo-v5" and "luo-v6"`,
+		}},
+		{"next kernel too many", m + "[next_kernel]\ncompatible = [" + strings.Repeat(`"a-v1", `, 33) + "]\n", []string{
+			`manifest.toml:8: next_kernel: next_kernel.compatible has 33 entries, at most 32`,
+		}},
+		{"next kernel release", m + "[next_kernel]\nrelease = \"7.3.4 luo\"\n", []string{
+			`manifest.toml:8: next_kernel: next_kernel.release "7.3.4 luo" contains a space or a control character`,
+		}},
+		{"next kernel unknown key", m + "[next_kernel]\nversion = \"7\"\n", []string{"manifest.toml:8: next_kernel.version: unknown key"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.in))

@@ -16,6 +16,7 @@ import (
 
 	"github.com/luoinit/luoinit/handoff"
 	"github.com/luoinit/luoinit/manifest"
+	"github.com/luoinit/luoinit/preflight"
 	"golang.org/x/sys/unix"
 )
 
@@ -64,14 +65,15 @@ func TestStandaloneRefusesFDStore(t *testing.T) {
 		t.Errorf("the work dir was made (%v): the check must come before anything", err)
 	}
 	// With a store to ask (PID 1), the same config passes the check and
-	// fails only at the missing device.
+	// fails only later, at the preflight (no LUO device here, and a kernel
+	// that is no bzImage).
 	err = Run(context.Background(), Options{
 		Config: cfg, Kernel: kernel, WorkDir: work, Log: &log, Device: filepath.Join(dir, "absent-liveupdate"),
 		FDStore: func(string) []handoff.File { return nil },
 		reboot:  func() error { t.Fatal("reboot called"); return nil },
 	})
-	if errors.Is(err, errNoFDStore) || !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("Run with an fd store = %v, want it to get as far as the device", err)
+	if errors.Is(err, errNoFDStore) || !errors.Is(err, preflight.ErrRefused) {
+		t.Fatalf("Run with an fd store = %v, want it to get as far as the preflight", err)
 	}
 }
 

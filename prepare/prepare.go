@@ -27,6 +27,7 @@ import (
 	"github.com/luoinit/luoinit/initramfs"
 	"github.com/luoinit/luoinit/luo"
 	"github.com/luoinit/luoinit/manifest"
+	"github.com/luoinit/luoinit/preflight"
 	"github.com/luoinit/luoinit/status"
 	"golang.org/x/sys/unix"
 )
@@ -59,6 +60,9 @@ type Options struct {
 	Self             string // luoinit binary for a built initramfs; "" = os.Executable
 	Append           string // kernel command line (after the reused one, if ReuseCmdline)
 	ReuseCmdline     bool
+	// RunningKernel is the running kernel's image, for the preflight's
+	// comparison; "" lets the preflight find what it can.
+	RunningKernel string
 
 	Socket         string        // where socket-mode workloads push their fds
 	CollectTimeout time.Duration // how long to wait for them; default 30s
@@ -109,6 +113,7 @@ type state struct {
 	owned     []*ownedSession // workload-owned sessions held until the reboot
 	holders   []holder        // processes found holding them, stopped at the freeze
 	prevState *stateSave      // the state file before prepare changed it
+	next      *preflight.Image
 }
 
 func (s *state) logf(format string, args ...any) {
@@ -216,6 +221,9 @@ func (s *state) check() error {
 			return fmt.Errorf("%s %s: not a non-empty regular file", f.what, f.path)
 		}
 	}
+	if err := s.preflight(); err != nil {
+		return err
+	}
 	// Searchable by all: the push socket sits here by default, and a
 	// workload may run as any user. What is written here is not secret
 	// (the manifest is mode 0644 in the next initramfs too).
@@ -238,6 +246,9 @@ func (s *state) prepared(ctx context.Context) error {
 	var uts unix.Utsname
 	if err := unix.Uname(&uts); err == nil {
 		s.m.KernelRelease = unix.ByteSliceToString(uts.Release[:])
+	}
+	if s.next != nil {
+		s.m.NextKernel = manifest.NextKernel{Release: s.next.Release(), Compatible: s.next.Compatibles()}
 	}
 	s.logf("phase prepared: %d workloads, generation %d, kernel %s -> %s", len(s.m.Workloads), s.m.Generation, s.m.KernelRelease, o.Kernel)
 	// Before anything is preserved: a refused session leaves all as it was.
@@ -311,6 +322,21 @@ func BaseImage(self, config string) (*initramfs.Archive, error) {
 	return a, nil
 }
 
+// kernelImages are the kernel images an initramfs made from the root
+// leaves out: the next kernel's, and the running kernel's (--running-kernel,
+// or /boot/vmlinuz-RELEASE).
+func kernelImages(o Options) []string {
+	imgs := []string{o.Kernel}
+	if o.RunningKernel != "" {
+		imgs = append(imgs, o.RunningKernel)
+	}
+	var uts unix.Utsname
+	if unix.Uname(&uts) == nil {
+		imgs = append(imgs, "/boot/vmlinuz-"+unix.ByteSliceToString(uts.Release[:]))
+	}
+	return imgs
+}
+
 // inRoot returns p relative to / (as AddTree's skip list takes it), for
 // an absolute clean path.
 func inRoot(p string) (string, bool) {
@@ -337,9 +363,17 @@ func (s *state) buildInitramfs(mpath string) (string, error) {
 		// Only the manifest: it is appended to the given image.
 	case o.InitrdFromRoot:
 		skip := []string{"proc", "sys", "dev", "run", "tmp", manifest.Path}
-		if k, ok := inRoot(o.Kernel); ok && !o.InitrdKeepKernel {
-			skip = append(skip, k)
-			s.logf("leaving the kernel image %s out of the next initramfs (--initrd-keep-kernel keeps it)", o.Kernel)
+		if !o.InitrdKeepKernel {
+			// Kernel images: the next one (kexec has it) and the running
+			// one (the manifest records what the preflight needs of it).
+			for _, img := range kernelImages(o) {
+				if k, ok := inRoot(img); ok {
+					if _, err := os.Stat(img); err == nil {
+						skip = append(skip, k)
+						s.logf("leaving the kernel image %s out of the next initramfs (--initrd-keep-kernel keeps it)", img)
+					}
+				}
+			}
 		}
 		if err := a.AddTree("/", skip...); err != nil {
 			return "", err

@@ -15,7 +15,7 @@ import (
 	"testing"
 
 	"github.com/luoinit/luoinit/manifest"
-	"golang.org/x/sys/unix"
+	"github.com/luoinit/luoinit/preflight"
 )
 
 const testConfig = `version = 1
@@ -46,8 +46,9 @@ func TestRunFailsCleanly(t *testing.T) {
 		is    error
 		words []string
 	}{
-		{"no LUO device", Options{Kernel: kernel, Device: filepath.Join(dir, "liveupdate")}, unix.ENOENT,
-			[]string{"liveupdate=on", "nothing was held"}},
+		// The preflight refuses both before anything is opened.
+		{"no LUO device", Options{Kernel: kernel, Device: filepath.Join(dir, "liveupdate")}, preflight.ErrRefused,
+			[]string{"no LUO device", "liveupdate=on", "not a bzImage", "would lose the preserved state", "nothing was held"}},
 		{"missing kernel", Options{Kernel: filepath.Join(dir, "absent")}, os.ErrNotExist, []string{"kernel"}},
 		{"empty initrd", Options{Kernel: kernel, Initrd: empty}, nil, []string{"initrd", "not a non-empty regular file"}},
 		{"no kernel", Options{}, nil, []string{"no kernel given"}},

@@ -10,6 +10,7 @@ import (
 	"github.com/luoinit/luoinit/manifest"
 	"github.com/luoinit/luoinit/netconf"
 	"github.com/luoinit/luoinit/status"
+	"golang.org/x/sys/unix"
 )
 
 // Boot kinds and progress, as written to the state file (package status
@@ -44,6 +45,8 @@ type BootOptions struct {
 	// ApplyNetwork puts a network configuration in place; default
 	// netconf.Apply.
 	ApplyNetwork func(n manifest.Network, logf func(string, ...any)) (int, []error, time.Duration)
+	// Release is this kernel's release; default uname -r.
+	Release string
 }
 
 // Report is what a boot did.
@@ -51,12 +54,16 @@ type Report struct {
 	Kind       string // normal, updated or degraded
 	State      string // finished or degraded at the end
 	Generation uint64
-	Timing     manifest.Timing
-	Results    []Result
-	Lost       []Lost
-	Started    time.Duration // CLOCK_BOOTTIME at init start
-	Retrieved  time.Duration // CLOCK_BOOTTIME when every fd was retrieved
-	Done       time.Duration // CLOCK_BOOTTIME when every first handoff ended
+	// FromKernel and ToKernel are the releases a live update went from
+	// (the manifest's kernel_release) and to (this kernel); "" on a cold
+	// boot.
+	FromKernel, ToKernel string
+	Timing               manifest.Timing
+	Results              []Result
+	Lost                 []Lost
+	Started              time.Duration // CLOCK_BOOTTIME at init start
+	Retrieved            time.Duration // CLOCK_BOOTTIME when every fd was retrieved
+	Done                 time.Duration // CLOCK_BOOTTIME when every first handoff ended
 	// Network figures: changes made, failures, time spent.
 	NetworkChanges  int
 	NetworkFailures int
@@ -146,8 +153,13 @@ func Boot(o BootOptions) (*Report, error) {
 		return coldBoot(o, rep, logf)
 	}
 	rep.Kind, rep.Generation, rep.Timing = StateUpdated, m.Generation, m.Timing
+	rep.FromKernel, rep.ToKernel = m.KernelRelease, o.release()
 	state(StateRestoring)
-	logf("live update boot: generation %d, manifest written %s by kernel %s, %d workloads", m.Generation, m.Written.Format(time.RFC3339), m.KernelRelease, len(m.Workloads))
+	logf("live update boot: generation %d, updated from kernel %s to %s, manifest written %s, %d workloads",
+		m.Generation, orUnknown(rep.FromKernel), orUnknown(rep.ToKernel), m.Written.Format(time.RFC3339), len(m.Workloads))
+	if want := m.NextKernel.Release; want != "" && want != rep.ToKernel {
+		logf("the manifest was written for kernel %s but this is %s: the image at the kexec was not the one checked", want, orUnknown(rep.ToKernel))
+	}
 
 	// The network goes up while the fds are retrieved: neither touches the
 	// other, and the workloads need both before they start.
@@ -250,6 +262,25 @@ func Boot(o BootOptions) (*Report, error) {
 	return rep, nil
 }
 
+// release is the running kernel's release: BootOptions.Release, else uname -r.
+func (o BootOptions) release() string {
+	if o.Release != "" {
+		return o.Release
+	}
+	var uts unix.Utsname
+	if err := unix.Uname(&uts); err != nil {
+		return ""
+	}
+	return unix.ByteSliceToString(uts.Release[:])
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "(unknown)"
+	}
+	return s
+}
+
 // applyNetwork brings the network up before any workload starts (the
 // loopback always). Each failure is logged by what failed; the workloads
 // start all the same.
@@ -302,7 +333,8 @@ func writeState(dir string, r *Report) error {
 
 // Status is the report in the state file's terms.
 func (r *Report) Status() *status.Status {
-	st := &status.Status{State: r.State, Boot: r.Kind, Generation: r.Generation, Lost: len(r.Lost), Init: r.Started, Phases: r.Phases}
+	st := &status.Status{State: r.State, Boot: r.Kind, Generation: r.Generation, Lost: len(r.Lost), Init: r.Started, Phases: r.Phases,
+		FromKernel: r.FromKernel, ToKernel: r.ToKernel}
 	// Figures, once the first handoffs are over.
 	if r.Done > 0 {
 		if r.Retrieved > 0 {

@@ -33,6 +33,7 @@ func bootManifest(t *testing.T) []byte {
 	m := cfg.NewManifest()
 	m.Generation = 4
 	m.KernelRelease = "7.3.4"
+	m.NextKernel = manifest.NextKernel{Release: "7.4.0", Compatible: []string{"kho-v4", "luo-v5"}}
 	m.Workloads[0].FDs[0].Token = 1
 	m.Workloads[0].FDs[0].Kind = "memfd"
 	b, err := m.Marshal()
@@ -56,7 +57,8 @@ func TestBootKinds(t *testing.T) {
 	}{
 		{"cold boot", "", true, nil, StateNormal, StateNormal, 0, []string{"cold boot: starting 1 workloads"}},
 		{"nothing at all", "", false, nil, StateNormal, StateNormal, 0, []string{"no workloads"}},
-		{"live update", "good", true, good, StateUpdated, StateFinished, 1, []string{"generation 4"}},
+		{"live update", "good", true, good, StateUpdated, StateFinished, 1, []string{"generation 4", "updated from kernel 7.3.4 to 7.4.1",
+			"the manifest was written for kernel 7.4.0 but this is 7.4.1"}},
 		{"no /dev/liveupdate", "good", true, nil, StateDegraded, StateDegraded, 0, []string{`workload "kv" fd "arena" (session "luoinit.kv" token 1) lost`, "liveupdate=on"}},
 		{"session gone", "good", true, fakeDevice{}, StateDegraded, StateDegraded, 0, []string{`fd "arena"`, "lost"}},
 		{"corrupt manifest", "corrupt", true, good, StateDegraded, StateDegraded, 0, []string{"unusable", "cold boot"}},
@@ -86,6 +88,7 @@ func TestBootKinds(t *testing.T) {
 					}
 					return tc.device, nil
 				},
+				Release:    "7.4.1",
 				Start:      st,
 				Log:        func(f string, a ...any) { mu.Lock(); fmt.Fprintf(&log, f+"\n", a...); mu.Unlock() },
 				Supervisor: Options{HandoffTimeout: time.Second},
@@ -149,6 +152,10 @@ func TestBootKinds(t *testing.T) {
 				if r.Err == nil && (!okE || !okA || a < e) {
 					t.Errorf("workload %s: exec at %d, ack at %d in %v", r.Workload, e, a, rep.Phases)
 				}
+			}
+			// A manifest that was read names both kernels; a cold boot neither.
+			if fromTo := strings.Contains(string(b), "from_kernel=7.3.4\nto_kernel=7.4.1\n"); fromTo != (tc.manifest == "good") || tc.manifest != "good" && strings.Contains(string(b), "_kernel=") {
+				t.Errorf("state file %q: from/to kernel lines wrong for manifest %q", b, tc.manifest)
 			}
 			if netApplied != 1 {
 				t.Errorf("network applied %d times, want once", netApplied)

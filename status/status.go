@@ -120,6 +120,11 @@ type Status struct {
 	// network, and per workload exec:NAME, ack:NAME, finish:NAME).
 	Init   time.Duration `json:"init_boottime_ns,omitempty"`
 	Phases []Phase       `json:"phases,omitempty"`
+
+	// FromKernel and ToKernel are the releases the last live update went
+	// from and to ("updated from A to B"); empty on a cold boot.
+	FromKernel string `json:"from_kernel,omitempty"`
+	ToKernel   string `json:"to_kernel,omitempty"`
 }
 
 // Phase is one step of a boot, stamped with CLOCK_BOOTTIME.
@@ -218,6 +223,9 @@ func Read(dir string) (*Status, error) {
 func (st *Status) Marshal() []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "state=%s\nboot=%s\ngeneration=%d\nformat=%d\nlost=%d\n", bare(st.State), bare(st.Boot), st.Generation, Format, st.Lost)
+	if st.FromKernel != "" || st.ToKernel != "" {
+		fmt.Fprintf(&b, "from_kernel=%s\nto_kernel=%s\n", bare(st.FromKernel), bare(st.ToKernel))
+	}
 	for _, d := range []struct {
 		key string
 		v   int64
@@ -427,6 +435,10 @@ func (st *Status) global(key, val string) error {
 	case "blackout_ns":
 		v, err = num()
 		st.Blackout = time.Duration(v)
+	case "from_kernel":
+		st.FromKernel = val
+	case "to_kernel":
+		st.ToKernel = val
 	case "init_boottime_ns":
 		v, err = num()
 		st.Init = time.Duration(v)

@@ -1,16 +1,57 @@
 #!/bin/bash
-# build.sh [CACHE_DIR]
+# build.sh [--source SPEC] [--luo-abi COMPAT] [CACHE_DIR]
 #
-# Builds (or reuses) the minimal LUO kernel for the VM tests and prints the
-# path of its bzImage on stdout. The result is cached under
-#   CACHE_DIR/kernel/<source version>-<fragment hash>/
-# with bzImage, .config, version and the uapi header the tests compare
+# Builds (or reuses) a minimal LUO kernel for the VM tests and prints the
+# path of its bzImage on stdout; progress goes to stderr.
+#
+#   --source SPEC    which Debian linux-source to build (see fetch-source.sh):
+#                    empty (the default) is the newest series' newest version,
+#                    X.Y the newest of a series (7.2), or an exact Debian
+#                    version (7.2.12-1~bpo13+1).
+#   --luo-abi COMPAT a test-only variant: the same source with the LUO ABI
+#                    compatible string (LUO_ABI_COMPATIBLE in
+#                    include/linux/kho/abi/luo.h) replaced by COMPAT, e.g.
+#                    luo-v6, and the release suffixed with -COMPAT. Such a
+#                    kernel cannot read the state of an unpatched one: it
+#                    exists to prove that luoinit refuses to kexec into it.
+#
+# The result is cached under
+#   CACHE_DIR/kernel/<source version>-<fragment hash>[-luoabi-COMPAT]/
+# with bzImage, config, version and the uapi header the tests compare
 # against. A lock serialises concurrent builds, and a finished build is
 # published by rename, so a reader never sees half a kernel.
+#
+# The default build (no --source) and the base of a variant keep their
+# object tree in
+#   CACHE_DIR/kernel/.obj-<source version>-<fragment hash>/
+# (about 210 MiB), so that a variant is an incremental build of a copy of
+# it: only the few files that include luo.h and the version recompile,
+# about a minute instead of 8-11.
+#
+# A build uses every core for minutes: on a shared machine run it under the
+# machine's heavy-work lock (flock /tmp/luoinit-heavy.lock build.sh ...).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-cache=${1:-${LUOINIT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/luoinit}}
+spec=
+luoabi=
+cache=
+while [ $# -gt 0 ]; do
+  case $1 in
+    --source) spec=${2:?--source needs a SPEC}; shift 2 ;;
+    --source=*) spec=${1#*=}; shift ;;
+    --luo-abi) luoabi=${2:?--luo-abi needs a compatible string}; shift 2 ;;
+    --luo-abi=*) luoabi=${1#*=}; shift ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 0 ;;
+    -*) echo "build.sh: unknown option $1" >&2; exit 2 ;;
+    *) [ -z "$cache" ] || { echo "build.sh: more than one CACHE_DIR" >&2; exit 2; }; cache=$1; shift ;;
+  esac
+done
+cache=${cache:-${LUOINIT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/luoinit}}
+if [ -n "$luoabi" ] && ! [[ $luoabi =~ ^luo-v[0-9]+$ ]]; then
+  echo "build.sh: --luo-abi $luoabi: want luo-vN" >&2
+  exit 2
+fi
 fragment=$here/luo.config
 mkdir -p "$cache/kernel"
 
@@ -22,10 +63,22 @@ if ! flock -n 9; then
   flock 9
 fi
 
-src=$("$here/fetch-source.sh" "$cache")
+src=$("$here/fetch-source.sh" "$cache" "$spec")
 srcver=$(basename "$src")
 fraghash=$(sha256sum < "$fragment" | cut -c1-12)
-out=$cache/kernel/$srcver-$fraghash
+base=$srcver-$fraghash
+key=$base${luoabi:+-luoabi-$luoabi}
+out=$cache/kernel/$key
+objs=$cache/kernel/.obj-$base
+
+abi_header=$src/include/linux/kho/abi/luo.h
+abi_saved=$abi_header.luoinit-orig
+# A variant build patches the shared source tree and puts it back when it
+# ends; a build that was killed halfway is undone here, before any build.
+if [ -e "$abi_saved" ]; then
+  log "restoring $abi_header left patched by an interrupted variant build"
+  mv -f "$abi_saved" "$abi_header"
+fi
 
 if [ -f "$out/bzImage" ]; then
   log "reusing cached kernel $(cat "$out/version") ($out)"
@@ -33,54 +86,114 @@ if [ -f "$out/bzImage" ]; then
   exit 0
 fi
 
-log "building $srcver with fragment $fraghash (takes several minutes on 2 cores)"
-build=$cache/kernel/.build-$fraghash
-rm -rf "$build"
-mkdir -p "$build"
-start=$(date +%s)
-blog=$build/build.log
-log "configuring: tinyconfig + $(basename "$fragment") (log: $blog)"
-{
-  make -s -C "$src" O="$build" tinyconfig
-  "$src/scripts/kconfig/merge_config.sh" -m -O "$build" "$build/.config" "$fragment"
-  make -s -C "$src" O="$build" olddefconfig
-} > "$blog" 2>&1 || { tail -20 "$blog" >&2; log "configuring failed"; exit 1; }
+# publish BUILD_DIR KEY [VARIANT]: copy the results to CACHE/kernel/KEY by rename.
+publish() {
+  local b=$1 dest=$cache/kernel/$2 variant=${3:-} release
+  release=$(make -s -C "$src" O="$b" ${localversion:+LOCALVERSION=$localversion} kernelrelease)
+  local tmp=$cache/kernel/.out-$2
+  rm -rf "$tmp"
+  mkdir -p "$tmp"
+  cp "$b/arch/x86/boot/bzImage" "$tmp/bzImage"
+  cp "$b/.config" "$tmp/config"
+  cp "$src/include/uapi/linux/liveupdate.h" "$tmp/liveupdate.h"
+  echo "$release" > "$tmp/version"
+  echo "$srcver" > "$tmp/source"
+  [ -z "$variant" ] || echo "$variant" > "$tmp/variant"
+  rm -rf "$dest"
+  mv "$tmp" "$dest"
+  log "built $release in $(( $(date +%s) - start ))s: $dest/bzImage"
+}
 
-missing=0
-while IFS= read -r line; do
-  case $line in CONFIG_*=*) ;; *) continue ;; esac
-  if ! grep -qxF "$line" "$build/.config"; then
-    log "fragment option not in the resulting .config: $line"
-    case ${line%%=*} in
-      CONFIG_LIVEUPDATE|CONFIG_LIVEUPDATE_MEMFD|CONFIG_KEXEC_HANDOVER|CONFIG_KEXEC_FILE) missing=1 ;;
-    esac
+# compile BUILD_DIR: make bzImage there, the log in BUILD_DIR/build.log.
+compile() {
+  local b=$1
+  log "compiling bzImage with -j$(nproc) (log: $b/build.log)"
+  if ! make -s -C "$src" O="$b" ${localversion:+LOCALVERSION=$localversion} -j"$(nproc)" bzImage >> "$b/build.log" 2>&1; then
+    tail -40 "$b/build.log" >&2
+    log "compiling failed (full log: $b/build.log)"
+    exit 1
   fi
-done < "$fragment"
-for opt in LIVEUPDATE LIVEUPDATE_MEMFD KEXEC_HANDOVER KEXEC_FILE; do
-  grep -qx "CONFIG_$opt=y" "$build/.config" || { log "CONFIG_$opt is not =y in $build/.config"; missing=1; }
-done
-if [ "$missing" != 0 ]; then
-  log "the kernel would not support live update: fix tests/kernel/luo.config"
-  exit 1
+}
+
+# configure BUILD_DIR: tinyconfig + the fragment, checked.
+configure() {
+  local b=$1
+  log "configuring: tinyconfig + $(basename "$fragment") (log: $b/build.log)"
+  {
+    make -s -C "$src" O="$b" tinyconfig
+    "$src/scripts/kconfig/merge_config.sh" -m -O "$b" "$b/.config" "$fragment"
+    make -s -C "$src" O="$b" olddefconfig
+  } > "$b/build.log" 2>&1 || { tail -20 "$b/build.log" >&2; log "configuring failed"; exit 1; }
+
+  local missing=0 line opt
+  while IFS= read -r line; do
+    case $line in CONFIG_*=*) ;; *) continue ;; esac
+    if ! grep -qxF "$line" "$b/.config"; then
+      log "fragment option not in the resulting .config: $line"
+      case ${line%%=*} in
+        CONFIG_LIVEUPDATE|CONFIG_LIVEUPDATE_MEMFD|CONFIG_KEXEC_HANDOVER|CONFIG_KEXEC_FILE) missing=1 ;;
+      esac
+    fi
+  done < "$fragment"
+  for opt in LIVEUPDATE LIVEUPDATE_MEMFD KEXEC_HANDOVER KEXEC_FILE; do
+    grep -qx "CONFIG_$opt=y" "$b/.config" || { log "CONFIG_$opt is not =y in $b/.config"; missing=1; }
+  done
+  if [ "$missing" != 0 ]; then
+    log "the kernel would not support live update: fix tests/kernel/luo.config"
+    exit 1
+  fi
+}
+
+start=$(date +%s)
+localversion=
+
+# The unpacked base build: kept afterwards as the object tree of variants.
+if [ -z "$luoabi" ] || [ ! -f "$objs/vmlinux" ]; then
+  log "building $srcver with fragment $fraghash (takes 8-11 minutes on 2 cores)"
+  build=$cache/kernel/.build-$base
+  rm -rf "$build"
+  mkdir -p "$build"
+  configure "$build"
+  compile "$build"
+  # A variant's base may be cached already (without its objects).
+  [ -f "$cache/kernel/$base/bzImage" ] || publish "$build" "$base"
+  rm -rf "$objs"
+  if [ -z "$spec" ] || [ -n "$luoabi" ]; then
+    mv "$build" "$objs"
+  else
+    rm -rf "$build"
+  fi
+  if [ -z "$luoabi" ]; then
+    echo "$out/bzImage"
+    exit 0
+  fi
 fi
 
-log "compiling bzImage with -j$(nproc)"
-if ! make -s -C "$src" O="$build" -j"$(nproc)" bzImage >> "$blog" 2>&1; then
-  tail -40 "$blog" >&2
-  log "compiling failed (full log: $blog)"
-  exit 1
-fi
-release=$(make -s -C "$src" O="$build" kernelrelease)
-
-tmp=$cache/kernel/.out-$fraghash
-rm -rf "$tmp"
-mkdir -p "$tmp"
-cp "$build/arch/x86/boot/bzImage" "$tmp/bzImage"
-cp "$build/.config" "$tmp/config"
-cp "$src/include/uapi/linux/liveupdate.h" "$tmp/liveupdate.h"
-echo "$release" > "$tmp/version"
-rm -rf "$out"
-mv "$tmp" "$out"
+# The variant: a copy of the base object tree, the header patched in the
+# source for the length of one incremental build.
+log "building the $luoabi variant of $srcver from the object tree $objs"
+start=$(date +%s)
+current=$(sed -n 's/^#define[[:space:]]\{1,\}LUO_ABI_COMPATIBLE[[:space:]]\{1,\}"\([^"]*\)".*/\1/p' "$abi_header")
+[ -n "$current" ] || { log "no '#define LUO_ABI_COMPATIBLE \"...\"' in $abi_header"; exit 1; }
+[ "$current" != "$luoabi" ] || { log "$srcver already has $luoabi: a variant would be the same kernel"; exit 1; }
+build=$cache/kernel/.build-$key
 rm -rf "$build"
-log "built $release in $(( $(date +%s) - start ))s: $out/bzImage"
+cp -a "$objs" "$build"
+: > "$build/build.log"
+localversion=-$luoabi
+# mv keeps the original's inode and mtime: once restored, the base object
+# tree sees the header unchanged.
+mv "$abi_header" "$abi_saved"
+trap 'mv -f "$abi_saved" "$abi_header"' EXIT
+sed "s/^\(#define[[:space:]]\{1,\}LUO_ABI_COMPATIBLE[[:space:]]\{1,\}\)\"$current\"/\1\"$luoabi\"/" "$abi_saved" > "$abi_header"
+compile "$build"
+mv -f "$abi_saved" "$abi_header"
+trap - EXIT
+# The strings the kernel will compare: the new one in, the old one out.
+if ! grep -qaF "$luoabi" "$build/vmlinux" || grep -qaxF "$current" <(tr -c '[:print:]' '\n' < "$build/vmlinux"); then
+  log "the $luoabi variant's vmlinux does not carry $luoabi alone (still $current?)"
+  exit 1
+fi
+publish "$build" "$key" "LUO_ABI_COMPATIBLE=$luoabi (was $current)"
+rm -rf "$build"
 echo "$out/bzImage"

@@ -287,6 +287,11 @@ func TestTwoUpdates(t *testing.T) {
 	if answered != 2 {
 		t.Errorf("%d prepares answered by PID 1, want 2", answered)
 	}
+	// The second prepare's preflight knows what the running kernel writes
+	// from the first one's record in the manifest.
+	if !strings.Contains(strings.Join(res.Console, "\n"), "from luoinit's record of loading it (manifest /etc/luoinit/manifest.toml, generation 1)") {
+		t.Errorf("the second preflight did not use the record of the first live update")
+	}
 	states := res.Find("DEMO_STATE")
 	after := res.Find("DEMO_AFTER")
 	if len(states) != 2 || len(after) != 2 {

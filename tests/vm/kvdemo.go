@@ -10,7 +10,11 @@ import (
 // memfd crosses the live updates, and the luotest "demo" driver, which
 // fills it, runs `luoinit prepare --initrd-from-root`, and after each live
 // update reads every key back (updates times in a row).
-func KVDemoConfig(updates int) string {
+func KVDemoConfig(updates int, demoArgs ...string) string {
+	args := ""
+	for _, a := range demoArgs {
+		args += fmt.Sprintf(", %q", a)
+	}
 	return fmt.Sprintf(`version = 1
 
 [[workload]]
@@ -23,9 +27,9 @@ handoff = "socket"
 
 [[workload]]
 name = "demo"
-argv = ["/bin/luotest", "workload", "demo", "--updates", "%d"]
+argv = ["/bin/luotest", "workload", "demo", "--updates", "%d"%s]
 handoff = "socket"
-`, updates)
+`, updates, args)
 }
 
 // KVDemoImage builds luoinit, kvcache and luotest and writes the demo's
@@ -33,6 +37,22 @@ handoff = "socket"
 // the config and the kernel at GuestKernel, so that the running root can
 // be carried whole into each next kernel.
 func KVDemoImage(dir, kernel string, updates int) (string, error) {
+	return KVDemoImageFor(dir, KVDemo{Next: kernel, Updates: updates})
+}
+
+// KVDemo says what goes into a demo image besides the programs.
+type KVDemo struct {
+	Next string // the kernel each prepare kexecs into (GuestKernel)
+	// Running, if set, is the kernel the VM boots: its image goes in at
+	// /boot/vmlinuz-<release>, where the preflight reads what the running
+	// kernel writes.
+	Running  *Kernel
+	Updates  int
+	DemoArgs []string // more arguments of the demo workload (--append, --expect-refusal)
+}
+
+// KVDemoImageFor builds the demo's initramfs as d says.
+func KVDemoImageFor(dir string, d KVDemo) (string, error) {
 	bins := map[string]string{}
 	for name, pkg := range map[string]string{"luoinit": "./init", "kvcache": "./examples/kvcache", "luotest": "./tests/guest/luotest"} {
 		bins[name] = filepath.Join(dir, name)
@@ -41,16 +61,20 @@ func KVDemoImage(dir, kernel string, updates int) (string, error) {
 		}
 	}
 	cfg := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(cfg, []byte(KVDemoConfig(updates)), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(KVDemoConfig(d.Updates, d.DemoArgs...)), 0o644); err != nil {
 		return "", err
 	}
-	img, err := Image(dir, "kvdemo.cpio",
-		File{Guest: "init", Host: bins["luoinit"]},
-		File{Guest: "bin/kvcache", Host: bins["kvcache"]},
-		File{Guest: "bin/luotest", Host: bins["luotest"]},
-		File{Guest: "etc/luoinit/config.toml", Host: cfg},
-		File{Guest: GuestKernel, Host: kernel},
+	files := []File{
+		{Guest: "init", Host: bins["luoinit"]},
 		// luoinit once: /bin/luoinit is /init.
-		File{Guest: "bin/luoinit", Link: "/init"})
-	return img, err
+		{Guest: "bin/luoinit", Link: "/init"},
+		{Guest: "bin/kvcache", Host: bins["kvcache"]},
+		{Guest: "bin/luotest", Host: bins["luotest"]},
+		{Guest: "etc/luoinit/config.toml", Host: cfg},
+		{Guest: GuestKernel, Host: d.Next},
+	}
+	if d.Running != nil {
+		files = append(files, File{Guest: "boot/vmlinuz-" + d.Running.Version, Host: d.Running.BzImage})
+	}
+	return Image(dir, "kvdemo.cpio", files...)
 }

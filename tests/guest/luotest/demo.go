@@ -2,12 +2,19 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // demoMain drives `make demo` as a workload of luoinit. On the cold boot
@@ -18,9 +25,14 @@ import (
 //	LUOTEST:DEMO_BEFORE keys=N
 //	LUOTEST:DEMO_AFTER keys=N verified=true
 //	LUOTEST:DEMO_STATE <luoinit's state file, one line>
+//
+// With --expect-refusal, the prepare must be refused by its preflight;
+// the demo then checks that nothing happened (see refusedDemo).
 func demoMain(args []string) {
 	fs := flag.NewFlagSet("demo", flag.ExitOnError)
 	updates := fs.Int("updates", 1, "how many live updates in a row")
+	appendArgs := fs.String("append", "", "--append for luoinit prepare")
+	refusal := fs.String("expect-refusal", "", "the prepare must be refused by the preflight with this text in its error")
 	fs.Parse(args)
 	const keys = "1000"
 	takeHandoff("demo")
@@ -62,6 +74,12 @@ func demoMain(args []string) {
 		// kernel image, which prepare leaves out by default.
 		prepArgs = append(prepArgs, "--initrd-keep-kernel")
 	}
+	if *appendArgs != "" {
+		prepArgs = append(prepArgs, "--append", *appendArgs)
+	}
+	if *refusal != "" {
+		refusedDemo(prepArgs, *refusal, keys)
+	}
 	prep := exec.Command("/bin/luoinit", prepArgs...)
 	prep.Stdout, prep.Stderr = os.Stdout, os.Stdout
 	if err := prep.Start(); err != nil {
@@ -87,4 +105,92 @@ func mustFile(p string) {
 	if !waitFile(p) {
 		vmEnd("FAIL", p+" never appeared")
 	}
+}
+
+// refusedDemo runs a prepare that the preflight must refuse, and checks
+// what the refusal left: prepare exited 1 naming the refusal, having
+// neither preserved nor stopped anything (it never asked kvcache for its
+// arena, which kvcache still serves, all keys intact), no kexec image
+// loaded, and the sessions free: a dry run into the running kernel's own
+// image creates them again. `luoinit preflight` is then run alone on both
+// images, its findings on the console.
+func refusedDemo(prepArgs []string, want, keys string) {
+	var out bytes.Buffer
+	prep := exec.Command("/bin/luoinit", prepArgs...)
+	prep.Stdout, prep.Stderr = io.MultiWriter(os.Stdout, &out), io.MultiWriter(os.Stdout, &out)
+	err := prep.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		vmEnd("FAIL", fmt.Sprintf("prepare into the refused kernel: %v, want exit status 1: %s", err, lastLines(out.String(), 4)))
+	}
+	for _, w := range []string{"preflight refused the live update", want, "would lose the preserved state", "nothing was held"} {
+		if !strings.Contains(out.String(), w) {
+			vmEnd("FAIL", fmt.Sprintf("the refused prepare does not say %q: %s", w, lastLines(out.String(), 4)))
+		}
+	}
+	if strings.Contains(out.String(), "phase prepared") {
+		vmEnd("FAIL", "the refused prepare reached phase prepared")
+	}
+	if b, err := os.ReadFile("/sys/kernel/kexec_loaded"); err != nil || strings.TrimSpace(string(b)) != "0" {
+		vmEnd("FAIL", fmt.Sprintf("after the refusal /sys/kernel/kexec_loaded is %q (%v), want 0", b, err))
+	}
+	if out, err := kv("verify", keys); err != nil {
+		vmEnd("FAIL", fmt.Sprintf("kvcache after the refused prepare: %v: %s", err, out))
+	}
+	fmt.Printf("\nLUOTEST:REFUSED_SERVING kvcache verified %s keys after the refusal\n", keys)
+
+	// The sessions are free: a dry run into the running kernel creates them.
+	running := "/boot/vmlinuz-" + release()
+	dry := append(slices.Clone(prepArgs), "--dry-run")
+	dry[slices.Index(dry, "/boot/bzImage")] = running
+	dp := exec.Command("/bin/luoinit", dry...)
+	var dout bytes.Buffer
+	dp.Stdout, dp.Stderr = &dout, io.MultiWriter(os.Stdout, &dout)
+	if err := dp.Start(); err != nil {
+		vmEnd("FAIL", err.Error())
+	}
+	mustFile("/run/luoinit/prepare.sock")
+	if out, err := kv("PUSH"); err != nil {
+		vmEnd("FAIL", fmt.Sprintf("kvcache PUSH to the dry run: %v: %s", err, out))
+	}
+	if err := dp.Wait(); err != nil {
+		vmEnd("FAIL", fmt.Sprintf("dry run into %s after the refusal: %v: %s", running, err, lastLines(dout.String(), 4)))
+	}
+	if out, err := kv("verify", keys); err != nil {
+		vmEnd("FAIL", fmt.Sprintf("kvcache after the dry run: %v: %s", err, out))
+	}
+
+	// The standalone preflight also reads KHO's debugfs, where mounted.
+	if err := unix.Mount("debugfs", "/sys/kernel/debug", "debugfs", 0, ""); err != nil {
+		vmEnd("FAIL", fmt.Sprintf("mount debugfs: %v", err))
+	}
+	var shown []string
+	filepath.WalkDir("/sys/kernel/debug/kho", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			shown = append(shown, p)
+		}
+		return nil
+	})
+	fmt.Printf("\nLUOTEST:KHO_DEBUGFS %s\n", strings.Join(shown, " "))
+	for _, k := range []string{"/boot/bzImage", running} {
+		cmd := exec.Command("/bin/luoinit", "preflight", "--kernel", k, "--reuse-cmdline")
+		var pout bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &pout, &pout
+		err := cmd.Run()
+		for _, line := range strings.Split(strings.TrimSpace(pout.String()), "\n") {
+			fmt.Printf("\nLUOTEST:PREFLIGHT %s %s\n", k, line)
+		}
+		if (err == nil) != (k == running) {
+			vmEnd("FAIL", fmt.Sprintf("luoinit preflight --kernel %s: %v", k, err))
+		}
+	}
+	vmEnd("PASS", "the preflight refused the kernel; kvcache kept serving, nothing loaded, the sessions free")
+}
+
+func release() string {
+	var uts unix.Utsname
+	if err := unix.Uname(&uts); err != nil {
+		return ""
+	}
+	return unix.ByteSliceToString(uts.Release[:])
 }

@@ -1,0 +1,67 @@
+package preflight
+
+import (
+	"fmt"
+	"strings"
+)
+
+// checkCmdline: the next command line turns LUO and KHO on.
+func (r *Report) checkCmdline(o Options) {
+	lu, luSet := lastParam(o.Cmdline, "liveupdate")
+	kho, khoSet := lastParam(o.Cmdline, "kho")
+	var bad []string
+	if on, ok := kernelBool(lu); !luSet || !ok || !on {
+		bad = append(bad, "liveupdate=on is missing (the next kernel would not start LUO)")
+	}
+	khoDefault := r.Next != nil && r.Next.Config != nil && r.Next.Config["CONFIG_KEXEC_HANDOVER_ENABLE_DEFAULT"] == "y"
+	if on, ok := kernelBool(kho); khoSet && (!ok || !on) {
+		bad = append(bad, fmt.Sprintf("kho=%s turns KHO off", kho))
+	} else if !khoSet && !khoDefault {
+		bad = append(bad, "kho=on is missing and the image does not say KHO is on by default")
+	}
+	if len(bad) > 0 {
+		r.add("command line", Fail, "%q: %s", o.Cmdline, strings.Join(bad, "; "))
+		return
+	}
+	var replaced []string
+	for _, f := range strings.Fields(o.Given) {
+		if k, v, _ := strings.Cut(f, "="); (k == "liveupdate" || k == "kho") && v != "on" {
+			replaced = append(replaced, f)
+		}
+	}
+	text := fmt.Sprintf("%q turns LUO and KHO on", o.Cmdline)
+	if len(replaced) > 0 {
+		text += fmt.Sprintf(" (luoinit replaced %s)", strings.Join(replaced, " "))
+	}
+	r.add("command line", OK, "%s", text)
+}
+
+// lastParam returns the value of the last name=value on the command line
+// (the kernel applies each in turn, so the last wins).
+func lastParam(cmdline, name string) (string, bool) {
+	var v string
+	var found bool
+	for _, f := range strings.Fields(cmdline) {
+		if f == "--" {
+			break // the rest is init's
+		}
+		if k, val, has := strings.Cut(f, "="); k == name {
+			v, found = val, true
+			if !has {
+				v = ""
+			}
+		}
+	}
+	return v, found
+}
+
+// kernelBool parses a value as the kernel's kstrtobool does.
+func kernelBool(v string) (on, ok bool) {
+	switch strings.ToLower(v) {
+	case "1", "y", "yes", "on", "t", "true", "e", "enable", "enabled":
+		return true, true
+	case "0", "n", "no", "off", "f", "false", "d", "disable", "disabled":
+		return false, true
+	}
+	return false, false
+}
