@@ -25,11 +25,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/luoinit/luoinit/manifest"
 	"golang.org/x/sys/unix"
 )
 
 // DefaultSocket is where PID 1 listens.
-const DefaultSocket = "/run/luoinit/control.sock"
+const DefaultSocket = manifest.RunDir + "/control.sock"
 
 // Request is a prepare as the command line asked for it, with every path
 // absolute.

@@ -24,6 +24,14 @@ const EnvWorkload = "LUOINIT_WORKLOAD"
 // both are set.
 const EnvSocket = "LUOINIT_HANDOFF_SOCKET"
 
+// RunDir is luoinit's runtime directory: its sockets, the state file, the
+// next manifest and initramfs. PushSocket is where `luoinit prepare`
+// listens for the workloads' pushes (see docs/handoff.md).
+const (
+	RunDir     = "/run/luoinit"
+	PushSocket = RunDir + "/prepare.sock"
+)
+
 // Push gives files to luoinit before a kexec: it connects to socketPath,
 // says HELLO (push) as workload, sends the files and waits for the ACK.
 // The whole exchange must be done within timeout (0: no limit). The files

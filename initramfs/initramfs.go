@@ -130,11 +130,6 @@ func (a *Archive) AddSymlink(dst, target string) error {
 	return a.add(dst, entry{info: cpio.Info{Mode: cpio.S_IFLNK | 0o777}, data: []byte(target)})
 }
 
-// AddCharDev adds a character device node.
-func (a *Archive) AddCharDev(dst string, perm fs.FileMode, major, minor uint64) error {
-	return a.add(dst, entry{info: cpio.Info{Mode: cpio.S_IFCHR | uint64(perm.Perm()), Rmajor: major, Rminor: minor}})
-}
-
 // Paths returns the archive's paths in the order they will be written.
 func (a *Archive) Paths() []string {
 	names := make([]string, 0, len(a.entries))

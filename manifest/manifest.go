@@ -327,6 +327,9 @@ var SessionVias = []SessionVia{ViaPush, ViaFDStore, ViaProc}
 // to PID 1.
 const EnvWorkload = handoff.EnvWorkload
 
+// RunDir is luoinit's runtime directory (handoff.RunDir).
+const RunDir = handoff.RunDir
+
 // ReservedSessionName reports whether name is in luoinit's own session
 // namespace ("luoinit", "luoinit.*"): no workload may own such a session.
 func ReservedSessionName(name string) bool {

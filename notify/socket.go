@@ -16,7 +16,7 @@ import (
 )
 
 // DefaultDir holds PID 1's notification sockets, one per workload.
-const DefaultDir = "/run/luoinit/notify"
+const DefaultDir = manifest.RunDir + "/notify"
 
 // maxSocketPath is the longest path sockaddr_un takes (sun_path is 108
 // bytes with the NUL).

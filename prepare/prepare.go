@@ -34,8 +34,8 @@ import (
 
 // Defaults.
 const (
-	DefaultSocket  = "/run/luoinit/prepare.sock"
-	DefaultWorkDir = "/run/luoinit"
+	DefaultSocket  = handoff.PushSocket
+	DefaultWorkDir = manifest.RunDir
 )
 
 // ErrCancelled is wrapped by the error of a prepare that was cancelled.

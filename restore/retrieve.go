@@ -194,16 +194,3 @@ func finish(s Session, tries int) error {
 	}
 	return fmt.Errorf("FINISH failed %d times, the kernel keeps session %q until the next live update: %w", tries, s.Name(), err)
 }
-
-// Close closes every retrieved file and session (on a path where they
-// will not be handed over).
-func (w *Workload) Close() {
-	for _, f := range w.Files {
-		f.File.Close()
-	}
-	w.Files = nil
-	if w.Session != nil {
-		w.Session.Close()
-		w.Session = nil
-	}
-}

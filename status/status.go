@@ -41,6 +41,7 @@ import (
 	"time"
 
 	"github.com/luoinit/luoinit/atomicfile"
+	"github.com/luoinit/luoinit/manifest"
 )
 
 // Format is the version of the file this build writes and reads.
@@ -48,7 +49,7 @@ const Format = 1
 
 // Dir is where the state file lives; File is its name in Dir.
 const (
-	Dir  = "/run/luoinit"
+	Dir  = manifest.RunDir
 	File = "state"
 )
 

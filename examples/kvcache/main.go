@@ -34,11 +34,13 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/luoinit/luoinit/handoff"
 )
 
 const (
 	defaultListen        = "/run/kvcache.sock"
-	defaultPrepareSocket = "/run/luoinit/prepare.sock"
+	defaultPrepareSocket = handoff.PushSocket
 	defaultWorkload      = "kvcache"
 )
 
