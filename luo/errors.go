@@ -61,6 +61,36 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// newError is the one constructor of Error: op on session, no fd and no
+// token until said otherwise (withToken, withFD), failing with err. An
+// errno gets its hint here.
+func newError(op, session string, err error) *Error {
+	e := &Error{Op: op, Session: session, FD: -1, Err: err}
+	var errno unix.Errno
+	if errors.As(err, &errno) {
+		e.Hint = hint(op, errno)
+	}
+	return e
+}
+
+// withToken records the token the operation was about.
+func (e *Error) withToken(token uint64) *Error {
+	e.Token, e.HasToken = token, true
+	return e
+}
+
+// withFD records the fd passed to the kernel.
+func (e *Error) withFD(fd int) *Error {
+	e.FD = fd
+	return e
+}
+
+// withSyscall records the syscall that failed, with its arguments.
+func (e *Error) withSyscall(format string, args ...any) *Error {
+	e.Syscall = fmt.Sprintf(format, args...)
+	return e
+}
+
 // ErrInvalidName is wrapped by the error for a session name that the
 // kernel would reject; no ioctl is made with it.
 var ErrInvalidName = errors.New("invalid session name")

@@ -49,17 +49,16 @@ func ValidateName(name string) error {
 	return nil
 }
 
-// ioctl issues one LUO ioctl whose argument is *arg.
-func ioctl[T any](fd int, req uintptr, arg *T) error {
+// ioctl issues one LUO ioctl whose argument is *arg and returns the errno,
+// 0 on success.
+func ioctl[T any](fd int, req uintptr, arg *T) unix.Errno {
 	_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), req, uintptr(unsafe.Pointer(arg)))
-	if errno != 0 {
-		return errno
-	}
-	return nil
+	return errno
 }
 
-func ioctlString(fd int, req uintptr) string {
-	return fmt.Sprintf("ioctl(%d, %#x)", fd, req)
+// ioctlError is the Error of a failed ioctl on fd.
+func ioctlError(op, session string, fd int, req uintptr, errno unix.Errno) *Error {
+	return newError(op, session, errno).withSyscall("ioctl(%d, %#x)", fd, req)
 }
 
 // nameBytes returns name as the kernel's NUL-terminated array.
@@ -91,11 +90,8 @@ type Device struct {
 func Open(path string) (*Device, error) {
 	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
-		e := &Error{Op: "open", Path: path, FD: -1,
-			Syscall: fmt.Sprintf("open(%q, O_RDWR|O_CLOEXEC)", path), Err: err}
-		if errno, ok := err.(unix.Errno); ok {
-			e.Hint = hint("open", errno)
-		}
+		e := newError("open", "", err).withSyscall("open(%q, O_RDWR|O_CLOEXEC)", path)
+		e.Path = path
 		return nil, e
 	}
 	return &Device{f: os.NewFile(uintptr(fd), path), path: path}, nil
@@ -129,16 +125,15 @@ func (d *Device) RetrieveSession(name string) (*Session, error) {
 
 func (d *Device) session(op string, req uintptr, name string) (*Session, error) {
 	if err := ValidateName(name); err != nil {
-		return nil, &Error{Op: op, Session: name, FD: -1, Err: err}
+		return nil, newError(op, name, err)
 	}
 	if d.f == nil {
-		return nil, &Error{Op: op, Session: name, FD: -1, Err: ErrClosed}
+		return nil, newError(op, name, ErrClosed)
 	}
 	fd := int(d.f.Fd())
 	arg := createSessionArg{Size: sizeOf[createSessionArg](), FD: -1, Name: nameBytes(name)}
-	if err := ioctl(fd, req, &arg); err != nil {
-		return nil, &Error{Op: op, Session: name, FD: -1, Syscall: ioctlString(fd, req),
-			Hint: hint(op, err.(unix.Errno)), Err: err}
+	if errno := ioctl(fd, req, &arg); errno != 0 {
+		return nil, ioctlError(op, name, fd, req, errno)
 	}
 	// The kernel installs session fds with O_CLOEXEC; make sure of it, so
 	// that no child started later inherits a session by accident.

@@ -1,7 +1,6 @@
 package luo
 
 import (
-	"errors"
 	"fmt"
 	"os"
 
@@ -41,7 +40,11 @@ func (s *Session) Close() error {
 
 func (s *Session) fd(op string, token uint64, hasToken bool) (int, error) {
 	if s.f == nil {
-		return -1, &Error{Op: op, Session: s.name, Token: token, HasToken: hasToken, FD: -1, Err: ErrClosed}
+		e := newError(op, s.name, ErrClosed)
+		if hasToken {
+			e.withToken(token)
+		}
+		return -1, e
 	}
 	return int(s.f.Fd()), nil
 }
@@ -57,9 +60,8 @@ func (s *Session) PreserveFD(fd int, token uint64) error {
 		return err
 	}
 	arg := preserveFDArg{Size: sizeOf[preserveFDArg](), FD: int32(fd), Token: token}
-	if err := ioctl(sfd, ioctlPreserveFD, &arg); err != nil {
-		return &Error{Op: op, Session: s.name, Token: token, HasToken: true, FD: fd,
-			Syscall: ioctlString(sfd, ioctlPreserveFD), Hint: hint(op, err.(unix.Errno)), Err: err}
+	if errno := ioctl(sfd, ioctlPreserveFD, &arg); errno != 0 {
+		return ioctlError(op, s.name, sfd, ioctlPreserveFD, errno).withToken(token).withFD(fd)
 	}
 	return nil
 }
@@ -74,16 +76,15 @@ func (s *Session) RetrieveFD(token uint64) (*os.File, error) {
 		return nil, err
 	}
 	arg := retrieveFDArg{Size: sizeOf[retrieveFDArg](), FD: -1, Token: token}
-	if err := ioctl(sfd, ioctlRetrieveFD, &arg); err != nil {
-		return nil, &Error{Op: op, Session: s.name, Token: token, HasToken: true, FD: -1,
-			Syscall: ioctlString(sfd, ioctlRetrieveFD), Hint: hint(op, err.(unix.Errno)), Err: err}
+	if errno := ioctl(sfd, ioctlRetrieveFD, &arg); errno != 0 {
+		return nil, ioctlError(op, s.name, sfd, ioctlRetrieveFD, errno).withToken(token)
 	}
 	// FD_CLOEXEC does not survive the live update; a retrieved fd must not
 	// leak into a child that was not meant to have it.
 	if _, err := unix.FcntlInt(uintptr(arg.FD), unix.F_SETFD, unix.FD_CLOEXEC); err != nil {
 		unix.Close(int(arg.FD))
-		return nil, &Error{Op: op, Session: s.name, Token: token, HasToken: true, FD: int(arg.FD),
-			Syscall: fmt.Sprintf("fcntl(%d, F_SETFD, FD_CLOEXEC)", arg.FD), Err: err}
+		return nil, newError(op, s.name, err).withToken(token).withFD(int(arg.FD)).
+			withSyscall("fcntl(%d, F_SETFD, FD_CLOEXEC)", arg.FD)
 	}
 	return os.NewFile(uintptr(arg.FD), fmt.Sprintf("liveupdate:%s:%d", s.name, token)), nil
 }
@@ -98,9 +99,8 @@ func (s *Session) Finish() error {
 		return err
 	}
 	arg := finishArg{Size: sizeOf[finishArg]()}
-	if err := ioctl(sfd, ioctlFinish, &arg); err != nil {
-		return &Error{Op: op, Session: s.name, FD: -1,
-			Syscall: ioctlString(sfd, ioctlFinish), Hint: hint(op, err.(unix.Errno)), Err: err}
+	if errno := ioctl(sfd, ioctlFinish, &arg); errno != 0 {
+		return ioctlError(op, s.name, sfd, ioctlFinish, errno)
 	}
 	return nil
 }
@@ -115,12 +115,12 @@ func (s *Session) GetName() (string, error) {
 		return "", err
 	}
 	arg := getNameArg{Size: sizeOf[getNameArg]()}
-	if err := ioctl(sfd, ioctlGetName, &arg); err != nil {
-		if errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EINVAL) {
-			err = fmt.Errorf("%w: %w", ErrGetNameUnsupported, err)
+	if errno := ioctl(sfd, ioctlGetName, &arg); errno != 0 {
+		var err error = errno
+		if errno == unix.ENOTTY || errno == unix.EINVAL {
+			err = fmt.Errorf("%w: %w", ErrGetNameUnsupported, errno)
 		}
-		return "", &Error{Op: op, Session: s.name, FD: -1,
-			Syscall: ioctlString(sfd, ioctlGetName), Err: err}
+		return "", newError(op, s.name, err).withSyscall("ioctl(%d, %#x)", sfd, ioctlGetName)
 	}
 	return cString(arg.Name[:]), nil
 }
