@@ -133,11 +133,11 @@ func loadTampered() error {
 // autoFault carries out auto's fault flags on the restore side; it
 // returns only if the workload is to go on as usual.
 type autoFault struct {
-	name        string
-	pullFault   string        // "after-hello": first start: HELLO, then exit
-	delayHello  time.Duration // wait this long before the HELLO
-	oomAfter    bool          // first start: after verifying, eat memory until the OOM killer ends it
-	ignoreTerm  bool          // before the live update: ignore SIGTERM (prepare must SIGKILL)
+	name       string
+	pullFault  string        // "after-hello": first start: HELLO, then exit
+	delayHello time.Duration // wait this long before the HELLO
+	oomAfter   bool          // first start: after verifying, eat memory until the OOM killer ends it
+	ignoreTerm bool          // before the live update: ignore SIGTERM (prepare must SIGKILL)
 }
 
 // first reports whether event happens for the first time in this boot,
