@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/luoinit/luoinit/handoff"
@@ -194,7 +195,7 @@ func exitOf(cmd *exec.Cmd) int {
 	err := cmd.Wait()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
-		if ws, ok := ee.Sys().(unix.WaitStatus); ok && ws.Signaled() {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			return 128 + int(ws.Signal())
 		}
 		return ee.ExitCode()
@@ -521,10 +522,12 @@ func pushFaultMain(name, socket, step string, files []handoff.File) {
 		if err := c.SendHello(handoff.Hello{Direction: handoff.DirectionPush, Workload: name}); err != nil {
 			fail(name, err)
 		}
+		// Said before, not after: a console line takes longer under
+		// emulation than prepare takes to answer.
+		fmt.Printf("\nLUOTEST:INFO pushfault %s: sending everything, then exiting before the ACK\n", name)
 		if err := c.SendFiles(files); err != nil {
 			fail(name, err)
 		}
-		fmt.Printf("\nLUOTEST:INFO pushfault %s: exiting after DONE, before the ACK\n", name)
 		os.Exit(0)
 	}
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
