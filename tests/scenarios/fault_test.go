@@ -43,6 +43,7 @@ var prepareFaults = []struct{ name, outcome string }{
 	{"workdir-full", "the next initramfs cannot be written (a 64 KiB tmpfs): ENOSPC named, exit 1, sessions closed, the work directory left empty"},
 	{"device-held", "another process holds /dev/liveupdate: EBUSY named, exit 1, nothing touched"},
 	{"hostile-config", "the 40 KB config of nested inline tables: refused at once naming file and line 2"},
+	{"kill-during-freeze", "SIGKILLed in the freeze while a workload ignores SIGTERM: the point of no return; the workloads already ended stay ended (what they held is lost with the sessions the kernel drops), the one waited for runs on, the image stays loaded, nothing reboots"},
 }
 
 // TestFaultPrepare: the faults of luoinit prepare in the old kernel (see
@@ -82,6 +83,8 @@ func faultRestoreConfig() string {
 		w("kv", `, "--memfds", "arena:1048576:21,index:4096:22"`, "", "arena", "index") +
 		w("stubborn", `, "--memfds", "s:4096:51", "--ignore-term"`, "stop_timeout = \"1s\"\n", "s") +
 		w("flaky", `, "--memfds", "f:4096:52", "--pull-fault", "after-hello"`, "restart = \"on-failure\"\n", "f") +
+		w("unacked", `, "--memfds", "u:4096:55", "--pull-fault", "after-fds"`, "restart = \"on-failure\"\n", "u") +
+		w("refuser", `, "--memfds", "r:4096:56", "--pull-fault", "ack-error"`, "restart = \"on-failure\"\n", "r") +
 		w("oomed", `, "--memfds", "o:4096:53", "--oom-after-restore"`, "restart = \"on-failure\"\n", "o") +
 		w("slow", `, "--memfds", "w:4096:54", "--delay-hello", "4s"`, "", "w") + `
 [[workload]]
@@ -91,7 +94,7 @@ handoff = "socket"
 
 [[workload]]
 name = "faultcheck"
-argv = ["/bin/luotest", "workload", "faultcheck", "flaky.restored", "oomed.fresh", "gone.fresh", "slow.restored", "signaller.done"]
+argv = ["/bin/luotest", "workload", "faultcheck", "flaky.restored", "unacked.restored", "refuser.restored", "oomed.fresh", "gone.fresh", "slow.restored", "signaller.done"]
 handoff = "socket"
 `
 }
@@ -104,8 +107,11 @@ handoff = "socket"
 //     gone) that do not come back: both fds are logged lost by name, the
 //     other fds of kv are delivered, gone starts without fds, and the
 //     state says degraded with lost=2.
-//   - a workload that says HELLO and exits with its fds unacked, restart
-//     on-failure: PID 1 keeps its fds and delivers them at the restart.
+//   - a workload that dies at each step of the pull, restart on-failure:
+//     after HELLO; after receiving its fds, without ACK; answering ACK
+//     error. PID 1 keeps its fds each time and delivers them at the
+//     restart (the workload never connecting, or exiting before HELLO,
+//     is TestRestoreFailures).
 //   - a workload OOM-killed (a real OOM kill, oom_score_adj 1000) after
 //     its handoff: PID 1 restarts it; its fds were delivered and acked, so
 //     it starts without them (what it held is its own loss, not luoinit's).
@@ -137,8 +143,12 @@ func TestFaultRestore(t *testing.T) {
 	_, goneFresh := fresh["gone"]
 	check("session-not-back", strings.Contains(console, `workload "gone" fd "x"`) && goneFresh,
 		"gone/x must be logged lost by name and gone start without fds")
-	check("exit-unacked-restart", len(res.Find("DIED")) == 1 && strings.HasPrefix(restored["flaky"], "1 ") && strings.Contains(console, `luoinit keeps its 1 fds for its next start`),
-		"flaky must die once after HELLO and get its fd at the restart; RESTORED %q", restored["flaky"])
+	died := markers(res, "DIED")
+	for _, w := range []struct{ name, step string }{{"flaky", "after HELLO"}, {"unacked", "after-fds"}, {"refuser", "ack-error"}} {
+		check("pull-dies-"+w.name, strings.HasPrefix(died[w.name], w.step) && strings.HasPrefix(restored[w.name], "1 ") &&
+			strings.Contains(console, fmt.Sprintf(`workload %q (pid`, w.name)) && strings.Contains(console, "luoinit keeps its 1 fds for its next start"),
+			"must die once (%s) and get its fd at the restart; DIED %q RESTORED %q", w.step, died[w.name], restored[w.name])
+	}
 	_, oomFresh := fresh["oomed"]
 	oomKilled := strings.Contains(console, "Out of memory") || strings.Contains(console, "oom-kill") || strings.Contains(console, "Killed process")
 	check("oom-after-handoff", strings.HasPrefix(restored["oomed"], "1 ") && len(res.Find("OOM_START")) == 1 && oomKilled && oomFresh,

@@ -60,6 +60,7 @@ var prepFaults = []prepFault{
 	{name: "workdir-full", run: workdirFull},
 	{name: "device-held", run: deviceHeld},
 	{name: "hostile-config", run: hostileConfig},
+	{name: "kill-during-freeze", run: killDuringFreeze, loaded: loaded},
 }
 
 func faultPrepare() error {
@@ -493,6 +494,62 @@ func hostileConfig() (string, error) {
 		return "", err
 	}
 	return fmt.Sprintf("refused in %v naming line 2", took.Round(time.Millisecond)), nil
+}
+
+// killDuringFreeze: prepare is SIGKILLed in its freeze, while it waits
+// for a workload that ignores SIGTERM. Defined outcome: the freeze is the
+// point of no return. The workloads it already ended stay ended, the one
+// it waits for runs on, the kernel drops the sessions with prepare's fds
+// (what the ended workloads held is gone: nothing can keep it without a
+// process holding the session fds), and the kexec image stays loaded.
+// Nothing reboots.
+func killDuringFreeze() (string, error) {
+	if err := workloads(false); err != nil {
+		return "", err
+	}
+	defer writeConfig("")
+	stubborn := "\n[[workload]]\nname = \"stubborn\"\nargv = [\"/init\", \"workload\", \"auto\", \"--name\", \"stubborn\"]\nhandoff = \"socket\"\nstop_timeout = \"5s\"\n\n  [[workload.fd]]\n  name = \"s\"\n"
+	if err := os.WriteFile(configPath, []byte(fmt.Sprintf(baseConfig, "")+stubborn), 0o644); err != nil {
+		return "", err
+	}
+	cmd, buf, err := prepareCmd("--collect-timeout", "60s")
+	if err != nil {
+		return "", err
+	}
+	if err := startKV(buf); err != nil {
+		cmd.Process.Kill()
+		return "", err
+	}
+	st, err := start("/init", "workload", "auto", "--name", "stubborn", "--memfds", "s:4096:51", "--ignore-term")
+	if err != nil {
+		cmd.Process.Kill()
+		return "", err
+	}
+	running = append(running, st)
+	if err := waitOutput(buf, "phase frozen"); err != nil {
+		cmd.Process.Kill()
+		return "", err
+	}
+	time.Sleep(time.Second) // holder and kv end at SIGTERM; stubborn has 5 s
+	cmd.Process.Kill()
+	if code := exitOf(cmd); code != 128+9 {
+		return "", fmt.Errorf("prepare exit %d, want killed", code)
+	}
+	ended := 0
+	for _, p := range running[1:3] { // holder, and the kv that pushed
+		select {
+		case <-p.done:
+			ended++
+		default:
+		}
+	}
+	if ended != 2 {
+		return "", fmt.Errorf("%d of holder and kv ended by the freeze, want 2", ended)
+	}
+	if kexecLoaded() != "1" {
+		return "", errors.New("the image prepare loaded is gone")
+	}
+	return "holder and kv ended, stubborn still running, sessions dropped, image left loaded, no reboot", nil
 }
 
 // errnoIn picks the errno name out of a prepare error, for the report.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -134,7 +135,7 @@ func loadTampered() error {
 // returns only if the workload is to go on as usual.
 type autoFault struct {
 	name       string
-	pullFault  string        // "after-hello": first start: HELLO, then exit
+	pullFault  string        // first start: "after-hello", "after-fds" (exit unacked) or "ack-error"
 	delayHello time.Duration // wait this long before the HELLO
 	oomAfter   bool          // first start: after verifying, eat memory until the OOM killer ends it
 	ignoreTerm bool          // before the live update: ignore SIGTERM (prepare must SIGKILL)
@@ -158,19 +159,34 @@ func (a *autoFault) beforeReceive() {
 		fmt.Printf("\nLUOTEST:INFO %s delays its HELLO by %v\n", a.name, a.delayHello)
 		time.Sleep(a.delayHello)
 	}
-	if a.pullFault == "after-hello" && a.first("faulted") {
-		f := os.NewFile(3, handoff.EnvFD)
-		c, err := handoff.NewConn(f)
+	if a.pullFault == "" || !a.first("faulted") {
+		return
+	}
+	f := os.NewFile(3, handoff.EnvFD)
+	c, err := handoff.NewConn(f)
+	if err != nil {
+		fail(a.name, err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := c.SendHello(handoff.Hello{Direction: handoff.DirectionPull, Workload: a.name}); err != nil {
+		fail(a.name, err)
+	}
+	switch a.pullFault {
+	case "after-hello":
+		fmt.Printf("\nLUOTEST:DIED %s after HELLO, its fds not taken\n", a.name)
+	case "after-fds", "ack-error":
+		files, err := c.ReceiveFiles()
 		if err != nil {
 			fail(a.name, err)
 		}
-		c.SetDeadline(time.Now().Add(10 * time.Second))
-		if err := c.SendHello(handoff.Hello{Direction: handoff.DirectionPull, Workload: a.name}); err != nil {
-			fail(a.name, err)
+		if a.pullFault == "ack-error" && len(files) > 0 {
+			c.SendAck(files[0].Name, errors.New("refused on purpose by the fault test"))
 		}
-		fmt.Printf("\nLUOTEST:DIED %s after HELLO, its fds not taken\n", a.name)
-		os.Exit(3)
+		fmt.Printf("\nLUOTEST:DIED %s %s, %d fds received and closed unacked\n", a.name, a.pullFault, len(files))
+	default:
+		fail(a.name, fmt.Errorf("unknown --pull-fault %q", a.pullFault))
 	}
+	os.Exit(3)
 }
 
 // afterRestore runs once the fds are verified: the OOM fault.
