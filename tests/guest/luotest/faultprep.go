@@ -520,6 +520,11 @@ func killDuringFreeze() (string, error) {
 		cmd.Process.Kill()
 		return "", err
 	}
+	// The freeze stops workloads in the order they pushed: stubborn last.
+	if err := waitOutput(buf, "preserved kv/index"); err != nil {
+		cmd.Process.Kill()
+		return "", err
+	}
 	st, err := start("/init", "workload", "auto", "--name", "stubborn", "--memfds", "s:4096:51", "--ignore-term")
 	if err != nil {
 		cmd.Process.Kill()
