@@ -43,6 +43,7 @@ var prepareFaults = []struct{ name, outcome string }{
 	{"workdir-full", "the next initramfs cannot be written (a 64 KiB tmpfs): ENOSPC named, exit 1, sessions closed, the work directory left empty"},
 	{"device-held", "another process holds /dev/liveupdate: EBUSY named, exit 1, nothing touched"},
 	{"hostile-config", "the 40 KB config of nested inline tables: refused at once naming file and line 2"},
+	{"non-root-push", "a socket workload running as uid 1000 pushes its own fd (socket 0666 in a 0755 directory); a process of uid 1001 claiming to be it gets ERROR naming both uids"},
 	{"kill-during-freeze", "SIGKILLed in the freeze while a workload ignores SIGTERM: the point of no return; the workloads already ended stay ended (what they held is lost with the sessions the kernel drops), the one waited for runs on, the image stays loaded, nothing reboots"},
 }
 

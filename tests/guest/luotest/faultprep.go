@@ -60,6 +60,7 @@ var prepFaults = []prepFault{
 	{name: "workdir-full", run: workdirFull},
 	{name: "device-held", run: deviceHeld},
 	{name: "hostile-config", run: hostileConfig},
+	{name: "non-root-push", run: nonRootPush},
 	{name: "kill-during-freeze", run: killDuringFreeze, loaded: loaded},
 }
 
@@ -494,6 +495,75 @@ func hostileConfig() (string, error) {
 		return "", err
 	}
 	return fmt.Sprintf("refused in %v naming line 2", took.Round(time.Millisecond)), nil
+}
+
+// nonRootPush: a socket workload that runs as uid 1000 pushes its own
+// fds through the push socket (mode 0666), and a process of uid 1001 that
+// claims to be it is refused. Defined outcome: the stranger gets ERROR
+// naming both uids and nothing of it is preserved; the workload's own
+// push is preserved.
+func nonRootPush() (string, error) {
+	if err := workloads(false); err != nil {
+		return "", err
+	}
+	defer writeConfig("")
+	user := "\n[[workload]]\nname = \"user\"\nargv = [\"/init\", \"workload\", \"push\", \"--name\", \"user\"]\nhandoff = \"socket\"\nuid = 1000\ngid = 1000\n\n  [[workload.fd]]\n  name = \"u\"\n"
+	if err := os.WriteFile(configPath, []byte(fmt.Sprintf(baseConfig, "")+user), 0o644); err != nil {
+		return "", err
+	}
+	cmd, buf, err := prepareCmd("--dry-run", "--collect-timeout", "60s")
+	if err != nil {
+		return "", err
+	}
+	if err := startKV(buf); err != nil {
+		cmd.Process.Kill()
+		return "", err
+	}
+	var stranger syncBuffer
+	if err := runAs(1001, &stranger, "/init", "workload", "push", "--name", "user", "--memfds", "u:4096:61"); err != nil {
+		cmd.Process.Kill()
+		return "", err
+	}
+	if !strings.Contains(stranger.String(), "WORKLOAD_ACK user error") || !strings.Contains(stranger.String(), "runs as uid 1000, the connection is from uid 1001") {
+		cmd.Process.Kill()
+		return "", fmt.Errorf("the stranger of uid 1001 was not refused: %s", lastLines(stranger.String(), 2))
+	}
+	var own syncBuffer
+	if err := runAs(1000, &own, "/init", "workload", "push", "--name", "user", "--memfds", "u:4096:62"); err != nil {
+		cmd.Process.Kill()
+		return "", err
+	}
+	if !strings.Contains(own.String(), "WORKLOAD_ACK user ok") {
+		cmd.Process.Kill()
+		return "", fmt.Errorf("the workload of uid 1000 could not push: %s", lastLines(own.String(), 2))
+	}
+	if code := exitOf(cmd); code != 0 {
+		return "", fmt.Errorf("dry run exit %d: %s", code, lastLines(buf.String(), 4))
+	}
+	if err := mustSay(buf.String(), "preserved user/u", `name = "user"`); err != nil {
+		return "", err
+	}
+	return "uid 1000 pushed its own fd; uid 1001 claiming it was refused with ERROR", nil
+}
+
+// runAs runs a command as uid (and the same gid), its output on the
+// console and in buf, until it exits (a pusher exits on SIGTERM only, so
+// it is ended once it reported its ACK).
+func runAs(uid uint32, buf *syncBuffer, name string, args ...string) error {
+	c := exec.Command(name, args...)
+	c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+	c.Stdout, c.Stderr = ioTee(buf), ioTee(buf)
+	if err := c.Start(); err != nil {
+		return err
+	}
+	defer func() { c.Process.Kill(); c.Wait() }()
+	for i := 0; i < 1200; i++ {
+		if strings.Contains(buf.String(), "WORKLOAD_ACK") || strings.Contains(buf.String(), "LUOTEST:FAIL") {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("%s as uid %d reported nothing: %s", name, uid, lastLines(buf.String(), 2))
 }
 
 // killDuringFreeze: prepare is SIGKILLed in its freeze, while it waits
