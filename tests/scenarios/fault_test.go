@@ -121,8 +121,13 @@ handoff = "socket"
 //     (all but SIGINT, SIGUSR1 and SIGUSR2, which mean reboot, halt and
 //     poweroff): it goes on; and a `luoinit prepare` in that window is
 //     told to try again (exit 75), never run standalone.
+//   - once the restore is over, a prepare handed to PID 1 holds its
+//     sessions (--no-reboot) and a second one is refused ("another live
+//     update is being prepared"); the first then cancels cleanly.
 func TestFaultRestore(t *testing.T) {
-	res := runVM(t, liveUpdateImages(t, faultRestoreConfig()), "liveupdate=on luotest.scenario=faultrestore", 8*time.Minute)
+	// The kernel in the second image is for the prepares handed to PID 1.
+	res := runVM(t, liveUpdateImages(t, faultRestoreConfig(), vm.File{Guest: vm.GuestKernel, Host: kernel(t).BzImage}),
+		"liveupdate=on luotest.scenario=faultrestore", 8*time.Minute)
 	if res.Boots != 2 {
 		t.Fatalf("%d kernels booted, want 2", res.Boots)
 	}
@@ -161,6 +166,9 @@ func TestFaultRestore(t *testing.T) {
 	try := res.Find("TRYAGAIN")
 	check("prepare-during-restore", len(try) == 1 && strings.HasPrefix(try[0].Text, "75 ") && strings.Contains(try[0].Text, "still restoring"),
 		"a prepare during the restore must be told to try again: %v", try)
+	second := res.Find("PID1_SECOND")
+	check("second-prepare-pid1", len(second) == 1 && strings.HasPrefix(second[0].Text, "1 ") && strings.Contains(second[0].Text, "another live update is being prepared"),
+		"a second prepare handed to PID 1 while one holds its sessions must be refused, and the first cancel cleanly: %v", second)
 	state := res.Find("STATE")
 	check("state-degraded", len(state) == 1 && strings.Contains(state[0].Text, "state=degraded") && strings.Contains(state[0].Text, "lost=2"),
 		"state must say degraded with the 2 fds that did not come back: %v", state)

@@ -244,11 +244,48 @@ func signallerMain() {
 		code = exitCode(err)
 	}
 	fmt.Printf("\nLUOTEST:TRYAGAIN %d %s\n", code, lastLines(out.String(), 1))
+	secondPrepareUnderPID1()
 	os.WriteFile(eventFile("signaller", "done"), nil, 0o644)
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM)
 	<-term
 	os.Exit(0)
+}
+
+// secondPrepareUnderPID1: once every restart fault has played out, a
+// prepare handed to PID 1 holds its sessions (--no-reboot) and a second
+// one is refused; the first is then cancelled (SIGTERM) and must undo
+// everything. Reports PID1_SECOND <second's exit> <its last line>.
+func secondPrepareUnderPID1() {
+	for _, ev := range []string{"flaky.restored", "unacked.restored", "refuser.restored", "oomed.fresh", "slow.restored", "gone.fresh"} {
+		name, event, _ := strings.Cut(ev, ".")
+		if !waitFile(eventFile(name, event)) {
+			vmEnd("FAIL", "signaller: "+ev+" never happened")
+		}
+	}
+	args := []string{"prepare", "--config", "/etc/luoinit/config.toml", "--kernel", vm.GuestKernel, "--initrd-from-root"}
+	var first syncBuffer
+	cmd := exec.Command("/init", append(args, "--no-reboot")...)
+	cmd.Stdout, cmd.Stderr = ioTee(&first), ioTee(&first)
+	if err := cmd.Start(); err != nil {
+		vmEnd("FAIL", err.Error())
+	}
+	if err := waitOutput(&first, "holding the sessions"); err != nil {
+		cmd.Process.Kill()
+		vmEnd("FAIL", "first prepare under PID 1: "+err.Error())
+	}
+	var second syncBuffer
+	c2 := exec.Command("/init", append(args, "--dry-run")...)
+	c2.Stdout, c2.Stderr = ioTee(&second), ioTee(&second)
+	code := 0
+	if err := c2.Run(); err != nil {
+		code = exitCode(err)
+	}
+	fmt.Printf("\nLUOTEST:PID1_SECOND %d %s\n", code, lastLines(second.String(), 1))
+	cmd.Process.Signal(unix.SIGTERM)
+	if c := exitOf(cmd); c != 1 || !strings.Contains(first.String(), "kexec image unloaded") {
+		vmEnd("FAIL", fmt.Sprintf("first prepare under PID 1 after SIGTERM: exit %d: %s", c, lastLines(first.String(), 3)))
+	}
 }
 
 // faultCheckMain ends the boot once the restore is over and every fault
