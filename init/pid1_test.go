@@ -70,7 +70,12 @@ func TestHandToPID1Refused(t *testing.T) {
 	if handed || err == nil || !errors.Is(err, control.ErrNoServer) || !strings.Contains(err.Error(), "--standalone") {
 		t.Errorf("handed %v, error %v", handed, err)
 	}
-	// A PID 1 that answers "try again" gives its exit status.
+	// A PID 1 that answers "try again" gives its exit status. The
+	// control socket answers root only.
+	if os.Geteuid() != 0 {
+		t.Log("not root: the round trip through control.Listen is left out (it answers root only)")
+		return
+	}
 	sock = filepath.Join(t.TempDir(), "control.sock")
 	var boot bootState
 	srv, err := control.Listen(sock, prepareHandler(testLogger{t}, boot.get, notify.NewRegistry("", t.Logf)))

@@ -415,7 +415,7 @@ func (s *state) frozen() error {
 		if i == 0 {
 			first = manifest.Now()
 		}
-		if err := p.stop(); err != nil {
+		if err := p.stop(s.logf); err != nil {
 			return fmt.Errorf("stopping workload %q: %w", p.workload, err)
 		}
 	}

@@ -32,7 +32,7 @@ func TestStopModes(t *testing.T) {
 			time.Sleep(100 * time.Millisecond) // let the shell set its trap
 			p := newProcess("w", cmd.Process.Pid, manifest.StopMode(tc.mode), tc.timeout)
 			defer p.close()
-			if err := p.stop(); err != nil {
+			if err := p.stop(t.Logf); err != nil {
 				t.Fatal(err)
 			}
 			if tc.exited {

@@ -101,16 +101,16 @@ func bootLUOinit(t *testing.T, img, appendArgs string, timeout time.Duration) *v
 }
 
 // liveUpdateImages: stage 1 is luotest with luoinit at /bin/luoinit; the
-// second initramfs has luoinit as /init.
-func liveUpdateImages(t *testing.T, config string) string {
+// second initramfs has luoinit as /init, and the extra files.
+func liveUpdateImages(t *testing.T, config string, extra ...vm.File) string {
 	k := kernel(t)
 	g := luotest(t)
 	cfg := writeTemp(t, "config.toml", config)
 	dir := t.TempDir()
-	second, err := vm.Image(dir, "initramfs2.cpio",
-		vm.File{Guest: "init", Host: luoinitBin},
-		vm.File{Guest: "bin/luotest", Host: g},
-		vm.File{Guest: "etc/luoinit/config.toml", Host: cfg})
+	second, err := vm.Image(dir, "initramfs2.cpio", append([]vm.File{
+		{Guest: "init", Host: luoinitBin},
+		{Guest: "bin/luotest", Host: g},
+		{Guest: "etc/luoinit/config.toml", Host: cfg}}, extra...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,7 +35,13 @@ func autoMain(args []string) {
 	socket := fs.String("socket", "/run/luoinit/prepare.sock", "prepare's socket")
 	dieBeforeAck := fs.Bool("die-before-ack", false, "after a live update: exit 3 before receiving")
 	neverConnect := fs.Bool("never-connect", false, "after a live update: never connect")
+	fault := &autoFault{name: ""}
+	fs.StringVar(&fault.pullFault, "pull-fault", "", "after a live update, first start: \"after-hello\": say HELLO, then exit")
+	fs.DurationVar(&fault.delayHello, "delay-hello", 0, "after a live update: wait this long before the HELLO")
+	fs.BoolVar(&fault.oomAfter, "oom-after-restore", false, "after a live update, first start: once verified, eat memory until OOM-killed")
+	fs.BoolVar(&fault.ignoreTerm, "ignore-term", false, "before a live update: ignore SIGTERM")
 	fs.Parse(args)
+	fault.name = *name
 	specs, err := parseSpecs(*memfds)
 	if err != nil && *memfds != "" {
 		fail(*name, err)
@@ -57,6 +63,7 @@ func autoMain(args []string) {
 			<-term
 			os.Exit(0)
 		}
+		fault.beforeReceive()
 		t0 := time.Now()
 		files, err := handoff.Receive(*name, 30*time.Second)
 		if err != nil {
@@ -76,6 +83,7 @@ func autoMain(args []string) {
 				own[int(f.File.Fd())] = true
 			}
 			fmt.Printf("\nLUOTEST:FRESH %s\n", *name)
+			os.WriteFile(eventFile(*name, "fresh"), nil, 0o644)
 		} else {
 			byName := map[string]*os.File{}
 			for _, f := range files {
@@ -94,6 +102,8 @@ func autoMain(args []string) {
 				fail(*name, fmt.Errorf("received %d fds, want %d", len(files), len(specs)))
 			}
 			fmt.Printf("\nLUOTEST:RESTORED %s %d (received in %v)\n", *name, len(files), time.Since(t0).Round(time.Microsecond))
+			os.WriteFile(eventFile(*name, "restored"), nil, 0o644)
+			fault.afterRestore()
 		}
 		if err := fdCheck(*name, own); err != nil {
 			fail(*name, err)
@@ -108,6 +118,10 @@ func autoMain(args []string) {
 	}
 
 	// Before the live update: make, fill and push.
+	if fault.ignoreTerm {
+		signal.Ignore(syscall.SIGTERM)
+		fmt.Printf("\nLUOTEST:INFO %s ignores SIGTERM\n", *name)
+	}
 	files, err := makeMemfds(*name+".", specs)
 	if err != nil {
 		fail(*name, err)

@@ -17,6 +17,9 @@ var scenarios = map[string]map[string]func() error{
 	"refused":  {"1": refusedScenario},
 	"restore":  {"1": restoreBefore},
 	"network":  {"1": networkBefore},
+	// tests/scenarios/fault_test.go
+	"faultprep":    {"1": faultPrepare},
+	"faultrestore": {"1": faultRestoreBefore},
 }
 
 func main() {

@@ -79,6 +79,18 @@ func workloadMain(args []string) {
 	case "sleep":
 		time.Sleep(300 * time.Millisecond)
 		os.Exit(0)
+	case "holddev":
+		holdDevMain()
+		return
+	case "signaller":
+		signallerMain()
+		return
+	case "faultcheck":
+		faultCheckMain(args[1:])
+		return
+	case "manifestfault":
+		manifestFaultMain()
+		return
 	}
 	fs := flag.NewFlagSet("workload", flag.ExitOnError)
 	name := fs.String("name", "", "workload name")
@@ -87,6 +99,7 @@ func workloadMain(args []string) {
 	pipe := fs.String("pipe", "", "also push a pipe under this name")
 	fdnum := fs.Int("fd", 10, "hold: put the memfd at this fd number")
 	pidfile := fs.String("pidfile", "", "hold: write the pid here")
+	step := fs.String("step", "", "pushfault: the step to break off after")
 	fs.Parse(args[1:])
 	specs, err := parseSpecs(*memfds)
 	if err != nil {
@@ -119,6 +132,8 @@ func workloadMain(args []string) {
 		if err := os.WriteFile(*pidfile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 			fail(*name, err)
 		}
+	case "pushfault":
+		pushFaultMain(*name, *socket, *step, files)
 	default:
 		fail(*name, fmt.Errorf("unknown workload mode %q", args[0]))
 	}

@@ -1,0 +1,276 @@
+package scenarios
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/luoinit/luoinit/manifest"
+	"github.com/luoinit/luoinit/tests/vm"
+)
+
+// The fault campaign: each fault is made to happen in a VM and its
+// defined outcome is written here and checked. The rule throughout: no
+// preserved fd is lost silently. Either everything is undone and nothing
+// stays preserved (a prepare that fails), or what cannot be delivered is
+// logged by workload and fd name and the state file says degraded.
+//
+// Faults that do not kexec share one boot (each VM boot costs 20-60 s
+// under emulation). Faults the kernel cannot be made to commit on purpose
+// are listed at the end of this file with the reason.
+
+// prepareFaults are the faults of TestFaultPrepare with their defined
+// outcome, as the guest (tests/guest/luotest/faultprep.go) checks it.
+// After every one the guest also checks that nothing stays behind: no
+// LUO session (each can be created again), /dev/liveupdate free, the
+// workloads running and not stopped, no kexec image loaded (but where
+// the table says it stays).
+var prepareFaults = []struct{ name, outcome string }{
+	{"kill-during-collect", "prepare SIGKILLed while it waits for pushes: the kernel drops the sessions with prepare's fds; nothing loaded; the stale socket is replaced by the next prepare"},
+	{"kill-during-preserve", "SIGKILLed as the first fd of kv is preserved: sessions dropped by the kernel, workloads running (an image, if the kill came after the load, is unloaded by the check)"},
+	{"kill-after-manifest", "SIGKILLed once the manifest is written and the initramfs built: as above; the files left in the work directory do not hinder the next prepare"},
+	{"kill-after-kexec-load", "SIGKILLed while prepared (--no-reboot): sessions dropped; the kexec image stays loaded, since only prepare could unload it"},
+	{"replace-stale-image", "the next prepare loads its own image over the stale one and unloads it on cancel"},
+	{"collect-timeout", "a socket workload never pushes: exit 1 after --collect-timeout naming it, sessions closed"},
+	{"push-dies-after-connect", "a pusher connects and exits: logged as closed by peer, prepare goes on and kv's real push is preserved"},
+	{"push-dies-after-hello", "a pusher says HELLO and exits: logged, prepare goes on"},
+	{"push-dies-mid-fds", "a pusher sends one FDS and exits before DONE: the received fd is closed, logged, prepare goes on"},
+	{"push-dies-before-ack", "a pusher sends everything and exits before the ACK: its fds are preserved, the failed ACK is logged"},
+	{"push-garbage", "a peer sends bytes that are not the protocol: answered with ERROR (bad magic), prepare goes on"},
+	{"second-prepare", "a prepare while another holds its sessions: exit 1 with EEXIST, the first stays prepared and then cancels cleanly"},
+	{"kexec-refused", "the next kernel is not a kernel: kexec_file_load's error named, exit 1, sessions closed, nobody stopped"},
+	{"workdir-full", "the next initramfs cannot be written (a 64 KiB tmpfs): ENOSPC named, exit 1, sessions closed, the work directory left empty"},
+	{"device-held", "another process holds /dev/liveupdate: EBUSY named, exit 1, nothing touched"},
+	{"hostile-config", "the 40 KB config of nested inline tables: refused at once naming file and line 2"},
+	{"non-root-push", "a socket workload running as uid 1000 pushes its own fd (socket 0666 in a 0755 directory); a process of uid 1001 claiming to be it gets ERROR naming both uids"},
+	{"kill-during-freeze", "SIGKILLed in the freeze while a workload ignores SIGTERM: the point of no return; the workloads already ended stay ended (what they held is lost with the sessions the kernel drops), the one waited for runs on, the image stays loaded, nothing reboots"},
+}
+
+// TestFaultPrepare: the faults of luoinit prepare in the old kernel (see
+// prepareFaults), in one boot, one after another.
+func TestFaultPrepare(t *testing.T) {
+	res := boot(t, "faultprep")
+	if res.Boots != 1 {
+		t.Fatalf("%d kernels booted, want 1 (nothing may kexec)", res.Boots)
+	}
+	got := markers(res, "FAULT")
+	for _, f := range prepareFaults {
+		outcome, ok := got[f.name]
+		if !ok {
+			t.Errorf("fault %s: not reported (defined outcome: %s)", f.name, f.outcome)
+			continue
+		}
+		t.Logf("fault %-24s %s", f.name, outcome)
+	}
+	if len(got) != len(prepareFaults) {
+		t.Errorf("%d faults reported, want %d: %v", len(got), len(prepareFaults), got)
+	}
+}
+
+// faultRestoreConfig: the workloads of TestFaultRestore, each with its
+// fault (auto's flags, tests/guest/luotest/faultrestore.go).
+func faultRestoreConfig() string {
+	w := func(name, args, extra string, fds ...string) string {
+		s := workloadTOML(name, args, fds...)
+		if extra != "" {
+			// Keys of the workload go before its [[workload.fd]] tables.
+			head, tail, _ := strings.Cut(s, "handoff = \"socket\"\n")
+			s = head + "handoff = \"socket\"\n" + extra + tail
+		}
+		return s
+	}
+	return "version = 1\n" +
+		w("kv", `, "--memfds", "arena:1048576:21,index:4096:22"`, "", "arena", "index") +
+		w("stubborn", `, "--memfds", "s:4096:51", "--ignore-term"`, "stop_timeout = \"1s\"\n", "s") +
+		w("flaky", `, "--memfds", "f:4096:52", "--pull-fault", "after-hello"`, "restart = \"on-failure\"\n", "f") +
+		w("unacked", `, "--memfds", "u:4096:55", "--pull-fault", "after-fds"`, "restart = \"on-failure\"\n", "u") +
+		w("refuser", `, "--memfds", "r:4096:56", "--pull-fault", "ack-error"`, "restart = \"on-failure\"\n", "r") +
+		w("oomed", `, "--memfds", "o:4096:53", "--oom-after-restore"`, "restart = \"on-failure\"\n", "o") +
+		w("slow", `, "--memfds", "w:4096:54", "--delay-hello", "4s"`, "", "w") + `
+[[workload]]
+name = "signaller"
+argv = ["/bin/luotest", "workload", "signaller"]
+handoff = "socket"
+
+[[workload]]
+name = "faultcheck"
+argv = ["/bin/luotest", "workload", "faultcheck", "flaky.restored", "unacked.restored", "refuser.restored", "oomed.fresh", "gone.fresh", "slow.restored", "signaller.done"]
+handoff = "socket"
+`
+}
+
+// TestFaultRestore: faults across a live update, in one kexec.
+//
+//   - a workload that ignores SIGTERM: prepare SIGKILLs it after its
+//     stop_timeout (and says so); the fds it pushed come back.
+//   - the manifest names a token (kv/ghost) and a session (workload
+//     gone) that do not come back: both fds are logged lost by name, the
+//     other fds of kv are delivered, gone starts without fds, and the
+//     state says degraded with lost=2.
+//   - a workload that dies at each step of the pull, restart on-failure:
+//     after HELLO; after receiving its fds, without ACK; answering ACK
+//     error. PID 1 keeps its fds each time and delivers them at the
+//     restart (the workload never connecting, or exiting before HELLO,
+//     is TestRestoreFailures).
+//   - a workload OOM-killed (a real OOM kill, oom_score_adj 1000) after
+//     its handoff: PID 1 restarts it; its fds were delivered and acked, so
+//     it starts without them (what it held is its own loss, not luoinit's).
+//   - a workload that delays its HELLO: the others are served meanwhile.
+//   - PID 1 is sent every catchable signal three times during the restore
+//     (all but SIGINT, SIGUSR1 and SIGUSR2, which mean reboot, halt and
+//     poweroff): it goes on; and a `luoinit prepare` in that window is
+//     told to try again (exit 75), never run standalone.
+//   - once the restore is over, a prepare handed to PID 1 holds its
+//     sessions (--no-reboot) and a second one is refused ("another live
+//     update is being prepared"); the first then cancels cleanly.
+func TestFaultRestore(t *testing.T) {
+	// The kernel in the second image is for the prepares handed to PID 1.
+	res := runVM(t, liveUpdateImages(t, faultRestoreConfig(), vm.File{Guest: vm.GuestKernel, Host: kernel(t).BzImage}),
+		"liveupdate=on luotest.scenario=faultrestore", 8*time.Minute)
+	if res.Boots != 2 {
+		t.Fatalf("%d kernels booted, want 2", res.Boots)
+	}
+	console := strings.Join(res.Console, "\n")
+	check := func(fault string, ok bool, format string, args ...any) {
+		t.Helper()
+		if ok {
+			t.Logf("fault %-22s ok", fault)
+		} else {
+			t.Errorf("fault %s: "+format, append([]any{fault}, args...)...)
+		}
+	}
+	restored := markers(res, "RESTORED")
+	fresh := markers(res, "FRESH")
+	check("ignores-sigterm", strings.Contains(console, `workload "stubborn" (pid`) && strings.Contains(console, "did not exit within 1s of SIGTERM: sending SIGKILL") && strings.HasPrefix(restored["stubborn"], "1 "),
+		"prepare must SIGKILL it and its fd come back; RESTORED %q", restored["stubborn"])
+	check("token-not-back", strings.Contains(console, `workload "kv" fd "ghost"`) && strings.HasPrefix(restored["kv"], "2 "),
+		"kv/ghost must be logged lost by name and kv's two real fds delivered; RESTORED %q", restored["kv"])
+	_, goneFresh := fresh["gone"]
+	check("session-not-back", strings.Contains(console, `workload "gone" fd "x"`) && goneFresh,
+		"gone/x must be logged lost by name and gone start without fds")
+	died := markers(res, "DIED")
+	for _, w := range []struct{ name, step string }{{"flaky", "after HELLO"}, {"unacked", "after-fds"}, {"refuser", "ack-error"}} {
+		check("pull-dies-"+w.name, strings.HasPrefix(died[w.name], w.step) && strings.HasPrefix(restored[w.name], "1 ") &&
+			strings.Contains(console, fmt.Sprintf(`workload %q (pid`, w.name)) && strings.Contains(console, "luoinit keeps its 1 fds for its next start"),
+			"must die once (%s) and get its fd at the restart; DIED %q RESTORED %q", w.step, died[w.name], restored[w.name])
+	}
+	_, oomFresh := fresh["oomed"]
+	oomKilled := strings.Contains(console, "Out of memory") || strings.Contains(console, "oom-kill") || strings.Contains(console, "Killed process")
+	check("oom-after-handoff", strings.HasPrefix(restored["oomed"], "1 ") && len(res.Find("OOM_START")) == 1 && oomKilled && oomFresh,
+		"oomed must be restored, OOM-killed by the kernel and restarted fresh (oom kill seen: %v)", oomKilled)
+	check("slow-hello", strings.HasPrefix(restored["slow"], "1 "), "slow must be restored after its delay; RESTORED %q", restored["slow"])
+	barrage := res.Find("BARRAGE")
+	check("signals-during-restore", len(barrage) == 1 && strings.Contains(barrage[0].Text, "state=restoring"),
+		"PID 1 must take every catchable signal during the restore and go on: %v", barrage)
+	try := res.Find("TRYAGAIN")
+	check("prepare-during-restore", len(try) == 1 && strings.HasPrefix(try[0].Text, "75 ") && strings.Contains(try[0].Text, "still restoring"),
+		"a prepare during the restore must be told to try again: %v", try)
+	second := res.Find("PID1_SECOND")
+	check("second-prepare-pid1", len(second) == 1 && strings.HasPrefix(second[0].Text, "1 ") && strings.Contains(second[0].Text, "another live update is being prepared"),
+		"a second prepare handed to PID 1 while one holds its sessions must be refused, and the first cancel cleanly: %v", second)
+	state := res.Find("STATE")
+	check("state-degraded", len(state) == 1 && strings.Contains(state[0].Text, "state=degraded") && strings.Contains(state[0].Text, "lost=2"),
+		"state must say degraded with the 2 fds that did not come back: %v", state)
+}
+
+// manifestFaults are the broken manifests of TestFaultManifest, each in
+// the initramfs of one boot, with the reason PID 1 must give.
+var manifestFaults = []struct {
+	name    string
+	content func(valid string) string
+	reason  string
+}{
+	{"corrupt", func(valid string) string { return "\x7fELF\x02\x01\x01\x00garbage where a manifest was" }, "a NUL byte at column"},
+	{"truncated", func(valid string) string { return valid[:strings.Index(valid, "argv = [")+12] }, "syntax error"},
+	{"hostile", func(string) string {
+		return "version = 1\nx = " + strings.Repeat("{a=", 10000) + "1" + strings.Repeat("}", 10000) + "\n"
+	}, "nested more than 16 deep"},
+	{"newer", func(valid string) string { return strings.Replace(valid, "version = 1", "version = 2", 1) }, "written by a newer luoinit: version 2"},
+}
+
+// TestFaultManifest: a corrupt, a truncated, a hostile (the 40 KB file
+// that used to exhaust memory) and a newer-version manifest in the next
+// initramfs, one per boot, chained by kexec. Defined outcome for each:
+// PID 1 lives, logs that the manifest is unusable with the reason (file,
+// line), starts the config's workloads without fds, and the state says
+// degraded. It cannot name the fds such a manifest listed; their sessions
+// stay unretrieved and the kernel drops them at the next live update.
+func TestFaultManifest(t *testing.T) {
+	k := kernel(t)
+	g := luotest(t)
+	config := "version = 1\n" + workloadTOML("kv", `, "--memfds", "arena:1048576:21"`, "arena") + `
+[[workload]]
+name = "manifestfault"
+argv = ["/bin/luotest", "workload", "manifestfault"]
+handoff = "socket"
+`
+	c, err := manifest.ParseConfig([]byte(config))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := c.NewManifest()
+	m.Workloads[0].FDs[0].Token, m.Workloads[0].FDs[0].Kind = 1, manifest.KindMemfd
+	valid, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := []vm.File{
+		{Guest: "init", Host: luoinitBin},
+		{Guest: "bin/luotest", Host: g},
+		{Guest: "etc/luoinit/config.toml", Host: writeTemp(t, "config.toml", config)},
+		{Guest: vm.GuestKernel, Host: k.BzImage},
+	}
+	var order []string
+	for _, f := range manifestFaults {
+		order = append(order, f.name)
+		files = append(files, vm.File{Guest: "etc/faults/" + f.name + ".toml", Host: writeTemp(t, f.name+".toml", f.content(string(valid)))})
+	}
+	files = append(files,
+		vm.File{Guest: "etc/faults/order", Host: writeTemp(t, "order", strings.Join(order, "\n")+"\n")},
+		vm.File{Guest: manifest.Path, Host: writeTemp(t, "first.toml", manifestFaults[0].content(string(valid)))},
+		vm.File{Guest: "etc/luoinit/fault-case", Host: writeTemp(t, "fault-case", manifestFaults[0].name+"\n")})
+	img, err := vm.Image(t.TempDir(), "manifestfaults.cpio", files...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := runVM(t, img, "", 8*time.Minute)
+	if res.Boots != len(manifestFaults) {
+		t.Errorf("%d kernels booted, want %d", res.Boots, len(manifestFaults))
+	}
+	got := markers(res, "MANIFEST_FAULT")
+	console := strings.Join(res.Console, "\n")
+	for _, f := range manifestFaults {
+		state, ok := got[f.name]
+		switch {
+		case !ok:
+			t.Errorf("manifest %s: PID 1 did not come up with it", f.name)
+		case !strings.Contains(state, "state=degraded") || !strings.Contains(state, "boot=degraded"):
+			t.Errorf("manifest %s: state %q, want degraded", f.name, state)
+		default:
+			t.Logf("manifest %-9s %s", f.name, state)
+		}
+	}
+	for _, f := range manifestFaults {
+		want := fmt.Sprintf("manifest %s is unusable, starting the config's workloads without fds: ", "/"+manifest.Path)
+		if !strings.Contains(console, want) || !strings.Contains(console, f.reason) {
+			t.Errorf("manifest %s: PID 1's log lacks %q ... %q", f.name, want, f.reason)
+		}
+	}
+	if fresh := len(res.Find("FRESH")); fresh != len(manifestFaults) {
+		t.Errorf("kv started fresh %d times, want once per boot (%d)", fresh, len(manifestFaults))
+	}
+}
+
+// Faults of the issue that are not provoked here, and why:
+//
+//   - RETRIEVE_SESSION or RETRIEVE_FD failing for a session that exists:
+//     the kernel cannot be made to fail them on purpose; a session or
+//     token that is not there (TestFaultRestore) takes the same path in
+//     restore (the errno differs, the handling does not).
+//   - FINISH failing: not provokable either; restore retries it
+//     (Options.FinishTries) and the unit tests of package restore cover
+//     the retry with a fake device.
+//   - PRESERVE_FD refused: a pipe is refused for real in TestPrepareRefused.
+//   - a kernel whose LUO ABI differs: it panics before any userspace runs
+//     (live-update-facts.md); only a check before the kexec could help.
