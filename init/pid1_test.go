@@ -54,8 +54,14 @@ func TestLuoinitIsPID1(t *testing.T) {
 	if ok, _ := luoinitIsPID1(filepath.Join(dir, "unreadable"), self, state); ok {
 		t.Error("an unreadable /proc/1/exe taken for luoinit")
 	}
-	os.WriteFile(state, []byte("state=finished\n"), 0o644)
-	if ok, why := luoinitIsPID1(other, self, state); !ok || !strings.Contains(why, "exists") {
+	// A state file a prepare left without PID 1 (no start time) says
+	// nothing of PID 1; one PID 1 wrote says it is luoinit.
+	os.WriteFile(state, []byte("state=prepared\nboot=normal\n"), 0o644)
+	if ok, why := luoinitIsPID1(other, self, state); ok {
+		t.Errorf("a prepare's state file taken for PID 1's: %q", why)
+	}
+	os.WriteFile(state, []byte("state=finished\nboot=updated\ninit_boottime_ns=1500000000\n"), 0o644)
+	if ok, why := luoinitIsPID1(other, self, state); !ok || !strings.Contains(why, "written by luoinit as PID 1") {
 		t.Errorf("state file: %v %q", ok, why)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/luoinit/luoinit/manifest"
 	"github.com/luoinit/luoinit/prepare"
 	"github.com/luoinit/luoinit/restore"
+	"github.com/luoinit/luoinit/status"
 )
 
 const prepareUsage = `luoinit prepare --config FILE --kernel BZIMAGE [options]
@@ -144,18 +145,21 @@ const (
 )
 
 // luoinitIsPID1 reports whether PID 1 is luoinit, and how that is known:
-// PID 1 runs this very binary, or luoinit's restore wrote its state file
-// (it does so at every boot, before any workload starts, and /run does not
-// outlive a boot). /proc/1/exe is readable only to root; the state file
-// answers for everyone else.
+// PID 1 runs this very binary, or luoinit's restore wrote the state file
+// (it does so at every boot, before any workload starts, with its start
+// time, init_boottime_ns, which only PID 1 writes; /run does not outlive a
+// boot). A state file that a `luoinit prepare` without PID 1 left (a
+// killed one, say) has no start time and says nothing of PID 1.
+// /proc/1/exe is readable only to root; the state file answers for
+// everyone else.
 func luoinitIsPID1(pid1Exe, selfExe, stateFile string) (bool, string) {
 	if a, err := os.Stat(pid1Exe); err == nil {
 		if b, err := os.Stat(selfExe); err == nil && os.SameFile(a, b) {
 			return true, pid1Exe + " is this luoinit"
 		}
 	}
-	if _, err := os.Stat(stateFile); err == nil {
-		return true, stateFile + " exists"
+	if st, err := status.Read(filepath.Dir(stateFile)); err == nil && st.Init > 0 {
+		return true, stateFile + " was written by luoinit as PID 1"
 	}
 	return false, ""
 }
