@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/luoinit/luoinit/manifest"
+	"github.com/luoinit/luoinit/unixsock"
 	"golang.org/x/sys/unix"
 )
 
@@ -66,34 +67,32 @@ type Handler func(req Request, log io.Writer, cancel, cont <-chan struct{}) int
 // Server is PID 1's end.
 type Server struct {
 	l    *net.UnixListener
-	path string
+	file *unixsock.File
 	busy sync.Mutex
 }
 
 // Listen serves h on path (mode 0600; only root may connect) until Close.
-// One request runs at a time; a second client is told so.
+// One request runs at a time; a second client is told so. A socket file
+// left at path by a server that is gone is replaced; a live server or a
+// file that is not a socket is an error (see package unixsock).
 func Listen(path string, h Handler) (*Server, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
 	}
-	os.Remove(path)
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	l, file, err := unixsock.Listen(path, unixsock.Config{Type: unix.SOCK_STREAM, Perm: 0o600})
 	if err != nil {
 		return nil, fmt.Errorf("control: listen on %s: %w", path, err)
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		l.Close()
-		return nil, fmt.Errorf("control: %w", err)
-	}
-	s := &Server{l: l, path: path}
+	s := &Server{l: l, file: file}
 	go s.serve(h)
 	return s, nil
 }
 
-// Close stops serving and removes the socket.
+// Close stops serving and removes the socket file, unless another file
+// has replaced it.
 func (s *Server) Close() error {
 	err := s.l.Close()
-	os.Remove(s.path)
+	s.file.Remove()
 	return err
 }
 
@@ -189,12 +188,7 @@ func peerCred(c *net.UnixConn) (*unix.Ucred, error) {
 	if err != nil {
 		return nil, err
 	}
-	var cred *unix.Ucred
-	var cerr error
-	if err := rc.Control(func(fd uintptr) { cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED) }); err != nil {
-		return nil, err
-	}
-	return cred, cerr
+	return unixsock.PeerCred(rc)
 }
 
 // ErrNoServer is wrapped by Prepare when no PID 1 luoinit listens.

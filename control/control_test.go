@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -132,5 +133,43 @@ func TestNoServer(t *testing.T) {
 	_, err := Prepare(filepath.Join(t.TempDir(), "absent.sock"), Request{}, io.Discard, nil, nil)
 	if !errors.Is(err, ErrNoServer) {
 		t.Fatalf("Prepare without a server = %v, want ErrNoServer", err)
+	}
+}
+
+// Listen replaces a socket file a gone server left but refuses a live
+// server or a file that is not a socket, and leaves the latter in place;
+// Close removes only its own socket file.
+func TestListenSafely(t *testing.T) {
+	dir := t.TempDir()
+	h := func(Request, io.Writer, <-chan struct{}, <-chan struct{}) int { return 0 }
+	sock := filepath.Join(dir, "control.sock")
+	srv, err := Listen(sock, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Listen(sock, h); err == nil || !strings.Contains(err.Error(), "is in use") {
+		t.Fatalf("Listen over a live server: %v", err)
+	}
+	srv.Close()
+	if _, err := os.Lstat(sock); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("socket file after Close: %v", err)
+	}
+	regular := filepath.Join(dir, "file")
+	os.WriteFile(regular, []byte("keep"), 0o644)
+	if _, err := Listen(regular, h); err == nil || !strings.Contains(err.Error(), "is not a socket") {
+		t.Fatalf("Listen over a regular file: %v", err)
+	}
+	if b, _ := os.ReadFile(regular); string(b) != "keep" {
+		t.Fatal("Listen removed a regular file")
+	}
+	srv, err = Listen(sock, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(sock)
+	os.WriteFile(sock, []byte("other"), 0o600)
+	srv.Close()
+	if b, _ := os.ReadFile(sock); string(b) != "other" {
+		t.Fatal("Close removed a file that was not its socket")
 	}
 }
