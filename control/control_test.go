@@ -2,6 +2,7 @@ package control
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,7 +27,7 @@ func (s *safeBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(
 func TestPrepareRoundTrip(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "control.sock")
 	got := make(chan Request, 1)
-	srv, err := Listen(sock, func(req Request, log io.Writer, cancel, cont <-chan struct{}) int {
+	srv, err := Listen(sock, func(ctx context.Context, req Request, log io.Writer, cont <-chan struct{}) int {
 		got <- req
 		fmt.Fprintf(log, "prepare: phase prepared\nprepare: partial line")
 		return 3
@@ -60,11 +61,11 @@ func TestCancelAndContinue(t *testing.T) {
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			sock := filepath.Join(t.TempDir(), "control.sock")
-			srv, err := Listen(sock, func(req Request, log io.Writer, cancel, cont <-chan struct{}) int {
+			srv, err := Listen(sock, func(ctx context.Context, req Request, log io.Writer, cont <-chan struct{}) int {
 				fmt.Fprintln(log, "holding")
 				select {
-				case <-cancel:
-					fmt.Fprintln(log, "cancelled")
+				case <-ctx.Done():
+					fmt.Fprintln(log, "cancelled:", context.Cause(ctx))
 					return 1
 				case <-cont:
 					fmt.Fprintln(log, "continued")
@@ -98,11 +99,11 @@ func TestClientGoneCancelsAndBusy(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "control.sock")
 	cancelled := make(chan bool, 1)
 	started := make(chan struct{})
-	srv, err := Listen(sock, func(req Request, log io.Writer, cancel, cont <-chan struct{}) int {
+	srv, err := Listen(sock, func(ctx context.Context, req Request, log io.Writer, cont <-chan struct{}) int {
 		close(started)
 		select {
-		case <-cancel:
-			cancelled <- true
+		case <-ctx.Done():
+			cancelled <- errors.Is(context.Cause(ctx), ErrCancelled)
 		case <-time.After(5 * time.Second):
 			cancelled <- false
 		}
@@ -141,7 +142,7 @@ func TestNoServer(t *testing.T) {
 // Close removes only its own socket file.
 func TestListenSafely(t *testing.T) {
 	dir := t.TempDir()
-	h := func(Request, io.Writer, <-chan struct{}, <-chan struct{}) int { return 0 }
+	h := func(context.Context, Request, io.Writer, <-chan struct{}) int { return 0 }
 	sock := filepath.Join(dir, "control.sock")
 	srv, err := Listen(sock, h)
 	if err != nil {
