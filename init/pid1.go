@@ -209,7 +209,7 @@ func prepareHandler(log pid1.Logger, boot func() (*restore.Supervisor, bool), st
 			return 1
 		}
 		o := prepareOptions(req, cfg)
-		o.Log, o.Out, o.Continue = out, out, cont
+		o.Log, o.Out, o.Continue = pid1.LogTo(out), out, cont
 		o.FDStore = stores.FDStore
 		if sup != nil {
 			o.Procs = sup.Pids()
