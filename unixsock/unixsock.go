@@ -20,6 +20,7 @@ package unixsock
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -78,22 +79,11 @@ func Listen(path string, cfg Config) (*net.UnixListener, *File, error) {
 	if cfg.Type != unix.SOCK_STREAM && cfg.Type != unix.SOCK_SEQPACKET {
 		return nil, nil, fmt.Errorf("unixsock.Listen: socket type %d is not SOCK_STREAM or SOCK_SEQPACKET", cfg.Type)
 	}
-	fd, file, err := bind(path, cfg)
+	ul, file, err := open(path, cfg, func(f *os.File) (*net.UnixListener, error) {
+		return as[*net.UnixListener](net.FileListener(f))
+	})
 	if err != nil {
 		return nil, nil, err
-	}
-	f := os.NewFile(uintptr(fd), path)
-	ln, err := net.FileListener(f)
-	f.Close()
-	if err != nil {
-		file.Remove()
-		return nil, nil, err
-	}
-	ul, ok := ln.(*net.UnixListener)
-	if !ok {
-		ln.Close()
-		file.Remove()
-		return nil, nil, fmt.Errorf("not a unix listener (%T)", ln)
 	}
 	ul.SetUnlinkOnClose(false)
 	return ul, file, nil
@@ -106,24 +96,42 @@ func ListenPacket(path string, cfg Config) (*net.UnixConn, *File, error) {
 	if cfg.Type != unix.SOCK_DGRAM {
 		return nil, nil, fmt.Errorf("unixsock.ListenPacket: socket type %d is not SOCK_DGRAM", cfg.Type)
 	}
+	return open(path, cfg, func(f *os.File) (*net.UnixConn, error) {
+		return as[*net.UnixConn](net.FileConn(f))
+	})
+}
+
+// open binds the socket of cfg at path and makes the net value of it
+// with wrap (from a duplicate of the fd); the socket file is removed if
+// wrap fails.
+func open[T any](path string, cfg Config, wrap func(*os.File) (T, error)) (T, *File, error) {
+	var zero T
 	fd, file, err := bind(path, cfg)
 	if err != nil {
-		return nil, nil, err
+		return zero, nil, err
 	}
 	f := os.NewFile(uintptr(fd), path)
-	c, err := net.FileConn(f)
+	v, err := wrap(f)
 	f.Close()
 	if err != nil {
 		file.Remove()
-		return nil, nil, err
+		return zero, nil, err
 	}
-	uc, ok := c.(*net.UnixConn)
+	return v, file, nil
+}
+
+// as is c as a T, or an error (with c closed) if it is not one.
+func as[T any, C io.Closer](c C, err error) (T, error) {
+	var zero T
+	if err != nil {
+		return zero, err
+	}
+	t, ok := any(c).(T)
 	if !ok {
 		c.Close()
-		file.Remove()
-		return nil, nil, fmt.Errorf("not a unix socket (%T)", c)
+		return zero, fmt.Errorf("not a %T but a %T", zero, c)
 	}
-	return uc, file, nil
+	return t, nil
 }
 
 // bind makes the socket of cfg reachable at path: bound under a temporary
