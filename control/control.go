@@ -3,7 +3,7 @@
 // knows their pids, and holds any fds not yet handed over.
 //
 //	// PID 1:
-//	srv, err := control.Listen(control.DefaultSocket, func(req control.Request, log io.Writer, cancel <-chan struct{}, cont <-chan struct{}) int { ... })
+//	srv, err := control.Listen(control.DefaultSocket, func(ctx context.Context, req control.Request, log io.Writer, cont <-chan struct{}) int { ... })
 //	// the command:
 //	code, err := control.Prepare(control.DefaultSocket, req, os.Stderr, sigs)
 //
@@ -15,6 +15,7 @@ package control
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,6 +27,7 @@ import (
 	"time"
 
 	"github.com/luoinit/luoinit/manifest"
+	"github.com/luoinit/luoinit/unixsock"
 	"golang.org/x/sys/unix"
 )
 
@@ -58,42 +60,49 @@ type message struct {
 	Exit     *int     `json:"exit,omitempty"`
 }
 
-// Handler runs one request. Progress goes to log; cancel is closed when
-// the client asks to cancel or goes away; cont is closed when the client
-// says go on (SIGUSR1 of a --no-reboot prepare). It returns the exit code.
-type Handler func(req Request, log io.Writer, cancel, cont <-chan struct{}) int
+// Handler runs one request. ctx is cancelled, with ErrCancelled as its
+// cause, when the client asks to cancel or goes away; progress goes to
+// log; cont is closed when the client says go on (SIGUSR1 of a
+// --no-reboot prepare). It returns the exit code.
+//
+// cont stays a channel, not a func: it is one event that may come at any
+// time, waited for in a select beside ctx.Done() (prepare.Options.Continue
+// takes it as it is).
+type Handler func(ctx context.Context, req Request, log io.Writer, cont <-chan struct{}) int
+
+// ErrCancelled is the cause of a Handler's context's cancellation: the
+// client asked to cancel or went away.
+var ErrCancelled = errors.New("the luoinit prepare command was interrupted or went away")
 
 // Server is PID 1's end.
 type Server struct {
 	l    *net.UnixListener
-	path string
+	file *unixsock.File
 	busy sync.Mutex
 }
 
 // Listen serves h on path (mode 0600; only root may connect) until Close.
-// One request runs at a time; a second client is told so.
+// One request runs at a time; a second client is told so. A socket file
+// left at path by a server that is gone is replaced; a live server or a
+// file that is not a socket is an error (see package unixsock).
 func Listen(path string, h Handler) (*Server, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
 	}
-	os.Remove(path)
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	l, file, err := unixsock.Listen(path, unixsock.Config{Type: unix.SOCK_STREAM, Perm: 0o600})
 	if err != nil {
 		return nil, fmt.Errorf("control: listen on %s: %w", path, err)
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		l.Close()
-		return nil, fmt.Errorf("control: %w", err)
-	}
-	s := &Server{l: l, path: path}
+	s := &Server{l: l, file: file}
 	go s.serve(h)
 	return s, nil
 }
 
-// Close stops serving and removes the socket.
+// Close stops serving and removes the socket file, unless another file
+// has replaced it.
 func (s *Server) Close() error {
 	err := s.l.Close()
-	os.Remove(s.path)
+	s.file.Remove()
 	return err
 }
 
@@ -160,22 +169,24 @@ func (s *Server) handle(c *net.UnixConn, h Handler) {
 		return
 	}
 	defer s.busy.Unlock()
-	cancel, cont := make(chan struct{}), make(chan struct{})
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	cont := make(chan struct{})
 	go watch(dec, cancel, cont)
 	lw := &lineWriter{enc: enc}
-	code := h(*first.Request, lw, cancel, cont)
+	code := h(ctx, *first.Request, lw, cont)
 	lw.flush()
 	exit(code)
 }
 
 // watch reads what the client sends after its request: continue, cancel,
 // or the end of the connection (a cancel).
-func watch(dec *json.Decoder, cancel, cont chan struct{}) {
+func watch(dec *json.Decoder, cancel context.CancelCauseFunc, cont chan struct{}) {
 	var contOnce sync.Once
 	for {
 		var m message
 		if err := dec.Decode(&m); err != nil || m.Cancel {
-			close(cancel)
+			cancel(ErrCancelled)
 			return
 		}
 		if m.Continue {
@@ -189,12 +200,7 @@ func peerCred(c *net.UnixConn) (*unix.Ucred, error) {
 	if err != nil {
 		return nil, err
 	}
-	var cred *unix.Ucred
-	var cerr error
-	if err := rc.Control(func(fd uintptr) { cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED) }); err != nil {
-		return nil, err
-	}
-	return cred, cerr
+	return unixsock.PeerCred(rc)
 }
 
 // ErrNoServer is wrapped by Prepare when no PID 1 luoinit listens.

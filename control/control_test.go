@@ -2,11 +2,13 @@ package control
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -25,7 +27,7 @@ func (s *safeBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(
 func TestPrepareRoundTrip(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "control.sock")
 	got := make(chan Request, 1)
-	srv, err := Listen(sock, func(req Request, log io.Writer, cancel, cont <-chan struct{}) int {
+	srv, err := Listen(sock, func(ctx context.Context, req Request, log io.Writer, cont <-chan struct{}) int {
 		got <- req
 		fmt.Fprintf(log, "prepare: phase prepared\nprepare: partial line")
 		return 3
@@ -59,11 +61,11 @@ func TestCancelAndContinue(t *testing.T) {
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			sock := filepath.Join(t.TempDir(), "control.sock")
-			srv, err := Listen(sock, func(req Request, log io.Writer, cancel, cont <-chan struct{}) int {
+			srv, err := Listen(sock, func(ctx context.Context, req Request, log io.Writer, cont <-chan struct{}) int {
 				fmt.Fprintln(log, "holding")
 				select {
-				case <-cancel:
-					fmt.Fprintln(log, "cancelled")
+				case <-ctx.Done():
+					fmt.Fprintln(log, "cancelled:", context.Cause(ctx))
 					return 1
 				case <-cont:
 					fmt.Fprintln(log, "continued")
@@ -97,11 +99,11 @@ func TestClientGoneCancelsAndBusy(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "control.sock")
 	cancelled := make(chan bool, 1)
 	started := make(chan struct{})
-	srv, err := Listen(sock, func(req Request, log io.Writer, cancel, cont <-chan struct{}) int {
+	srv, err := Listen(sock, func(ctx context.Context, req Request, log io.Writer, cont <-chan struct{}) int {
 		close(started)
 		select {
-		case <-cancel:
-			cancelled <- true
+		case <-ctx.Done():
+			cancelled <- errors.Is(context.Cause(ctx), ErrCancelled)
 		case <-time.After(5 * time.Second):
 			cancelled <- false
 		}
@@ -132,5 +134,43 @@ func TestNoServer(t *testing.T) {
 	_, err := Prepare(filepath.Join(t.TempDir(), "absent.sock"), Request{}, io.Discard, nil, nil)
 	if !errors.Is(err, ErrNoServer) {
 		t.Fatalf("Prepare without a server = %v, want ErrNoServer", err)
+	}
+}
+
+// Listen replaces a socket file a gone server left but refuses a live
+// server or a file that is not a socket, and leaves the latter in place;
+// Close removes only its own socket file.
+func TestListenSafely(t *testing.T) {
+	dir := t.TempDir()
+	h := func(context.Context, Request, io.Writer, <-chan struct{}) int { return 0 }
+	sock := filepath.Join(dir, "control.sock")
+	srv, err := Listen(sock, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Listen(sock, h); err == nil || !strings.Contains(err.Error(), "is in use") {
+		t.Fatalf("Listen over a live server: %v", err)
+	}
+	srv.Close()
+	if _, err := os.Lstat(sock); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("socket file after Close: %v", err)
+	}
+	regular := filepath.Join(dir, "file")
+	os.WriteFile(regular, []byte("keep"), 0o644)
+	if _, err := Listen(regular, h); err == nil || !strings.Contains(err.Error(), "is not a socket") {
+		t.Fatalf("Listen over a regular file: %v", err)
+	}
+	if b, _ := os.ReadFile(regular); string(b) != "keep" {
+		t.Fatal("Listen removed a regular file")
+	}
+	srv, err = Listen(sock, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(sock)
+	os.WriteFile(sock, []byte("other"), 0o600)
+	srv.Close()
+	if b, _ := os.ReadFile(sock); string(b) != "other" {
+		t.Fatal("Close removed a file that was not its socket")
 	}
 }

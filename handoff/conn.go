@@ -1,7 +1,6 @@
 package handoff
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -9,8 +8,8 @@ import (
 	"runtime"
 	"syscall"
 	"time"
-	"unsafe"
 
+	"github.com/luoinit/luoinit/unixsock"
 	"golang.org/x/sys/unix"
 )
 
@@ -184,14 +183,7 @@ func (c *Conn) Workload() string { return c.workload }
 // Peer returns the pid, uid and gid of the process that made the other end
 // of the connection (SO_PEERCRED). For a Socketpair that is this process.
 func (c *Conn) Peer() (Cred, error) {
-	var uc *unix.Ucred
-	var gerr error
-	err := c.rc.Control(func(fd uintptr) {
-		uc, gerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	})
-	if err == nil && gerr != nil {
-		err = fmt.Errorf("getsockopt(fd %d, SO_PEERCRED): %w", c.fd, gerr)
-	}
+	uc, err := unixsock.PeerCred(c.rc)
 	if err != nil {
 		return Cred{}, c.fail(c.step("reading credentials", "of"), "", err)
 	}
@@ -507,7 +499,7 @@ func (c *Conn) recv() (message, []int, error) {
 		c.buf = make([]byte, HeaderSize+MaxPayload)
 		// Room for SCM_CREDENTIALS too, which every message carries once
 		// PassCred is on: without it an FDS batch would be truncated.
-		c.oob = make([]byte, unix.CmsgSpace(MaxBatch*4)+unix.CmsgSpace(unix.SizeofUcred))
+		c.oob = make([]byte, unixsock.ControlSpace(MaxBatch))
 	}
 	var n, oobn, flags int
 	var rerr error
@@ -532,8 +524,11 @@ func (c *Conn) recv() (message, []int, error) {
 	if rerr != nil {
 		return message{}, nil, fmt.Errorf("recvmsg(fd %d): %w", c.fd, rerr)
 	}
-	fds := parseRights(c.oob[:oobn])
-	c.sender = parseCred(c.oob[:oobn])
+	fds, cred := unixsock.ParseControl(c.oob[:oobn])
+	c.sender = nil
+	if cred != nil {
+		c.sender = &Cred{PID: int(cred.Pid), UID: cred.Uid, GID: cred.Gid}
+	}
 	switch {
 	case flags&unix.MSG_CTRUNC != 0:
 		closeFDs(fds)
@@ -585,49 +580,6 @@ func (c *Conn) peerClosed() bool {
 		}
 	})
 	return closed
-}
-
-// parseCred returns the SCM_CREDENTIALS in oob, if any.
-func parseCred(oob []byte) *Cred {
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil {
-		return nil
-	}
-	for i := range msgs {
-		if msgs[i].Header.Level == unix.SOL_SOCKET && msgs[i].Header.Type == unix.SCM_CREDENTIALS {
-			if uc, err := unix.ParseUnixCredentials(&msgs[i]); err == nil {
-				return &Cred{PID: int(uc.Pid), UID: uc.Uid, GID: uc.Gid}
-			}
-		}
-	}
-	return nil
-}
-
-// parseRights returns every fd of the SCM_RIGHTS control messages in oob.
-// It reads whatever the kernel wrote, even after a truncation, so that the
-// caller can close all of them.
-func parseRights(oob []byte) []int {
-	var fds []int
-	hdr := unix.CmsgLen(0)
-	for len(oob) >= hdr {
-		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
-		l := int(h.Len)
-		if l < hdr {
-			break
-		}
-		l = min(l, len(oob))
-		if h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_RIGHTS {
-			for data := oob[hdr:l]; len(data) >= 4; data = data[4:] {
-				fds = append(fds, int(int32(binary.NativeEndian.Uint32(data))))
-			}
-		}
-		next := unix.CmsgSpace(l - hdr)
-		if next >= len(oob) {
-			break
-		}
-		oob = oob[next:]
-	}
-	return fds
 }
 
 func closeFDs(fds []int) {

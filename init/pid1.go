@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -196,7 +195,7 @@ const exitTryAgain = 75
 // boot says whether the restore is over, and gives the supervisor;
 // stores are the workloads' fd stores.
 func prepareHandler(log pid1.Logger, boot func() (*restore.Supervisor, bool), stores *notify.Registry) control.Handler {
-	return func(req control.Request, out io.Writer, cancel, cont <-chan struct{}) int {
+	return func(ctx context.Context, req control.Request, out io.Writer, cont <-chan struct{}) int {
 		defer pid1.Recover(log)
 		sup, ready := boot()
 		if !ready {
@@ -209,17 +208,8 @@ func prepareHandler(log pid1.Logger, boot func() (*restore.Supervisor, bool), st
 			fmt.Fprintln(out, err)
 			return 1
 		}
-		ctx, stop := context.WithCancelCause(context.Background())
-		defer stop(nil)
-		go func() {
-			select {
-			case <-cancel:
-				stop(errors.New("the luoinit prepare command was interrupted or went away"))
-			case <-ctx.Done():
-			}
-		}()
 		o := prepareOptions(req, cfg)
-		o.Log, o.Out, o.Continue = out, out, cont
+		o.Log, o.Out, o.Continue = pid1.LogTo(out), out, cont
 		o.FDStore = stores.FDStore
 		if sup != nil {
 			o.Procs = sup.Pids()

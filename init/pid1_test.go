@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -23,13 +24,13 @@ func TestPrepareHandlerWhileRestoring(t *testing.T) {
 	var boot bootState
 	h := prepareHandler(testLogger{t}, boot.get, notify.NewRegistry("", t.Logf))
 	var out bytes.Buffer
-	code := h(control.Request{Config: "/nonexistent"}, &out, make(chan struct{}), make(chan struct{}))
+	code := h(context.Background(), control.Request{Config: "/nonexistent"}, &out, make(chan struct{}))
 	if code != exitTryAgain || !strings.Contains(out.String(), "PID 1 is still restoring the workloads") {
 		t.Errorf("while restoring: exit %d, %q", code, out.String())
 	}
 	boot.set(nil)
 	out.Reset()
-	code = h(control.Request{Config: "/nonexistent"}, &out, make(chan struct{}), make(chan struct{}))
+	code = h(context.Background(), control.Request{Config: "/nonexistent"}, &out, make(chan struct{}))
 	if code != 1 || !strings.Contains(out.String(), "/nonexistent") {
 		t.Errorf("after the restore: exit %d, %q, want the config's error", code, out.String())
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/luoinit/luoinit/control"
 	"github.com/luoinit/luoinit/luo"
 	"github.com/luoinit/luoinit/manifest"
+	"github.com/luoinit/luoinit/pid1"
 	"github.com/luoinit/luoinit/prepare"
 	"github.com/luoinit/luoinit/restore"
 	"github.com/luoinit/luoinit/status"
@@ -100,7 +101,7 @@ func cmdPrepare(args []string) error {
 	}
 	o := prepareOptions(req, cfg)
 	o.Socket, o.WorkDir, o.Device = *socket, *workdir, *device
-	o.Continue, o.Log, o.Out = cont, stderr, stdout
+	o.Continue, o.Log, o.Out = cont, pid1.LogTo(stderr), stdout
 	if err := prepare.Run(ctx, o); err != nil {
 		return err
 	}

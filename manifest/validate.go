@@ -306,138 +306,190 @@ func fdCtx(wctx string, j int, fd *FD) string {
 	return fmt.Sprintf("%s fd[%d]", wctx, j)
 }
 
+// workloads checks each workload, one step per group of fields, then
+// the sessions they own.
 func (c *checker) workloads(ws []Workload, isManifest bool) {
-	names := map[string]int{}
+	names := map[string]int{} // each valid workload name: its index
 	for i := range ws {
 		w := &ws[i]
-		wp := fmt.Sprintf("workload[%d]", i)
-		ctx := workloadCtx(i, w)
-
-		// The rule the handoff wire and LUO's session names need: a name
-		// accepted here is never refused after the kexec.
-		switch err := handoff.ValidateWorkload(w.Name); {
-		case w.Name == "":
-			c.add(wp+".name", ctx, "name is missing")
-		case err != nil:
-			c.add(wp+".name", ctx, "%v", err)
-		default:
-			if first, dup := names[w.Name]; dup {
-				c.add(wp+".name", "", "workload name %q is used twice", w.Name).ref = fmt.Sprintf("workload[%d].name", first)
-			} else {
-				names[w.Name] = i
-			}
+		wc := &workloadCheck{checker: c, w: w, i: i, wp: fmt.Sprintf("workload[%d]", i), ctx: workloadCtx(i, w), isManifest: isManifest}
+		wc.name(names)
+		wc.command()
+		wc.modes()
+		wc.process()
+		wc.stopping()
+		wc.session()
+		for j := range w.FDs {
+			wc.fd(j)
 		}
-
-		switch {
-		case w.Argv == nil && !c.set(wp+".argv", false):
-			c.add(wp+".argv", ctx, "argv is missing")
-		case len(w.Argv) == 0:
-			c.add(wp+".argv", ctx, "argv is empty")
-		default:
-			for k, a := range w.Argv {
-				c.arg(fmt.Sprintf("%s.argv[%d]", wp, k), ctx, fmt.Sprintf("argv[%d]", k), a)
-			}
-			if a := w.Argv[0]; !filepath.IsAbs(a) {
-				c.add(wp+".argv[0]", ctx, "argv[0] %q is not an absolute path", a)
-			}
-		}
-		for k, e := range w.Env {
-			ep := fmt.Sprintf("%s.env[%d]", wp, k)
-			what := fmt.Sprintf("env[%d]", k)
-			if !c.arg(ep, ctx, what, e) {
-				continue
-			}
-			if key, _, ok := strings.Cut(e, "="); !ok || key == "" {
-				c.add(ep, ctx, "%s %q is not KEY=value", what, e)
-			}
-		}
-		if w.Dir != "" && c.arg(wp+".dir", ctx, "dir", w.Dir) && !filepath.IsAbs(w.Dir) {
-			c.add(wp+".dir", ctx, "dir %q is not an absolute path", w.Dir)
-		}
-
-		pidfd := w.Handoff == HandoffPidfd
-		switch w.Handoff {
-		case HandoffSocket, HandoffPidfd, HandoffFDStore, HandoffNone:
-		case "":
-			c.add(wp+".handoff", ctx, "handoff is missing: it must be one of %s", wordList(HandoffModes))
-		default:
-			c.add(wp+".handoff", ctx, "handoff %q: it must be one of %s", w.Handoff, wordList(HandoffModes))
-		}
-		switch w.Ready {
-		case "", ReadyHandoff, ReadyNotify:
-		default:
-			c.add(wp+".ready", ctx, "ready %q: it must be %q or %q", w.Ready, ReadyHandoff, ReadyNotify)
-		}
-		switch w.Sessions {
-		case "", SessionsLeave, SessionsRetrieve:
-		default:
-			c.add(wp+".sessions", ctx, "sessions %q: it must be %q or %q", w.Sessions, SessionsLeave, SessionsRetrieve)
-		}
-		if w.FDStoreMax < 0 || w.FDStoreMax > FDStoreMaxLimit {
-			c.add(wp+".fdstore_max", ctx, "fdstore_max %d: it must be 0 to %d", w.FDStoreMax, FDStoreMaxLimit)
-		}
-		if w.Handoff == HandoffNone && len(w.FDs) > 0 {
-			c.add(wp+".handoff", ctx, "handoff %q takes no [[workload.fd]]: luoinit keeps no fds for it", HandoffNone)
-		}
-		if c.set(wp+".pid", w.PID != 0) && !ValidPID(w.PID) {
-			c.add(wp+".pid", ctx, "pid %d is not valid: pids are 1 to %d", w.PID, PIDMax)
-		}
-		if w.UID == noID {
-			c.add(wp+".uid", ctx, "uid %d is not valid: the kernel reads (uid_t)-1 as \"unchanged\", which would leave the workload root", w.UID)
-		}
-		if w.GID == noID {
-			c.add(wp+".gid", ctx, "gid %d is not valid: the kernel reads (gid_t)-1 as \"unchanged\"", w.GID)
-		}
-		if w.PIDFile != "" && c.arg(wp+".pidfile", ctx, "pidfile", w.PIDFile) && !filepath.IsAbs(w.PIDFile) {
-			c.add(wp+".pidfile", ctx, "pidfile %q is not an absolute path", w.PIDFile)
-		}
-		if w.PID != 0 && w.PIDFile != "" {
-			c.add(wp+".pidfile", ctx, "set pid or pidfile, not both").deps = []string{wp + ".pid"}
-		}
-		if pidfd && w.PID == 0 && w.PIDFile == "" {
-			c.add(wp+".handoff", ctx, "handoff %q needs pid or pidfile", HandoffPidfd).deps = []string{wp + ".pid", wp + ".pidfile"}
-		}
-
-		switch w.Stop {
-		case "", StopTerm, StopSigstop:
-		default:
-			c.add(wp+".stop", ctx, "stop %q: it must be %q or %q", w.Stop, StopTerm, StopSigstop)
-		}
-		if w.StopTimeout.Duration < 0 {
-			c.add(wp+".stop_timeout", ctx, "stop_timeout %v is negative", w.StopTimeout.Duration)
-		}
-		switch w.Restart {
-		case "", RestartNever, RestartOnFailure:
-		default:
-			c.add(wp+".restart", ctx, "restart %q: it must be %q or %q", w.Restart, RestartNever, RestartOnFailure)
-		}
-
-		if isManifest {
-			// A workload's session is named after it, nothing else: PID 1
-			// must not be led to retrieve (and hand out, and FINISH) the
-			// freeze record's session or another program's. Names are
-			// unique, so sessions are too.
-			switch {
-			case w.Handoff == HandoffNone:
-				if w.Session != "" {
-					c.add(wp+".session", ctx, "handoff %q has no session of luoinit's, but session %q is set", HandoffNone, w.Session).deps = []string{wp + ".handoff"}
-				}
-			case w.Session == "":
-				c.add(wp+".session", ctx, "session is missing")
-			case handoff.ValidateWorkload(w.Name) == nil && w.Session != SessionName(w.Name):
-				c.add(wp+".session", ctx, "session %s: a workload's session must be %q", shorten(w.Session, 70), SessionName(w.Name)).deps = []string{wp + ".name"}
-			}
-		} else if c.set(wp+".session", w.Session != "") {
-			c.add(wp+".session", ctx, "a config cannot set session; the manifest gets it from prepare")
-		}
-
-		if w.Handoff == HandoffNone && w.Sessions == SessionsRetrieve {
-			c.add(wp+".sessions", ctx, "sessions %q needs a handoff that hands fds over (%q, %q or %q); with handoff %q the workload retrieves its own sessions (sessions = %q)",
-				SessionsRetrieve, HandoffSocket, HandoffPidfd, HandoffFDStore, HandoffNone, SessionsLeave).deps = []string{wp + ".handoff"}
-		}
-		c.fds(w, wp, ctx, pidfd, isManifest)
 	}
 	c.ownedSessions(ws, isManifest)
+}
+
+// workloadCheck checks one workload; its methods are the steps of
+// (*checker).workloads.
+type workloadCheck struct {
+	*checker
+	w          *Workload
+	i          int
+	wp         string // its path: workload[2]
+	ctx        string // who it is about: workload "kv"
+	isManifest bool
+
+	// what the fds seen so far use: each valid name, number and token,
+	// with its index in w.FDs
+	fdNames   map[string]int
+	fdNumbers map[int]int
+	fdTokens  map[uint64]int
+}
+
+// name checks the workload's name, unique among names.
+func (wc *workloadCheck) name(names map[string]int) {
+	w, wp := wc.w, wc.wp
+	// The rule the handoff wire and LUO's session names need: a name
+	// accepted here is never refused after the kexec.
+	switch err := handoff.ValidateWorkload(w.Name); {
+	case w.Name == "":
+		wc.add(wp+".name", wc.ctx, "name is missing")
+	case err != nil:
+		wc.add(wp+".name", wc.ctx, "%v", err)
+	default:
+		if first, dup := names[w.Name]; dup {
+			wc.add(wp+".name", "", "workload name %q is used twice", w.Name).ref = fmt.Sprintf("workload[%d].name", first)
+		} else {
+			names[w.Name] = wc.i
+		}
+	}
+}
+
+// command checks what runs: argv, env and dir.
+func (wc *workloadCheck) command() {
+	w, wp, ctx := wc.w, wc.wp, wc.ctx
+	switch {
+	case w.Argv == nil && !wc.set(wp+".argv", false):
+		wc.add(wp+".argv", ctx, "argv is missing")
+	case len(w.Argv) == 0:
+		wc.add(wp+".argv", ctx, "argv is empty")
+	default:
+		for k, a := range w.Argv {
+			wc.arg(fmt.Sprintf("%s.argv[%d]", wp, k), ctx, fmt.Sprintf("argv[%d]", k), a)
+		}
+		if a := w.Argv[0]; !filepath.IsAbs(a) {
+			wc.add(wp+".argv[0]", ctx, "argv[0] %q is not an absolute path", a)
+		}
+	}
+	for k, e := range w.Env {
+		ep := fmt.Sprintf("%s.env[%d]", wp, k)
+		what := fmt.Sprintf("env[%d]", k)
+		if !wc.arg(ep, ctx, what, e) {
+			continue
+		}
+		if key, _, ok := strings.Cut(e, "="); !ok || key == "" {
+			wc.add(ep, ctx, "%s %q is not KEY=value", what, e)
+		}
+	}
+	if w.Dir != "" && wc.arg(wp+".dir", ctx, "dir", w.Dir) && !filepath.IsAbs(w.Dir) {
+		wc.add(wp+".dir", ctx, "dir %q is not an absolute path", w.Dir)
+	}
+}
+
+// modes checks the words that say how the fds travel: handoff, ready,
+// sessions and fdstore_max.
+func (wc *workloadCheck) modes() {
+	w, wp, ctx := wc.w, wc.wp, wc.ctx
+	switch w.Handoff {
+	case HandoffSocket, HandoffPidfd, HandoffFDStore, HandoffNone:
+	case "":
+		wc.add(wp+".handoff", ctx, "handoff is missing: it must be one of %s", wordList(HandoffModes))
+	default:
+		wc.add(wp+".handoff", ctx, "handoff %q: it must be one of %s", w.Handoff, wordList(HandoffModes))
+	}
+	switch w.Ready {
+	case "", ReadyHandoff, ReadyNotify:
+	default:
+		wc.add(wp+".ready", ctx, "ready %q: it must be %q or %q", w.Ready, ReadyHandoff, ReadyNotify)
+	}
+	switch w.Sessions {
+	case "", SessionsLeave, SessionsRetrieve:
+	default:
+		wc.add(wp+".sessions", ctx, "sessions %q: it must be %q or %q", w.Sessions, SessionsLeave, SessionsRetrieve)
+	}
+	if w.FDStoreMax < 0 || w.FDStoreMax > FDStoreMaxLimit {
+		wc.add(wp+".fdstore_max", ctx, "fdstore_max %d: it must be 0 to %d", w.FDStoreMax, FDStoreMaxLimit)
+	}
+	if w.Handoff == HandoffNone && len(w.FDs) > 0 {
+		wc.add(wp+".handoff", ctx, "handoff %q takes no [[workload.fd]]: luoinit keeps no fds for it", HandoffNone)
+	}
+}
+
+// process checks who the workload is: pid, uid, gid and pidfile.
+func (wc *workloadCheck) process() {
+	w, wp, ctx := wc.w, wc.wp, wc.ctx
+	if wc.set(wp+".pid", w.PID != 0) && !ValidPID(w.PID) {
+		wc.add(wp+".pid", ctx, "pid %d is not valid: pids are 1 to %d", w.PID, PIDMax)
+	}
+	if w.UID == noID {
+		wc.add(wp+".uid", ctx, "uid %d is not valid: the kernel reads (uid_t)-1 as \"unchanged\", which would leave the workload root", w.UID)
+	}
+	if w.GID == noID {
+		wc.add(wp+".gid", ctx, "gid %d is not valid: the kernel reads (gid_t)-1 as \"unchanged\"", w.GID)
+	}
+	if w.PIDFile != "" && wc.arg(wp+".pidfile", ctx, "pidfile", w.PIDFile) && !filepath.IsAbs(w.PIDFile) {
+		wc.add(wp+".pidfile", ctx, "pidfile %q is not an absolute path", w.PIDFile)
+	}
+	if w.PID != 0 && w.PIDFile != "" {
+		wc.add(wp+".pidfile", ctx, "set pid or pidfile, not both").deps = []string{wp + ".pid"}
+	}
+	if w.Handoff == HandoffPidfd && w.PID == 0 && w.PIDFile == "" {
+		wc.add(wp+".handoff", ctx, "handoff %q needs pid or pidfile", HandoffPidfd).deps = []string{wp + ".pid", wp + ".pidfile"}
+	}
+}
+
+// stopping checks how the workload stops and restarts.
+func (wc *workloadCheck) stopping() {
+	w, wp, ctx := wc.w, wc.wp, wc.ctx
+	switch w.Stop {
+	case "", StopTerm, StopSigstop:
+	default:
+		wc.add(wp+".stop", ctx, "stop %q: it must be %q or %q", w.Stop, StopTerm, StopSigstop)
+	}
+	if w.StopTimeout.Duration < 0 {
+		wc.add(wp+".stop_timeout", ctx, "stop_timeout %v is negative", w.StopTimeout.Duration)
+	}
+	switch w.Restart {
+	case "", RestartNever, RestartOnFailure:
+	default:
+		wc.add(wp+".restart", ctx, "restart %q: it must be %q or %q", w.Restart, RestartNever, RestartOnFailure)
+	}
+}
+
+// session checks the workload's luoinit session (a manifest's only) and
+// that sessions = "retrieve" has fds handed over to go with.
+func (wc *workloadCheck) session() {
+	w, wp, ctx := wc.w, wc.wp, wc.ctx
+	if wc.isManifest {
+		// A workload's session is named after it, nothing else: PID 1
+		// must not be led to retrieve (and hand out, and FINISH) the
+		// freeze record's session or another program's. Names are
+		// unique, so sessions are too.
+		switch {
+		case w.Handoff == HandoffNone:
+			if w.Session != "" {
+				wc.add(wp+".session", ctx, "handoff %q has no session of luoinit's, but session %q is set", HandoffNone, w.Session).deps = []string{wp + ".handoff"}
+			}
+		case w.Session == "":
+			wc.add(wp+".session", ctx, "session is missing")
+		case handoff.ValidateWorkload(w.Name) == nil && w.Session != SessionName(w.Name):
+			wc.add(wp+".session", ctx, "session %s: a workload's session must be %q", shorten(w.Session, 70), SessionName(w.Name)).deps = []string{wp + ".name"}
+		}
+	} else if wc.set(wp+".session", w.Session != "") {
+		wc.add(wp+".session", ctx, "a config cannot set session; the manifest gets it from prepare")
+	}
+
+	if w.Handoff == HandoffNone && w.Sessions == SessionsRetrieve {
+		wc.add(wp+".sessions", ctx, "sessions %q needs a handoff that hands fds over (%q, %q or %q); with handoff %q the workload retrieves its own sessions (sessions = %q)",
+			SessionsRetrieve, HandoffSocket, HandoffPidfd, HandoffFDStore, HandoffNone, SessionsLeave).deps = []string{wp + ".handoff"}
+	}
 }
 
 // ownedSessions checks the sessions workloads own: only a manifest has
@@ -476,97 +528,134 @@ func (c *checker) ownedSessions(ws []Workload, isManifest bool) {
 	}
 }
 
-func (c *checker) fds(w *Workload, wp, wctx string, pidfd, isManifest bool) {
-	names := map[string]int{}
-	numbers := map[int]int{}
-	tokens := map[uint64]int{}
-	for j := range w.FDs {
-		fd := &w.FDs[j]
-		fp := fmt.Sprintf("%s.fd[%d]", wp, j)
-		ctx := fdCtx(wctx, j, fd)
+// fd checks the workload's fd j: its name and number, then what only a
+// manifest has (or that a config has none of it).
+func (wc *workloadCheck) fd(j int) {
+	if wc.fdNames == nil {
+		wc.fdNames, wc.fdNumbers, wc.fdTokens = map[string]int{}, map[int]int{}, map[uint64]int{}
+	}
+	fd := &wc.w.FDs[j]
+	fc := &fdCheck{workloadCheck: wc, fd: fd, j: j, fp: fmt.Sprintf("%s.fd[%d]", wc.wp, j), ctx: fdCtx(wc.ctx, j, fd)}
+	fc.name()
+	fc.number()
+	if !wc.isManifest {
+		fc.configOnly()
+		return
+	}
+	fc.kind()
+	fc.drop()
+}
 
-		switch err := handoff.ValidateName(fd.Name); {
-		case fd.Name == "":
-			c.add(fp+".name", ctx, "fd name is missing")
-		case err != nil:
-			c.add(fp+".name", ctx, "%v", err)
-		default:
-			if first, dup := names[fd.Name]; dup {
-				c.add(fp+".name", wctx, "fd name %q is used twice", fd.Name).ref = fmt.Sprintf("%s.fd[%d].name", wp, first)
-			} else {
-				names[fd.Name] = j
-			}
-		}
+// fdCheck checks one fd; its methods are the steps of (*workloadCheck).fd.
+type fdCheck struct {
+	*workloadCheck
+	fd  *FD
+	j   int
+	fp  string // its path: workload[0].fd[1]
+	ctx string // who it is about: workload "kv" fd "arena"
+}
 
-		switch {
-		case fd.Number == nil:
-			if pidfd {
-				c.add(fp+".number", ctx, "handoff %q needs the fd's number", HandoffPidfd).deps = []string{wp + ".handoff"}
-			}
-		case !pidfd:
-			if how, ok := map[HandoffMode]string{
-				HandoffSocket:  "the workload sends its fds",
-				HandoffFDStore: "the workload stores its fds with PID 1",
-				HandoffNone:    "luoinit keeps no fds",
-			}[w.Handoff]; ok {
-				c.add(fp+".number", ctx, "number is only for handoff %q: in %s mode %s", HandoffPidfd, w.Handoff, how).deps = []string{wp + ".handoff"}
-			}
-		case !ValidFDNumber(*fd.Number):
-			c.add(fp+".number", ctx, "number %d is not a valid fd: fds are 0 to %d", *fd.Number, math.MaxInt32)
-		default:
-			if first, dup := numbers[*fd.Number]; dup {
-				c.add(fp+".number", ctx, "number %d already used by %s", *fd.Number, fdCtx(wctx, first, &w.FDs[first])).ref = fmt.Sprintf("%s.fd[%d].number", wp, first)
-			} else {
-				numbers[*fd.Number] = j
-			}
+// name checks the fd's name, unique in its workload.
+func (fc *fdCheck) name() {
+	fd, fp := fc.fd, fc.fp
+	switch err := handoff.ValidateName(fd.Name); {
+	case fd.Name == "":
+		fc.add(fp+".name", fc.ctx, "fd name is missing")
+	case err != nil:
+		fc.add(fp+".name", fc.ctx, "%v", err)
+	default:
+		if first, dup := fc.fdNames[fd.Name]; dup {
+			fc.add(fp+".name", fc.workloadCheck.ctx, "fd name %q is used twice", fd.Name).ref = fmt.Sprintf("%s.fd[%d].name", fc.wp, first)
+		} else {
+			fc.fdNames[fd.Name] = fc.j
 		}
+	}
+}
 
-		if !isManifest {
-			for _, f := range []struct {
-				key string
-				set bool
-			}{
-				{"token", fd.Token != 0},
-				{"kind", fd.Kind != ""},
-				{"dropped", fd.Dropped},
-				{"drop_reason", fd.DropReason != ""},
-			} {
-				if c.set(fp+"."+f.key, f.set) {
-					c.add(fp+"."+f.key, ctx, "a config cannot set %s; the manifest gets it from prepare", f.key)
-				}
-			}
-			continue
+// number checks the fd's number: needed with handoff "pidfd" and only
+// there, valid, and unique in its workload.
+func (fc *fdCheck) number() {
+	fd, fp, w, wp := fc.fd, fc.fp, fc.w, fc.wp
+	pidfd := w.Handoff == HandoffPidfd
+	switch {
+	case fd.Number == nil:
+		if pidfd {
+			fc.add(fp+".number", fc.ctx, "handoff %q needs the fd's number", HandoffPidfd).deps = []string{wp + ".handoff"}
 		}
+	case !pidfd:
+		if how, ok := map[HandoffMode]string{
+			HandoffSocket:  "the workload sends its fds",
+			HandoffFDStore: "the workload stores its fds with PID 1",
+			HandoffNone:    "luoinit keeps no fds",
+		}[w.Handoff]; ok {
+			fc.add(fp+".number", fc.ctx, "number is only for handoff %q: in %s mode %s", HandoffPidfd, w.Handoff, how).deps = []string{wp + ".handoff"}
+		}
+	case !ValidFDNumber(*fd.Number):
+		fc.add(fp+".number", fc.ctx, "number %d is not a valid fd: fds are 0 to %d", *fd.Number, math.MaxInt32)
+	default:
+		if first, dup := fc.fdNumbers[*fd.Number]; dup {
+			fc.add(fp+".number", fc.ctx, "number %d already used by %s", *fd.Number, fdCtx(fc.workloadCheck.ctx, first, &w.FDs[first])).ref = fmt.Sprintf("%s.fd[%d].number", wp, first)
+		} else {
+			fc.fdNumbers[*fd.Number] = fc.j
+		}
+	}
+}
 
-		if fd.Kind != "" && !ValidKind(fd.Kind) {
-			c.add(fp+".kind", ctx, "kind %s: it must be one of %s", shorten(fd.Kind, 40), kindList())
+// configOnly refuses in a config what prepare writes in the manifest.
+func (fc *fdCheck) configOnly() {
+	fd := fc.fd
+	for _, f := range []struct {
+		key string
+		set bool
+	}{
+		{"token", fd.Token != 0},
+		{"kind", fd.Kind != ""},
+		{"dropped", fd.Dropped},
+		{"drop_reason", fd.DropReason != ""},
+	} {
+		if fc.set(fc.fp+"."+f.key, f.set) {
+			fc.add(fc.fp+"."+f.key, fc.ctx, "a config cannot set %s; the manifest gets it from prepare", f.key)
 		}
-		c.text(fp+".drop_reason", ctx, "drop_reason", fd.DropReason)
-		switch {
-		case fd.Dropped:
-			if !fd.Optional {
-				c.add(fp+".dropped", ctx, "dropped, but the fd is not optional").deps = []string{fp + ".optional"}
-			}
-			if fd.Token != 0 {
-				c.add(fp+".token", ctx, "token %d on a dropped fd", fd.Token).deps = []string{fp + ".dropped"}
-			}
-		case fd.DropReason != "":
-			c.add(fp+".drop_reason", ctx, "drop_reason on an fd that is not dropped").deps = []string{fp + ".dropped"}
-			fallthrough
-		default:
-			if fd.Token == 0 {
-				c.add(fp+".token", ctx, "token is missing (only a dropped fd has none)").deps = []string{fp + ".dropped"}
-				break
-			}
-			if fd.Token > math.MaxInt64 {
-				c.add(fp+".token", ctx, "token %d is out of range: TOML integers are signed 64-bit", fd.Token)
-				break
-			}
-			if first, dup := tokens[fd.Token]; dup {
-				c.add(fp+".token", ctx, "token %d already used by fd %q in session %q", fd.Token, w.FDs[first].Name, w.Session).ref = fmt.Sprintf("%s.fd[%d].token", wp, first)
-			} else {
-				tokens[fd.Token] = j
-			}
+	}
+}
+
+// kind checks a manifest fd's kind and drop_reason text.
+func (fc *fdCheck) kind() {
+	fd, fp := fc.fd, fc.fp
+	if fd.Kind != "" && !ValidKind(fd.Kind) {
+		fc.add(fp+".kind", fc.ctx, "kind %s: it must be one of %s", shorten(fd.Kind, 40), kindList())
+	}
+	fc.text(fp+".drop_reason", fc.ctx, "drop_reason", fd.DropReason)
+}
+
+// drop checks that a manifest fd is either dropped (optional, no token)
+// or preserved (a token, unique in its workload's session).
+func (fc *fdCheck) drop() {
+	fd, fp, ctx := fc.fd, fc.fp, fc.ctx
+	switch {
+	case fd.Dropped:
+		if !fd.Optional {
+			fc.add(fp+".dropped", ctx, "dropped, but the fd is not optional").deps = []string{fp + ".optional"}
+		}
+		if fd.Token != 0 {
+			fc.add(fp+".token", ctx, "token %d on a dropped fd", fd.Token).deps = []string{fp + ".dropped"}
+		}
+	case fd.DropReason != "":
+		fc.add(fp+".drop_reason", ctx, "drop_reason on an fd that is not dropped").deps = []string{fp + ".dropped"}
+		fallthrough
+	default:
+		if fd.Token == 0 {
+			fc.add(fp+".token", ctx, "token is missing (only a dropped fd has none)").deps = []string{fp + ".dropped"}
+			break
+		}
+		if fd.Token > math.MaxInt64 {
+			fc.add(fp+".token", ctx, "token %d is out of range: TOML integers are signed 64-bit", fd.Token)
+			break
+		}
+		if first, dup := fc.fdTokens[fd.Token]; dup {
+			fc.add(fp+".token", ctx, "token %d already used by fd %q in session %q", fd.Token, fc.w.FDs[first].Name, fc.w.Session).ref = fmt.Sprintf("%s.fd[%d].token", fc.wp, first)
+		} else {
+			fc.fdTokens[fd.Token] = fc.j
 		}
 	}
 }

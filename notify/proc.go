@@ -1,14 +1,10 @@
 package notify
 
 import (
-	"encoding/binary"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
-	"unsafe"
-
-	"golang.org/x/sys/unix"
 )
 
 // procRoot is where descendant reads /proc; tests point it elsewhere.
@@ -56,35 +52,4 @@ func parentOf(pid int) (int, error) {
 		return 0, fmt.Errorf("%s/%d/stat: too few fields", procRoot, pid)
 	}
 	return strconv.Atoi(f[1])
-}
-
-// parseControl returns the fds of every SCM_RIGHTS message in oob and the
-// SCM_CREDENTIALS, if any. It reads whatever the kernel wrote, even after
-// a truncation (MSG_CTRUNC), so that every fd that arrived can be closed.
-func parseControl(oob []byte) (fds []int, cred *unix.Ucred) {
-	hdr := unix.CmsgLen(0)
-	for len(oob) >= hdr {
-		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
-		l := int(h.Len)
-		if l < hdr {
-			break
-		}
-		l = min(l, len(oob))
-		data := oob[hdr:l]
-		switch {
-		case h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_RIGHTS:
-			for ; len(data) >= 4; data = data[4:] {
-				fds = append(fds, int(int32(binary.NativeEndian.Uint32(data))))
-			}
-		case h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_CREDENTIALS && len(data) >= unix.SizeofUcred:
-			uc := *(*unix.Ucred)(unsafe.Pointer(&data[0]))
-			cred = &uc
-		}
-		next := unix.CmsgSpace(l - hdr)
-		if next >= len(oob) {
-			break
-		}
-		oob = oob[next:]
-	}
-	return fds, cred
 }

@@ -12,15 +12,12 @@ import (
 
 	"github.com/luoinit/luoinit/handoff"
 	"github.com/luoinit/luoinit/manifest"
+	"github.com/luoinit/luoinit/unixsock"
 	"golang.org/x/sys/unix"
 )
 
 // DefaultDir holds PID 1's notification sockets, one per workload.
 const DefaultDir = manifest.RunDir + "/notify"
-
-// maxSocketPath is the longest path sockaddr_un takes (sun_path is 108
-// bytes with the NUL).
-const maxSocketPath = 107
 
 // scmMaxFD is the most fds the kernel attaches to one message
 // (SCM_MAX_FD).
@@ -44,6 +41,7 @@ type Socket struct {
 	store    *Store
 	logf     func(string, ...any)
 	conn     *net.UnixConn // nil without a socket (Registry with no dir)
+	file     *unixsock.File
 	rc       syscall.RawConn
 
 	mu      sync.Mutex
@@ -68,50 +66,20 @@ func listen(w manifest.Workload, path string, store *Store, logf func(string, ..
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("workload %q: notification socket: %w", w.Name, err)
 	}
-	if len(path) > maxSocketPath {
-		return nil, fmt.Errorf("workload %q: notification socket path %s is %d bytes long (at most %d)", w.Name, path, len(path), maxSocketPath)
-	}
-	// PID 1 is the only owner of its directory: whatever is at path is a
-	// leftover of an earlier PID 1 (a luoinit carried in the initramfs).
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("workload %q: removing %s: %w", w.Name, path, err)
-	}
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	// Credentials on before the socket exists in the file system (no
+	// datagram can arrive without them); owned by the workload's user so
+	// that a workload that is not root can send to it.
+	c, file, err := unixsock.ListenPacket(path, unixsock.Config{
+		Type: unix.SOCK_DGRAM, Perm: 0o600, PassCred: true,
+		Owner: &unixsock.Owner{UID: int(w.UID), GID: int(w.GID)},
+	})
 	if err != nil {
-		return nil, fmt.Errorf("workload %q: socket(AF_UNIX, SOCK_DGRAM): %w", w.Name, err)
-	}
-	fail := func(err error) (*Socket, error) {
-		unix.Close(fd)
-		os.Remove(path)
 		return nil, fmt.Errorf("workload %q: notification socket %s: %w", w.Name, path, err)
 	}
-	// Credentials on before the socket exists in the file system: no
-	// datagram can arrive without them.
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PASSCRED, 1); err != nil {
-		return fail(fmt.Errorf("setsockopt(fd %d, SO_PASSCRED, 1): %w", fd, err))
-	}
-	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
-		return fail(fmt.Errorf("bind(fd %d, %s): %w", fd, path, err))
-	}
-	if err := unix.Chmod(path, 0o600); err != nil {
-		return fail(fmt.Errorf("chmod(%s, 0600): %w", path, err))
-	}
-	if w.UID != uint32(os.Geteuid()) || w.GID != uint32(os.Getegid()) {
-		if err := unix.Lchown(path, int(w.UID), int(w.GID)); err != nil {
-			return fail(fmt.Errorf("lchown(%s, %d, %d): %w", path, w.UID, w.GID, err))
-		}
-	}
-	f := os.NewFile(uintptr(fd), path)
-	c, err := net.FileConn(f)
-	f.Close()
-	if err != nil {
-		os.Remove(path)
-		return nil, fmt.Errorf("workload %q: notification socket %s: %w", w.Name, path, err)
-	}
-	s.path, s.conn = path, c.(*net.UnixConn)
+	s.path, s.file, s.conn = path, file, c
 	if s.rc, err = s.conn.SyscallConn(); err != nil {
 		s.conn.Close()
-		os.Remove(path)
+		file.Remove()
 		return nil, fmt.Errorf("workload %q: notification socket %s: %w", w.Name, path, err)
 	}
 	go s.serve()
@@ -195,7 +163,8 @@ func (s *Socket) Status() string {
 	return s.status
 }
 
-// Close stops serving and removes the socket file. The store is left as
+// Close stops serving and removes the socket file (unless another file
+// has replaced it). The store is left as
 // it is.
 func (s *Socket) Close() error {
 	s.mu.Lock()
@@ -210,7 +179,7 @@ func (s *Socket) Close() error {
 		return nil
 	}
 	err := s.conn.Close()
-	os.Remove(s.path)
+	s.file.Remove()
 	return err
 }
 
@@ -238,7 +207,7 @@ func (s *Socket) serve() {
 		}
 	}()
 	buf := make([]byte, MaxDatagram+1)
-	oob := make([]byte, unix.CmsgSpace(scmMaxFD*4)+unix.CmsgSpace(unix.SizeofUcred))
+	oob := make([]byte, unixsock.ControlSpace(scmMaxFD))
 	for {
 		d, err := s.receive(buf, oob)
 		if err != nil {
@@ -270,7 +239,7 @@ func (s *Socket) receive(buf, oob []byte) (*datagram, error) {
 	if rerr != nil {
 		return nil, fmt.Errorf("recvmsg: %w", rerr)
 	}
-	fds, cred := parseControl(oob[:oobn])
+	fds, cred := unixsock.ParseControl(oob[:oobn])
 	d := &datagram{data: buf[:n], cred: cred}
 	for _, fd := range fds {
 		d.fds = append(d.fds, os.NewFile(uintptr(fd), fmt.Sprintf("notify:%s", s.workload)))

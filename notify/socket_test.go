@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"slices"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -308,27 +308,6 @@ func TestExecListenFails(t *testing.T) {
 	}
 }
 
-// Control data cut short by the kernel (MSG_CTRUNC) still yields every fd
-// that arrived, so that all of them are closed with the datagram.
-func TestParseControlTruncated(t *testing.T) {
-	oob := unix.UnixRights(10, 11, 12)
-	cred := unix.UnixCredentials(&unix.Ucred{Pid: 42, Uid: 7, Gid: 8})
-	fds, c := parseControl(append(append([]byte(nil), cred...), oob...))
-	if !slices.Equal(fds, []int{10, 11, 12}) || c == nil || c.Pid != 42 || c.Uid != 7 {
-		t.Fatalf("parseControl = %v, %+v", fds, c)
-	}
-	// The rights message cut after two fds, its length field still saying three.
-	cut := append(append([]byte(nil), cred...), oob[:unix.CmsgLen(8)]...)
-	if fds, _ := parseControl(cut); !slices.Equal(fds, []int{10, 11}) {
-		t.Fatalf("parseControl of a truncated message = %v, want the two that fit", fds)
-	}
-	for _, junk := range [][]byte{nil, {1, 2, 3}, make([]byte, unix.CmsgLen(0))} {
-		if fds, c := parseControl(junk); len(fds) != 0 || c != nil {
-			t.Fatalf("parseControl(%v) = %v, %v", junk, fds, c)
-		}
-	}
-}
-
 // A datagram the kernel flagged truncated is dropped with its fds closed,
 // before anything else is looked at.
 func TestHandleTruncatedControl(t *testing.T) {
@@ -360,5 +339,42 @@ func TestSocketNoRun(t *testing.T) {
 	log.wait(t, fmt.Sprintf("datagram from pid %d refused: no process of the workload has run for 50ms", os.Getpid()))
 	if after := openFDs(t); after != before || s.Store().Len() != 0 {
 		t.Fatalf("fds open %d -> %d, store %d: the refused datagram's fd was kept", before, after, s.Store().Len())
+	}
+}
+
+// A socket file an earlier PID 1 left is replaced; a file that is not a
+// socket is left alone, and the workload keeps its fd store without a
+// NOTIFY_SOCKET.
+func TestOpenOverLeftovers(t *testing.T) {
+	dir := t.TempDir()
+	w := manifest.Workload{Name: "left", Handoff: manifest.HandoffFDStore, FDStoreMax: 4,
+		UID: uint32(os.Geteuid()), GID: uint32(os.Getegid())}
+	path := filepath.Join(dir, w.Name)
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(fd)
+	s, err := NewRegistry(dir, t.Logf).Open(w)
+	if err != nil || s.Path() != path {
+		t.Fatalf("Open over a stale socket: %v, path %q", err, s.Path())
+	}
+	s.Close()
+	s.Store().Close()
+
+	os.WriteFile(path, []byte("keep"), 0o644)
+	s, err = NewRegistry(dir, t.Logf).Open(w)
+	if err == nil || !strings.Contains(err.Error(), "is not a socket") {
+		t.Fatalf("Open over a regular file: %v", err)
+	}
+	defer s.Store().Close()
+	if s.Path() != "" || s.Env() != nil || s.Store() == nil {
+		t.Fatalf("the socket that failed: path %q, env %v, store %v; want a store only", s.Path(), s.Env(), s.Store())
+	}
+	if b, _ := os.ReadFile(path); string(b) != "keep" {
+		t.Fatal("Open removed a regular file")
 	}
 }

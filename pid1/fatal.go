@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/luoinit/luoinit/kcmdline"
 	"golang.org/x/sys/unix"
 )
 
@@ -144,50 +145,7 @@ func FatalAction(cmdline string) Action {
 
 // fatalParam is the value of the last luoinit.fatal= in cmdline.
 func fatalParam(cmdline string) (value string, set bool) {
-	for _, p := range kernelParams(cmdline) {
-		if p == "--" {
-			break
-		}
-		k, v, _ := strings.Cut(p, "=")
-		if k == FatalParam {
-			value, set = strings.Trim(v, `"`), true
-		}
-	}
-	return value, set
-}
-
-// kernelParams splits a kernel command line the way the kernel's next_arg
-// does: on white space outside double quotes, one pair of quotes around a
-// parameter removed.
-func kernelParams(cmdline string) []string {
-	var params []string
-	var cur strings.Builder
-	inQuote, inParam := false, false
-	flush := func() {
-		if inParam {
-			p := cur.String()
-			if strings.HasPrefix(p, `"`) {
-				p = strings.TrimPrefix(p, `"`)
-				p = strings.Replace(p, `"`, "", 1)
-			}
-			params = append(params, p)
-		}
-		cur.Reset()
-		inParam = false
-	}
-	for _, c := range cmdline {
-		switch {
-		case c == '"':
-			inQuote = !inQuote
-		case !inQuote && (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'):
-			flush()
-			continue
-		}
-		cur.WriteRune(c)
-		inParam = true
-	}
-	flush()
-	return params
+	return kcmdline.Last(cmdline, FatalParam)
 }
 
 // PanicError is a recovered panic, with the stack of the goroutine that

@@ -42,25 +42,6 @@ func TestFatalAction(t *testing.T) {
 	}
 }
 
-func TestKernelParams(t *testing.T) {
-	tests := []struct {
-		cmdline string
-		want    []string
-	}{
-		{"", nil},
-		{"  a=1   b \n", []string{"a=1", "b"}},
-		{`a="x y" b`, []string{`a="x y"`, "b"}},
-		{`"a=x y" b`, []string{"a=x y", "b"}},
-		{`a="unterminated b`, []string{`a="unterminated b`}},
-	}
-	for _, tc := range tests {
-		got := kernelParams(tc.cmdline)
-		if strings.Join(got, "|") != strings.Join(tc.want, "|") || len(got) != len(tc.want) {
-			t.Errorf("kernelParams(%q) = %q, want %q", tc.cmdline, got, tc.want)
-		}
-	}
-}
-
 func TestActionString(t *testing.T) {
 	for a, want := range map[Action]string{
 		ActionReboot: "reboot", ActionPoweroff: "poweroff", ActionHalt: "halt", ActionShell: "shell",

@@ -16,6 +16,13 @@ import (
 // operators (what happened, to which workload, session or token, and what
 // the system did about it). A message with newlines in it, such as a
 // stack, becomes one line per line.
+//
+// The other packages take its Printf method value, the one shape
+// func(format string, args ...any) (restore, notify, netconf, prepare's
+// Options.Log; LogTo makes one that writes to an io.Writer). pid1 keeps
+// the interface for itself: Flush and the kmsg levels of fatal errors
+// and shutdown reach luoinit's own logger through it. control's
+// io.Writer is not a log but the client's terminal, relayed line by line.
 type Logger interface {
 	Printf(format string, args ...any)
 }
@@ -226,6 +233,19 @@ func logAt(log Logger, level int, format string, args ...any) {
 		return
 	}
 	log.Printf(format, args...)
+}
+
+// LogTo is the log function of luoinit's packages (restore, notify,
+// netconf, prepare: func(format string, args ...any), which a Logger's
+// Printf method value also is) that writes each call as one line to w.
+func LogTo(w io.Writer) func(format string, args ...any) {
+	return func(format string, args ...any) {
+		line := fmt.Sprintf(format, args...)
+		if !strings.HasSuffix(line, "\n") {
+			line += "\n"
+		}
+		io.WriteString(w, line)
+	}
 }
 
 // orDiscard makes a nil Logger safe to call.

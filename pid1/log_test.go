@@ -314,3 +314,16 @@ func TestLoggerQueue(t *testing.T) {
 		t.Fatalf("Flush returned before the last line was written: %q", got)
 	}
 }
+
+// LogTo writes each call as one line, whether or not the format ends
+// with a newline.
+func TestLogTo(t *testing.T) {
+	var b strings.Builder
+	logf := LogTo(&b)
+	logf("a %d", 1)
+	logf("b\n")
+	logf("%s", "c")
+	if got, want := b.String(), "a 1\nb\nc\n"; got != want {
+		t.Fatalf("LogTo wrote %q, want %q", got, want)
+	}
+}

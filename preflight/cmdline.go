@@ -3,12 +3,14 @@ package preflight
 import (
 	"fmt"
 	"strings"
+
+	"github.com/luoinit/luoinit/kcmdline"
 )
 
 // checkCmdline: the next command line turns LUO and KHO on.
 func (r *Report) checkCmdline(o Options) {
-	lu, luSet := lastParam(o.Cmdline, "liveupdate")
-	kho, khoSet := lastParam(o.Cmdline, "kho")
+	lu, luSet := kcmdline.Last(o.Cmdline, "liveupdate")
+	kho, khoSet := kcmdline.Last(o.Cmdline, "kho")
 	var bad []string
 	if on, ok := kernelBool(lu); !luSet || !ok || !on {
 		bad = append(bad, "liveupdate=on is missing (the next kernel would not start LUO)")
@@ -24,9 +26,10 @@ func (r *Report) checkCmdline(o Options) {
 		return
 	}
 	var replaced []string
-	for _, f := range strings.Fields(o.Given) {
-		if k, v, _ := strings.Cut(f, "="); (k == "liveupdate" || k == "kho") && v != "on" {
-			replaced = append(replaced, f)
+	given, _, _ := kcmdline.Split(o.Given)
+	for _, p := range given {
+		if (p.Name == "liveupdate" || p.Name == "kho") && p.Value != "on" {
+			replaced = append(replaced, p.Raw)
 		}
 	}
 	text := fmt.Sprintf("%q turns LUO and KHO on", o.Cmdline)
@@ -34,25 +37,6 @@ func (r *Report) checkCmdline(o Options) {
 		text += fmt.Sprintf(" (luoinit replaced %s)", strings.Join(replaced, " "))
 	}
 	r.add("command line", OK, "%s", text)
-}
-
-// lastParam returns the value of the last name=value on the command line
-// (the kernel applies each in turn, so the last wins).
-func lastParam(cmdline, name string) (string, bool) {
-	var v string
-	var found bool
-	for _, f := range strings.Fields(cmdline) {
-		if f == "--" {
-			break // the rest is init's
-		}
-		if k, val, has := strings.Cut(f, "="); k == name {
-			v, found = val, true
-			if !has {
-				v = ""
-			}
-		}
-	}
-	return v, found
 }
 
 // kernelBool parses a value as the kernel's kstrtobool does.

@@ -1,6 +1,12 @@
 package prepare
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/u-root/u-root/pkg/cmdline"
+
+	"github.com/luoinit/luoinit/kcmdline"
+)
 
 // Cmdline composes the next kernel's command line: the running one's
 // (when reuse is set, from /proc/cmdline as current), then extra, with
@@ -8,28 +14,31 @@ import "strings"
 // setting removed: without them the next kernel cannot hand anything
 // back (LUO needs KHO, and KHO is on by default only in kernels built
 // with CONFIG_KEXEC_HANDOVER_ENABLE_DEFAULT, which an image need not say).
+// The two come last among the kernel's parameters, so they win: before a
+// "--" and the arguments for init that follow it, which are kept as they
+// are. A quoted parameter ("a b" or a="b c") stays one parameter.
 func Cmdline(current string, reuse bool, extra string) string {
-	var fields []string
+	line := extra
+	remove := []string{"liveupdate", "kho"}
 	if reuse {
-		fields = append(fields, strings.Fields(current)...)
-	}
-	fields = append(fields, strings.Fields(extra)...)
-	out := fields[:0]
-	for _, f := range fields {
-		if k, _, _ := strings.Cut(f, "="); k == "liveupdate" || k == "kho" {
-			continue
-		}
+		line = current + " " + extra
 		// BOOT_IMAGE and initrd= name files of the boot loader's world,
 		// not of a kexec.
-		if reuse && (strings.HasPrefix(f, "BOOT_IMAGE=") || strings.HasPrefix(f, "initrd=")) {
-			continue
-		}
-		out = append(out, f)
+		remove = append(remove, "BOOT_IMAGE", "initrd")
 	}
-	return strings.Join(append(out, ensured...), " ")
+	kernel, init, hasInit := kcmdline.Cut(line)
+	// u-root's filter splits on white space outside quotes, as the
+	// kernel does (it also takes ' for a quote, which at worst keeps a
+	// setting that the ensured ones, coming last, override).
+	next := cmdline.NewUpdateFilter(strings.Join(ensured, " "), remove, nil).Update(&cmdline.CmdLine{}, kernel)
+	next = strings.TrimSpace(next)
+	if hasInit {
+		next = strings.TrimSpace(next + " -- " + strings.TrimSpace(init))
+	}
+	return next
 }
 
-// ensured ends every next command line.
+// ensured ends every next command line's kernel parameters.
 var ensured = []string{"liveupdate=on", "kho=on"}
 
 // Given is the command line as asked for, before Cmdline ensured

@@ -17,6 +17,15 @@ func TestCmdline(t *testing.T) {
 		{"a=1", true, "liveupdate", "a=1 liveupdate=on kho=on"},
 		{"kho=off a=1", true, "kho=0 kho_scratch=64M", "a=1 kho_scratch=64M liveupdate=on kho=on"},
 		{"liveupdate=on", false, "liveupdate=off", "liveupdate=on kho=on"},
+		// A quoted parameter with a space survives as one parameter.
+		{`console=ttyS0 dyndbg="file luo.c +p" kho=off`, true, `"foo=a b"`, `console=ttyS0 dyndbg="file luo.c +p" "foo=a b" liveupdate=on kho=on`},
+		{`a="kho=off b"`, true, "", `a="kho=off b" liveupdate=on kho=on`},
+		// What follows "--" is init's: kept as it is, after the ensured ones.
+		{"quiet -- single kho=off", true, "", "quiet liveupdate=on kho=on -- single kho=off"},
+		{"quiet", true, "-- single", "quiet liveupdate=on kho=on -- single"},
+		{"quiet --", false, "", "liveupdate=on kho=on"},
+		{"", false, "quiet --  ", "quiet liveupdate=on kho=on --"},
+		{"initrd=/i BOOT_IMAGE=/b", true, "", "liveupdate=on kho=on"},
 	} {
 		if got := Cmdline(tc.current, tc.reuse, tc.extra); got != tc.want {
 			t.Errorf("Cmdline(%q, %v, %q) = %q, want %q", tc.current, tc.reuse, tc.extra, got, tc.want)

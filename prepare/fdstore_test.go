@@ -16,6 +16,7 @@ import (
 
 	"github.com/luoinit/luoinit/handoff"
 	"github.com/luoinit/luoinit/manifest"
+	"github.com/luoinit/luoinit/pid1"
 	"github.com/luoinit/luoinit/preflight"
 	"golang.org/x/sys/unix"
 )
@@ -49,7 +50,7 @@ func TestStandaloneRefusesFDStore(t *testing.T) {
 	work := filepath.Join(dir, "work")
 	var log bytes.Buffer
 	err = Run(context.Background(), Options{
-		Config: cfg, Kernel: kernel, WorkDir: work, Log: &log,
+		Config: cfg, Kernel: kernel, WorkDir: work, Log: pid1.LogTo(&log),
 		Device: filepath.Join(dir, "absent-liveupdate"), // never reached
 		reboot: func() error { t.Fatal("reboot called"); return nil },
 	})
@@ -68,7 +69,7 @@ func TestStandaloneRefusesFDStore(t *testing.T) {
 	// fails only later, at the preflight (no LUO device here, and a kernel
 	// that is no bzImage).
 	err = Run(context.Background(), Options{
-		Config: cfg, Kernel: kernel, WorkDir: work, Log: &log, Device: filepath.Join(dir, "absent-liveupdate"),
+		Config: cfg, Kernel: kernel, WorkDir: work, Log: pid1.LogTo(&log), Device: filepath.Join(dir, "absent-liveupdate"),
 		FDStore: func(string) []handoff.File { return nil },
 		reboot:  func() error { t.Fatal("reboot called"); return nil },
 	})
@@ -129,7 +130,7 @@ func TestJudgeStoreAndDeclared(t *testing.T) {
 		}
 	}()
 	var log bytes.Buffer
-	s := &state{o: Options{Log: &log}}
+	s := &state{o: Options{Log: pid1.LogTo(&log)}}
 	wl := &manifest.Workload{Name: "sd", Session: "luoinit.sd", Handoff: manifest.HandoffFDStore}
 	carry, reasons := s.judgeStore(wl, stored)
 	if len(carry) != 1 || carry[0].Name != "arena" || carry[0].kind != "memfd" {

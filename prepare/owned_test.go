@@ -13,6 +13,7 @@ import (
 
 	"github.com/luoinit/luoinit/handoff"
 	"github.com/luoinit/luoinit/manifest"
+	"github.com/luoinit/luoinit/pid1"
 )
 
 func devNull(t *testing.T) *os.File {
@@ -26,7 +27,7 @@ func devNull(t *testing.T) *os.File {
 }
 
 func ownedState() *state {
-	return &state{o: Options{Log: &strings.Builder{}}, m: &manifest.Manifest{Workloads: []manifest.Workload{
+	return &state{o: Options{Log: pid1.LogTo(&strings.Builder{})}, m: &manifest.Manifest{Workloads: []manifest.Workload{
 		{Name: "vmm", Handoff: manifest.HandoffNone},
 		{Name: "kv", Handoff: manifest.HandoffSocket, Sessions: manifest.SessionsRetrieve, FDs: []manifest.FD{{Name: "arena"}}},
 	}}}

@@ -27,6 +27,7 @@ import (
 	"github.com/luoinit/luoinit/initramfs"
 	"github.com/luoinit/luoinit/luo"
 	"github.com/luoinit/luoinit/manifest"
+	"github.com/luoinit/luoinit/pid1"
 	"github.com/luoinit/luoinit/preflight"
 	"github.com/luoinit/luoinit/status"
 	"golang.org/x/sys/unix"
@@ -75,8 +76,9 @@ type Options struct {
 
 	// Continue is read in NoReboot mode: a value means go on and reboot.
 	Continue <-chan struct{}
-	Log      io.Writer // progress lines; default os.Stderr
-	Out      io.Writer // the manifest in DryRun; default os.Stdout
+	Log      func(format string, args ...any) // progress lines, one per call; default stderr
+
+	Out io.Writer // the manifest in DryRun; default os.Stdout
 
 	// Procs is what an init that started the workloads knows: the pid of
 	// each running workload by name. With it, workloads are stopped by the
@@ -117,7 +119,7 @@ type state struct {
 }
 
 func (s *state) logf(format string, args ...any) {
-	fmt.Fprintf(s.o.Log, "prepare: "+format+"\n", args...)
+	s.o.Log("prepare: "+format, args...)
 }
 
 // Run prepares a live update and reboots into it. It returns only if the
@@ -125,7 +127,7 @@ func (s *state) logf(format string, args ...any) {
 // every case nothing stays preserved or loaded.
 func Run(ctx context.Context, o Options) (err error) {
 	if o.Log == nil {
-		o.Log = os.Stderr
+		o.Log = pid1.LogTo(os.Stderr)
 	}
 	if o.Out == nil {
 		o.Out = os.Stdout

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/luoinit/luoinit/manifest"
+	"github.com/luoinit/luoinit/pid1"
 	"github.com/luoinit/luoinit/preflight"
 )
 
@@ -60,7 +61,7 @@ func TestRunFailsCleanly(t *testing.T) {
 			o.WorkDir = work
 			o.Socket = filepath.Join(work, "prepare.sock")
 			var log bytes.Buffer
-			o.Log = &log
+			o.Log = pid1.LogTo(&log)
 			o.reboot = func() error { t.Fatal("reboot called"); return nil }
 			err := Run(context.Background(), o)
 			if !errors.Is(err, ErrCancelled) {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/luoinit/luoinit/pid1"
 	"github.com/luoinit/luoinit/status"
 )
 
@@ -31,7 +32,7 @@ func TestStateFileMoves(t *testing.T) {
 				}
 			}
 			var log strings.Builder
-			s := &state{o: Options{StateDir: dir, Log: &log}}
+			s := &state{o: Options{StateDir: dir, Log: pid1.LogTo(&log)}}
 			for _, want := range []string{status.Prepared, status.Frozen} {
 				s.setState(want)
 				st, err := status.Read(dir)
