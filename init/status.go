@@ -117,6 +117,9 @@ func cmdStatus(args []string) error {
 // printStatus writes st for a person.
 func printStatus(w io.Writer, st *status.Status) {
 	fmt.Fprintf(w, "state %s (boot %s, generation %d)\n", st.State, st.Boot, st.Generation)
+	if st.FromKernel != "" || st.ToKernel != "" {
+		fmt.Fprintf(w, "updated from kernel %s to %s\n", orUnknown(st.FromKernel), orUnknown(st.ToKernel))
+	}
 	ms := func(d time.Duration) string { return d.Round(time.Microsecond).String() }
 	if st.Blackout > 0 {
 		fmt.Fprintf(w, "last blackout %s: old kernel %s (first workload stopped -> reboot call), new kernel %s (boot -> last workload back)\n",
@@ -154,4 +157,11 @@ func printStatus(w io.Writer, st *status.Status) {
 			fmt.Fprintln(w)
 		}
 	}
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "(unknown)"
+	}
+	return s
 }

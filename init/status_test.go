@@ -39,7 +39,7 @@ func exitCode(err error) int {
 }
 
 func TestStatusCommand(t *testing.T) {
-	done := &status.Status{State: status.Finished, Boot: status.BootUpdated, Generation: 2,
+	done := &status.Status{State: status.Finished, Boot: status.BootUpdated, Generation: 2, FromKernel: "7.2.13", ToKernel: "7.3.4",
 		Blackout: 2400 * time.Millisecond, OldKernelBlackout: 600 * time.Millisecond, HandoffDone: time.Second,
 		Workloads: []status.Workload{{Name: "vmm", Handoff: "none", Pid: 9,
 			Sessions: []status.Session{{Name: "guest-ram", Via: "proc", Mode: "leave", Result: status.SessionTaken, Pid: 12}}}}}
@@ -51,8 +51,8 @@ func TestStatusCommand(t *testing.T) {
 		out  []string
 		err  []string
 	}{
-		{"text", done, nil, 0, []string{"state finished (boot updated, generation 2)", "last blackout 2.4s: old kernel 600ms", `session "guest-ram" (found via proc, leave): taken, pid 12`}, nil},
-		{"json", done, []string{"--json"}, 0, []string{`"state": "finished"`, `"generation": 2`, `"result": "taken"`}, nil},
+		{"text", done, nil, 0, []string{"state finished (boot updated, generation 2)", "updated from kernel 7.2.13 to 7.3.4", "last blackout 2.4s: old kernel 600ms", `session "guest-ram" (found via proc, leave): taken, pid 12`}, nil},
+		{"json", done, []string{"--json"}, 0, []string{`"state": "finished"`, `"generation": 2`, `"result": "taken"`, `"from_kernel": "7.2.13"`, `"to_kernel": "7.3.4"`}, nil},
 		{"no state file", nil, nil, exitNoState, nil, []string{"no state file", "did not boot this system"}},
 		{"wait reached", done, []string{"--wait", "finished"}, 0, []string{"state finished"}, nil},
 		{"wait other end", done, []string{"--wait", "degraded"}, exitOtherEnd, nil, []string{"other final state"}},
