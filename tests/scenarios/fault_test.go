@@ -39,7 +39,7 @@ var prepareFaults = []struct{ name, outcome string }{
 	{"push-dies-before-ack", "a pusher sends everything and exits before the ACK: its fds are preserved, the failed ACK is logged"},
 	{"push-garbage", "a peer sends bytes that are not the protocol: answered with ERROR (bad magic), prepare goes on"},
 	{"second-prepare", "a prepare while another holds its sessions: exit 1 with EEXIST, the first stays prepared and then cancels cleanly"},
-	{"kexec-refused", "the next kernel is not a kernel: kexec_file_load's error named, exit 1, sessions closed, nobody stopped"},
+	{"kexec-refused", "the next kernel is not a kernel: the preflight refuses it before anything is preserved, naming kexec_file_load's rule, exit 1, nothing held, nobody stopped"},
 	{"workdir-full", "the next initramfs cannot be written (a 64 KiB tmpfs): ENOSPC named, exit 1, sessions closed, the work directory left empty"},
 	{"device-held", "another process holds /dev/liveupdate: EBUSY named, exit 1, nothing touched"},
 	{"hostile-config", "the 40 KB config of nested inline tables: refused at once naming file and line 2"},

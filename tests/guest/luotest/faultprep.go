@@ -400,8 +400,9 @@ func secondPrepare() (string, error) {
 	return "second exit 1 with EEXIST, first still prepared, then cancelled", mustSay(buf.String(), "kexec image unloaded")
 }
 
-// kexecRefused: the next kernel is not a kernel. Defined outcome:
-// kexec_file_load's errno named, everything undone.
+// kexecRefused: the next kernel is not a kernel. Defined outcome: the
+// preflight refuses it (by kexec_file_load's own rule for a bzImage)
+// before anything is preserved or stopped; nothing to undo.
 func kexecRefused() (string, error) {
 	if err := workloads(true); err != nil {
 		return "", err
@@ -414,13 +415,16 @@ func kexecRefused() (string, error) {
 	if err != nil || code != 1 {
 		return "", fmt.Errorf("exit %d, %v, want 1", code, err)
 	}
-	if err := mustSay(out, "kexec_file_load", "sessions closed"); err != nil {
+	// The preflight reads the image before anything is preserved, so the
+	// refusal comes from it, with kexec_file_load's own rule named, and
+	// there is nothing to undo.
+	if err := mustSay(out, "not a bzImage kexec_file_load can load", "preflight refused the live update", "nothing was held"); err != nil {
 		return "", err
 	}
 	if strings.Contains(out, "phase frozen") {
 		return "", errors.New("prepare stopped the workloads before the kernel was loaded")
 	}
-	return "exit 1: " + errnoIn(out), nil
+	return "exit 1: refused by the preflight", nil
 }
 
 // workdirFull: the next initramfs cannot be written (a full tmpfs).

@@ -327,7 +327,12 @@ func ioTee(buf *syncBuffer) io.Writer { return io.MultiWriter(os.Stdout, buf) }
 // broken manifest of /etc/faults/order, or ends the VM after the last.
 func manifestFaultMain() {
 	takeHandoff("manifestfault")
-	state := waitState("degraded", stateIs("degraded"))
+	// Degraded, and every first handoff over (kv's empty one included),
+	// so that kv has said it started fresh before the VM moves on.
+	state := waitState("degraded, first handoffs over", func(st string) bool {
+		return stateIs("degraded")(st) && strings.Contains(st, "handoff_done_ns=")
+	})
+	time.Sleep(500 * time.Millisecond) // kv prints FRESH right after its ACK
 	c, _ := os.ReadFile("/etc/luoinit/fault-case")
 	current := strings.TrimSpace(string(c))
 	fmt.Printf("\nLUOTEST:MANIFEST_FAULT %s %s\n", current, strings.Join(strings.Fields(state), " "))
