@@ -165,6 +165,35 @@ type Session struct {
 	Error  string `json:"error,omitempty"`
 }
 
+// figure is one numeric global line of the file: its key and the field.
+type figure struct {
+	key string
+	get func() int64
+	set func(int64)
+}
+
+// figures lists the numeric global lines, in the order the file has them:
+// the one list Marshal writes and Parse reads.
+func (st *Status) figures() []figure {
+	dur := func(key string, d *time.Duration) figure {
+		return figure{key, func() int64 { return int64(*d) }, func(v int64) { *d = time.Duration(v) }}
+	}
+	num := func(key string, n *int) figure {
+		return figure{key, func() int64 { return int64(*n) }, func(v int64) { *n = int(v) }}
+	}
+	return []figure{
+		dur("restore_ns", &st.Restore),
+		dur("handoff_done_ns", &st.HandoffDone),
+		dur("network_ns", &st.Network),
+		num("network_changes", &st.NetworkChanges),
+		num("network_failures", &st.NetworkFailures),
+		dur("last_ready_boottime_ns", &st.LastReady),
+		dur("old_kernel_blackout_ns", &st.OldKernelBlackout),
+		dur("blackout_ns", &st.Blackout),
+		dur("init_boottime_ns", &st.Init),
+	}
+}
+
 // Path returns the state file's path in dir.
 func Path(dir string) string { return filepath.Join(dir, File) }
 
@@ -227,22 +256,9 @@ func (st *Status) Marshal() []byte {
 	if st.FromKernel != "" || st.ToKernel != "" {
 		fmt.Fprintf(&b, "from_kernel=%s\nto_kernel=%s\n", bare(st.FromKernel), bare(st.ToKernel))
 	}
-	for _, d := range []struct {
-		key string
-		v   int64
-	}{
-		{"restore_ns", int64(st.Restore)},
-		{"handoff_done_ns", int64(st.HandoffDone)},
-		{"network_ns", int64(st.Network)},
-		{"network_changes", int64(st.NetworkChanges)},
-		{"network_failures", int64(st.NetworkFailures)},
-		{"last_ready_boottime_ns", int64(st.LastReady)},
-		{"old_kernel_blackout_ns", int64(st.OldKernelBlackout)},
-		{"blackout_ns", int64(st.Blackout)},
-		{"init_boottime_ns", int64(st.Init)},
-	} {
-		if d.v != 0 {
-			fmt.Fprintf(&b, "%s=%d\n", d.key, d.v)
+	for _, f := range st.figures() {
+		if v := f.get(); v != 0 {
+			fmt.Fprintf(&b, "%s=%d\n", f.key, v)
 		}
 	}
 	for _, p := range st.Phases {
@@ -412,37 +428,18 @@ func (st *Status) global(key, val string) error {
 	case "lost":
 		v, err = num()
 		st.Lost = int(v)
-	case "restore_ns":
-		v, err = num()
-		st.Restore = time.Duration(v)
-	case "handoff_done_ns":
-		v, err = num()
-		st.HandoffDone = time.Duration(v)
-	case "network_ns":
-		v, err = num()
-		st.Network = time.Duration(v)
-	case "network_changes":
-		v, err = num()
-		st.NetworkChanges = int(v)
-	case "network_failures":
-		v, err = num()
-		st.NetworkFailures = int(v)
-	case "last_ready_boottime_ns":
-		v, err = num()
-		st.LastReady = time.Duration(v)
-	case "old_kernel_blackout_ns":
-		v, err = num()
-		st.OldKernelBlackout = time.Duration(v)
-	case "blackout_ns":
-		v, err = num()
-		st.Blackout = time.Duration(v)
 	case "from_kernel":
 		st.FromKernel = val
 	case "to_kernel":
 		st.ToKernel = val
-	case "init_boottime_ns":
-		v, err = num()
-		st.Init = time.Duration(v)
+	default:
+		for _, f := range st.figures() {
+			if f.key == key {
+				if v, err = num(); err == nil {
+					f.set(v)
+				}
+			}
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", key, err)
