@@ -7,6 +7,7 @@ import (
 	"github.com/luoinit/luoinit/manifest"
 	"github.com/luoinit/luoinit/tests/vm"
 	"github.com/luoinit/luoinit/tests/vm/guest"
+	"golang.org/x/sys/unix"
 )
 
 // restoreBefore is stage 1 of the restore scenarios: luotest, as PID 1 of
@@ -16,6 +17,12 @@ import (
 // workload reports from there.
 func restoreBefore() error {
 	os.MkdirAll("/run/luoinit", 0o755)
+	// As luoinit does as PID 1: room for workloads of thousands of memfds
+	// (make perf's 10,000), and for prepare, which holds them all.
+	lim := unix.Rlimit{Cur: 65536, Max: 65536}
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		return fmt.Errorf("setrlimit(RLIMIT_NOFILE, 65536): %w", err)
+	}
 	cfg, err := manifest.LoadConfig("/etc/luoinit/config.toml")
 	if err != nil {
 		return err
