@@ -12,9 +12,11 @@ import (
 // HELLO and its fds; each has its own, so a silent one delays no other.
 const connTimeout = 10 * time.Second
 
-// maxConnsPerUID bounds the connections of one user being served at once:
-// the socket is open to every user (its gate is the credential check), and
-// a user who opens many silent connections only uses up its own share.
+// maxConnsPerUID bounds the connections of one user being served at once,
+// beyond one for each of the user's workloads waited for (capOf): the
+// socket is open to every user (its gate is the credential check), and a
+// user who opens many silent connections only uses up its own share,
+// while a hundred workloads of one user can all push at once.
 const maxConnsPerUID = 16
 
 // push is one workload's complete transfer, waiting for its ACK: the
@@ -92,7 +94,7 @@ func (p *pushServer) accept() {
 			continue
 		}
 		if !p.track(c, cred.UID) {
-			msg := fmt.Sprintf("uid %d has %d connections open to the push socket already", cred.UID, maxConnsPerUID)
+			msg := fmt.Sprintf("uid %d has %d connections open to the push socket already", cred.UID, p.capOf(cred.UID))
 			c.SendError(msg)
 			c.Close()
 			p.logf("connection from pid %d: %s (refused)", cred.PID, msg)
@@ -112,12 +114,24 @@ func (p *pushServer) track(c *handoff.Conn, uid uint32) bool {
 		return false
 	default:
 	}
-	if p.perUID[uid] >= maxConnsPerUID {
+	if p.perUID[uid] >= p.capOf(uid) {
 		return false
 	}
 	p.perUID[uid]++
 	p.conns[c] = true
 	return true
+}
+
+// capOf is how many connections of uid are served at once: one for each
+// of its workloads waited for, and maxConnsPerUID more.
+func (p *pushServer) capOf(uid uint32) int {
+	n := maxConnsPerUID
+	for _, u := range p.uids {
+		if u == uid {
+			n++
+		}
+	}
+	return n
 }
 
 func (p *pushServer) untrack(c *handoff.Conn, uid uint32) {

@@ -157,16 +157,24 @@ func TestPushServerRefuses(t *testing.T) {
 	}
 }
 
-// One user cannot hold more than its share of connections.
+// One user cannot hold more than its share of connections: one for each
+// of its workloads waited for, and maxConnsPerUID more.
 func TestPushServerCapsConnectionsPerUser(t *testing.T) {
 	srv, path := startServer(t, map[string]uint32{"a": 0}, 10*time.Second)
+	if got := srv.capOf(0); got != maxConnsPerUID+1 {
+		t.Fatalf("cap of uid 0 with one workload: %d, want %d", got, maxConnsPerUID+1)
+	}
+	if got := srv.capOf(1000); got != maxConnsPerUID {
+		t.Fatalf("cap of a uid without workloads: %d, want %d", got, maxConnsPerUID)
+	}
+	limit := srv.capOf(0)
 	var conns []*handoff.Conn
 	defer func() {
 		for _, c := range conns {
 			c.Close()
 		}
 	}()
-	for i := 0; i < maxConnsPerUID; i++ {
+	for i := 0; i < limit; i++ {
 		c, err := handoff.Dial(path)
 		if err != nil {
 			t.Fatal(err)
@@ -182,8 +190,8 @@ func TestPushServerCapsConnectionsPerUser(t *testing.T) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	_, err = c.ReadHello()
-	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("has %d connections open to the push socket already", maxConnsPerUID)) {
-		t.Errorf("connection %d: %v, want refused", maxConnsPerUID+1, err)
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("has %d connections open to the push socket already", limit)) {
+		t.Errorf("connection %d: %v, want refused", limit+1, err)
 	}
 	// Closing one frees a place: the next push is served.
 	conns[0].Close()
