@@ -105,6 +105,26 @@ func (r *Report) LastAck() time.Duration {
 // every workload's first handoff ended; supervision goes on. An error is
 // returned only when nothing at all can be started.
 func Boot(o BootOptions) (*Report, error) {
+	o = o.withDefaults()
+	b := &boot{o: o, logf: o.Log, tl: o.Timeline, rep: &Report{Started: o.Started}}
+	m, err := manifest.Load(o.Manifest)
+	b.tl.Mark(PhaseManifest)
+	if err != nil {
+		return b.withoutManifest(err)
+	}
+	b.begin(m)
+	netDone := b.startNetwork(m.Network)
+	ret := b.retrieve(m)
+	b.rep.Retrieved = BootTime()
+	<-netDone
+	b.noteLost(ret)
+	b.run(m, ret)
+	b.end(ret)
+	return b.rep, nil
+}
+
+// withDefaults fills in what o leaves unset.
+func (o BootOptions) withDefaults() BootOptions {
 	if o.Manifest == "" {
 		o.Manifest = ManifestPath
 	}
@@ -126,88 +146,118 @@ func Boot(o BootOptions) (*Report, error) {
 			return LUODevice{d}, nil
 		}
 	}
-	logf := o.Log
-	rep := &Report{Started: o.Started}
-	state := func(s string) {
-		rep.State = s
-		if err := writeState(o.StateDir, rep); err != nil {
-			logf("state file: %v", err)
-		}
-	}
+	o.Supervisor.Timeline = o.Timeline
+	return o
+}
 
-	tl := o.Timeline
-	o.Supervisor.Timeline = tl
-	m, err := manifest.Load(o.Manifest)
-	tl.Mark(PhaseManifest)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		rep.Kind = StateNormal
-		state(StateNormal)
-		return coldBoot(o, rep, logf)
-	case err != nil:
-		// A manifest that cannot be read cannot say which fds exist:
-		// start the config's workloads and say loudly what happened.
-		logf("manifest %s is unusable, starting the config's workloads without fds: %v", o.Manifest, err)
-		rep.Kind = StateDegraded
-		state(StateDegraded)
-		return coldBoot(o, rep, logf)
+// boot is one Boot in progress.
+type boot struct {
+	o         BootOptions
+	logf      func(string, ...any)
+	tl        *Timeline
+	rep       *Report
+	toDeliver map[string]int // what each workload has to receive, before the handoffs consume it
+}
+
+// state writes the state file with the boot in state s.
+func (b *boot) state(s string) {
+	b.rep.State = s
+	if err := writeState(b.o.StateDir, b.rep); err != nil {
+		b.logf("state file: %v", err)
 	}
+}
+
+// withoutManifest boots from the config: there is no manifest (a cold
+// boot), or one that cannot be read, which cannot say which fds exist:
+// the config's workloads start and the log says loudly what happened.
+func (b *boot) withoutManifest(err error) (*Report, error) {
+	if errors.Is(err, os.ErrNotExist) {
+		b.rep.Kind = StateNormal
+		b.state(StateNormal)
+		return coldBoot(b.o, b.rep, b.logf)
+	}
+	b.logf("manifest %s is unusable, starting the config's workloads without fds: %v", b.o.Manifest, err)
+	b.rep.Kind = StateDegraded
+	b.state(StateDegraded)
+	return coldBoot(b.o, b.rep, b.logf)
+}
+
+// begin says that this boot came through a live update, and from where.
+func (b *boot) begin(m *manifest.Manifest) {
+	rep := b.rep
 	rep.Kind, rep.Generation, rep.Timing = StateUpdated, m.Generation, m.Timing
-	rep.FromKernel, rep.ToKernel = m.KernelRelease, o.release()
-	state(StateRestoring)
-	logf("live update boot: generation %d, updated from kernel %s to %s, manifest written %s, %d workloads",
+	rep.FromKernel, rep.ToKernel = m.KernelRelease, b.o.release()
+	b.state(StateRestoring)
+	b.logf("live update boot: generation %d, updated from kernel %s to %s, manifest written %s, %d workloads",
 		m.Generation, orUnknown(rep.FromKernel), orUnknown(rep.ToKernel), m.Written.Format(time.RFC3339), len(m.Workloads))
 	if want := m.NextKernel.Release; want != "" && want != rep.ToKernel {
-		logf("the manifest was written for kernel %s but this is %s: the image at the kexec was not the one checked", want, orUnknown(rep.ToKernel))
+		b.logf("the manifest was written for kernel %s but this is %s: the image at the kexec was not the one checked", want, orUnknown(rep.ToKernel))
 	}
+}
 
-	// The network goes up while the fds are retrieved: neither touches the
-	// other, and the workloads need both before they start.
-	netDone := make(chan struct{})
+// startNetwork brings the network up while the fds are retrieved: neither
+// touches the other, and the workloads need both before they start. The
+// channel is closed when it is done.
+func (b *boot) startNetwork(n manifest.Network) <-chan struct{} {
+	done := make(chan struct{})
 	go func() {
-		defer close(netDone)
+		defer close(done)
 		defer func() {
 			if p := recover(); p != nil {
-				logf("network: panic while applying it: %v (the workloads start all the same)", p)
+				b.logf("network: panic while applying it: %v (the workloads start all the same)", p)
 			}
 		}()
-		applyNetwork(o, rep, m.Network, "the old kernel's network")
-		tl.Mark(PhaseNetwork)
+		applyNetwork(b.o, b.rep, n, "the old kernel's network")
+		b.tl.Mark(PhaseNetwork)
 	}()
+	return done
+}
 
-	var ret *Retrieved
-	dev, err := o.OpenDevice()
+// retrieve gets every fd and session of the manifest back, or records
+// them all lost when /dev/liveupdate cannot be opened.
+func (b *boot) retrieve(m *manifest.Manifest) *Retrieved {
+	dev, err := b.o.OpenDevice()
 	if err != nil {
-		logf("cannot restore anything: %v", err)
-		ret = &Retrieved{}
+		b.logf("cannot restore anything: %v", err)
+		ret := &Retrieved{}
 		for _, spec := range m.Workloads {
 			w := &Workload{Spec: spec, Lost: lostAll(spec, err), Owned: ownedLost(spec, err)}
 			ret.Workloads = append(ret.Workloads, w)
 			ret.Lost = append(ret.Lost, w.Lost...)
 		}
-	} else {
-		tl.Mark(PhaseDevice)
-		ret = Retrieve(dev, m, logf, tl)
-		// Before any workload starts: /dev/liveupdate admits one opener,
-		// and a workload may manage sessions of its own.
-		dev.Close()
+		return ret
 	}
-	rep.Retrieved = BootTime()
-	<-netDone
-	rep.Lost = ret.Lost
+	b.tl.Mark(PhaseDevice)
+	ret := Retrieve(dev, m, b.logf, b.tl)
+	// Before any workload starts: /dev/liveupdate admits one opener, and
+	// a workload may manage sessions of its own.
+	dev.Close()
+	return ret
+}
+
+// noteLost logs every fd that did not come back; any makes the boot
+// degraded.
+func (b *boot) noteLost(ret *Retrieved) {
+	b.rep.Lost = ret.Lost
 	for _, l := range ret.Lost {
-		logf("%s", l)
+		b.logf("%s", l)
 	}
 	if len(ret.Lost) > 0 {
-		rep.Kind = StateDegraded
+		b.rep.Kind = StateDegraded
 	}
-	rep.Workloads = ret.Workloads
-	// What each workload has to receive, before the handoffs consume it.
-	toDeliver := map[string]int{}
+	b.rep.Workloads = ret.Workloads
+	b.toDeliver = map[string]int{}
 	for _, w := range ret.Workloads {
-		toDeliver[w.Spec.Name] = len(w.Files)
+		b.toDeliver[w.Spec.Name] = len(w.Files)
 	}
-	timeout := o.Supervisor.HandoffTimeout
+}
+
+// run starts the workloads and hands each its fds; meanwhile the freeze
+// record is parsed (blackout figures only) and the sessions left to their
+// owners are watched. It returns once every first handoff ended and the
+// owned sessions are settled.
+func (b *boot) run(m *manifest.Manifest, ret *Retrieved) {
+	timeout := b.o.Supervisor.HandoffTimeout
 	if timeout == 0 {
 		timeout = DefaultHandoffTimeout
 	}
@@ -216,39 +266,40 @@ func Boot(o BootOptions) (*Report, error) {
 		defer close(watched)
 		newLeaveWatch(ret.Workloads).run(time.Now().Add(timeout))
 	}()
-	rep.Supervisor = NewSupervisor(o.Start, logf, o.Supervisor)
-	// The freeze record (blackout figures only) is parsed while the
-	// workloads start, not before.
+	b.rep.Supervisor = NewSupervisor(b.o.Start, b.logf, b.o.Supervisor)
 	recDone := make(chan struct{})
 	go func() {
 		defer close(recDone)
 		defer func() {
 			if p := recover(); p != nil {
-				logf("freeze record: panic while parsing it: %v", p)
+				b.logf("freeze record: panic while parsing it: %v", p)
 			}
 		}()
-		ret.ParseRecord(logf)
+		ret.ParseRecord(b.logf)
 	}()
-	rep.Results = rep.Supervisor.Run(ret.Workloads)
-	rep.Done = BootTime()
+	b.rep.Results = b.rep.Supervisor.Run(ret.Workloads)
+	b.rep.Done = BootTime()
 	<-recDone
 	if ret.Record != nil {
 		m.ApplyRecord(*ret.Record)
-		rep.Timing = m.Timing
+		b.rep.Timing = m.Timing
 	}
 	<-watched
-	settleOwned(ret.Workloads, rep.Results, timeout, logf)
+	settleOwned(ret.Workloads, b.rep.Results, timeout, b.logf)
+}
+
+// end writes the final state: degraded means data was lost or could not
+// be delivered; a workload that had nothing to receive and did no handoff
+// degrades nothing, and neither does one that got its fds but never said
+// READY=1 (the report and the state file say so).
+func (b *boot) end(ret *Retrieved) {
 	end := StateFinished
-	if rep.Kind == StateDegraded {
+	if b.rep.Kind == StateDegraded {
 		end = StateDegraded
 	}
-	// Degraded means data was lost or could not be delivered; a workload
-	// that had nothing to receive and did no handoff degrades nothing, and
-	// neither does one that got its fds but never said READY=1 (the
-	// report and the state file say so).
-	for i, r := range rep.Results {
+	for i, r := range b.rep.Results {
 		w := ret.Workloads[i]
-		if (r.Err != nil && toDeliver[r.Workload] > 0) || (hasFDs(w.Spec) && r.Delivered > 0 && !r.Finished) {
+		if (r.Err != nil && b.toDeliver[r.Workload] > 0) || (hasFDs(w.Spec) && r.Delivered > 0 && !r.Finished) {
 			end = StateDegraded
 		}
 		for _, ow := range w.Owned {
@@ -257,9 +308,8 @@ func Boot(o BootOptions) (*Report, error) {
 			}
 		}
 	}
-	rep.Phases = tl.Phases()
-	state(end)
-	return rep, nil
+	b.rep.Phases = b.tl.Phases()
+	b.state(end)
 }
 
 // release is the running kernel's release: BootOptions.Release, else uname -r.
