@@ -77,14 +77,20 @@ func (l *logbuf) String() string {
 // waitLog waits until the log says want.
 func (l *logbuf) wait(t *testing.T, want string) {
 	t.Helper()
+	l.waitCount(t, want, 1)
+}
+
+// waitCount waits until the log says want n times.
+func (l *logbuf) waitCount(t *testing.T, want string, n int) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
-		if strings.Contains(l.String(), want) {
+		if strings.Count(l.String(), want) >= n {
 			return
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	t.Fatalf("the log never said %q:\n%s", want, l)
+	t.Fatalf("the log never said %q %d times:\n%s", want, n, l)
 }
 
 func openSocket(t *testing.T, limit int) (*Socket, *logbuf) {
@@ -158,7 +164,7 @@ func TestSocketCredentials(t *testing.T) {
 	}
 	// A child of the test process is no descendant of the sleeper either.
 	sendFrom(t, s.Path(), "READY=1")
-	log.wait(t, "refused: not a process of the workload")
+	log.waitCount(t, "refused: not a process of the workload", 2)
 	if strings.Count(log.String(), "refused") != 2 {
 		t.Fatalf("the helper's datagram was not refused:\n%s", log)
 	}
