@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/luoinit/luoinit/handoff"
@@ -412,17 +413,23 @@ func (s *state) frozen() error {
 		s.o.Freezing()
 	}
 	s.logf("phase frozen: stopping %d workload processes", len(s.procs))
-	var first manifest.Stamp
+	// All at once: the freeze lasts as long as the slowest workload takes
+	// to exit, not as long as all of them one after another.
+	first := manifest.Now()
+	errs := make([]error, len(s.procs))
+	var wg sync.WaitGroup
 	for i, p := range s.procs {
-		if i == 0 {
-			first = manifest.Now()
-		}
-		if err := p.stop(s.logf); err != nil {
-			return fmt.Errorf("stopping workload %q: %w", p.workload, err)
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = p.stop(s.logf)
+		}()
 	}
-	if len(s.procs) == 0 {
-		first = manifest.Now()
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			return fmt.Errorf("stopping workload %q: %w", s.procs[i].workload, err)
+		}
 	}
 	unix.Sync()
 	reboot := manifest.Now()
