@@ -118,7 +118,7 @@ func cmdStatus(args []string) error {
 func printStatus(w io.Writer, st *status.Status) {
 	fmt.Fprintf(w, "state %s (boot %s, generation %d)\n", st.State, st.Boot, st.Generation)
 	if st.FromKernel != "" || st.ToKernel != "" {
-		fmt.Fprintf(w, "updated from kernel %s to %s\n", orUnknown(st.FromKernel), orUnknown(st.ToKernel))
+		fmt.Fprintf(w, "updated from kernel %s to %s\n", status.Release(st.FromKernel), status.Release(st.ToKernel))
 	}
 	ms := func(d time.Duration) string { return d.Round(time.Microsecond).String() }
 	if st.Blackout > 0 {
@@ -157,11 +157,4 @@ func printStatus(w io.Writer, st *status.Status) {
 			fmt.Fprintln(w)
 		}
 	}
-}
-
-func orUnknown(s string) string {
-	if s == "" {
-		return "(unknown)"
-	}
-	return s
 }

@@ -3,7 +3,6 @@ package netconf
 import (
 	"errors"
 	"fmt"
-	"net"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -31,11 +30,11 @@ func Apply(want manifest.Network, logf func(format string, args ...any)) (applie
 		return 0, []error{err}, 0
 	}
 	defer h.Close()
+	read := func() (manifest.Network, error) { return snapshot(h, true) }
 	if loopbackOnly(want) {
-		applied, errs = applyLoopback(h, logf)
-		return applied, errs, 0
+		read = func() (manifest.Network, error) { return loopbackState(h) }
 	}
-	cur, err := snapshot(h, true)
+	cur, err := read()
 	if err != nil {
 		err = fmt.Errorf("netconf: apply: %w", err)
 		logf("network: %v", err)
@@ -89,9 +88,9 @@ func run(h *netlink.Handle, ops []Op, logf func(format string, args ...any)) (ap
 
 // loopbackOnly reports whether want asks for nothing but the loopback with
 // the addresses the kernel gives it (a cold boot's empty network, or a
-// system whose network is only lo): then Plan's only possible op is to
-// bring lo up, and reading the whole network first is not needed. PID 1
-// does this before any workload starts, so it is worth the shortcut.
+// system whose network is only lo): then Plan needs to know only lo, and
+// reading the whole network first is not needed. PID 1 does this before
+// any workload starts, so it is worth reading less.
 func loopbackOnly(want manifest.Network) bool {
 	if len(want.Routes) > 0 || len(want.Rules) > 0 {
 		return false
@@ -104,24 +103,16 @@ func loopbackOnly(want manifest.Network) bool {
 	return true
 }
 
-// applyLoopback brings lo up if it is down, as Plan and run would for a
-// want of loopbackOnly, with the same op and log line.
-func applyLoopback(h *netlink.Handle, logf func(format string, args ...any)) (int, []error) {
+// loopbackState reads the one link a loopbackOnly want is about, as
+// snapshot would describe it: Plan needs nothing else to decide.
+func loopbackState(h *netlink.Handle) (manifest.Network, error) {
 	link, err := h.LinkByName("lo")
 	if err != nil {
-		err = fmt.Errorf("netconf: apply: netlink LinkByName(lo): %w", err)
-		logf("network: %v", err)
-		return 0, []error{err}
+		return manifest.Network{}, fmt.Errorf("netlink LinkByName(lo): %w", err)
 	}
-	if link.Attrs().Flags&net.FlagUp != 0 {
-		return 0, nil
+	ml, ok := linkOf(link, map[int]string{link.Attrs().Index: "lo"})
+	if !ok {
+		return manifest.Network{}, errors.New("lo is not a loopback link")
 	}
-	op := Op{Action: ActSetUp, Link: "lo"}
-	if err := h.LinkSetUp(link); err != nil {
-		err = fmt.Errorf("netlink LinkSetUp(lo): %w", err)
-		logf("network: %s failed: %v", op, err)
-		return 0, []error{err}
-	}
-	logf("network: %s", op)
-	return 1, nil
+	return manifest.Network{Links: []manifest.Link{ml}}, nil
 }

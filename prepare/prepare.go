@@ -327,15 +327,15 @@ func BaseImage(self, config string) (*initramfs.Archive, error) {
 
 // kernelImages are the kernel images an initramfs made from the root
 // leaves out: the next kernel's, and the running kernel's (--running-kernel,
-// or /boot/vmlinuz-RELEASE).
-func kernelImages(o Options) []string {
+// or /boot/vmlinuz-RELEASE, release being the running kernel's as the
+// manifest records it).
+func kernelImages(o Options, release string) []string {
 	imgs := []string{o.Kernel}
 	if o.RunningKernel != "" {
 		imgs = append(imgs, o.RunningKernel)
 	}
-	var uts unix.Utsname
-	if unix.Uname(&uts) == nil {
-		imgs = append(imgs, "/boot/vmlinuz-"+unix.ByteSliceToString(uts.Release[:]))
+	if release != "" {
+		imgs = append(imgs, "/boot/vmlinuz-"+release)
 	}
 	return imgs
 }
@@ -369,7 +369,7 @@ func (s *state) buildInitramfs(mpath string) (string, error) {
 		if !o.InitrdKeepKernel {
 			// Kernel images: the next one (kexec has it) and the running
 			// one (the manifest records what the preflight needs of it).
-			for _, img := range kernelImages(o) {
+			for _, img := range kernelImages(o, s.m.KernelRelease) {
 				if k, ok := inRoot(img); ok {
 					if _, err := os.Stat(img); err == nil {
 						skip = append(skip, k)

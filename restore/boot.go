@@ -189,9 +189,9 @@ func (b *boot) begin(m *manifest.Manifest) {
 	rep.FromKernel, rep.ToKernel = m.KernelRelease, b.o.release()
 	b.state(StateRestoring)
 	b.logf("live update boot: generation %d, updated from kernel %s to %s, manifest written %s, %d workloads",
-		m.Generation, orUnknown(rep.FromKernel), orUnknown(rep.ToKernel), m.Written.Format(time.RFC3339), len(m.Workloads))
+		m.Generation, status.Release(rep.FromKernel), status.Release(rep.ToKernel), m.Written.Format(time.RFC3339), len(m.Workloads))
 	if want := m.NextKernel.Release; want != "" && want != rep.ToKernel {
-		b.logf("the manifest was written for kernel %s but this is %s: the image at the kexec was not the one checked", want, orUnknown(rep.ToKernel))
+		b.logf("the manifest was written for kernel %s but this is %s: the image at the kexec was not the one checked", want, status.Release(rep.ToKernel))
 	}
 }
 
@@ -322,13 +322,6 @@ func (o BootOptions) release() string {
 		return ""
 	}
 	return unix.ByteSliceToString(uts.Release[:])
-}
-
-func orUnknown(s string) string {
-	if s == "" {
-		return "(unknown)"
-	}
-	return s
 }
 
 // applyNetwork brings the network up before any workload starts (the

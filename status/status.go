@@ -128,6 +128,14 @@ type Status struct {
 	ToKernel   string `json:"to_kernel,omitempty"`
 }
 
+// Release is a kernel release for a message: "(unknown)" when empty.
+func Release(r string) string {
+	if r == "" {
+		return "(unknown)"
+	}
+	return r
+}
+
 // Phase is one step of a boot, stamped with CLOCK_BOOTTIME.
 type Phase struct {
 	Name string        `json:"name"`
