@@ -631,16 +631,6 @@ func killDuringFreeze() (string, error) {
 	return "holder and kv ended, stubborn still running, sessions dropped, image left loaded, no reboot", nil
 }
 
-// errnoIn picks the errno name out of a prepare error, for the report.
-func errnoIn(out string) string {
-	for _, e := range []string{"ENOEXEC", "EINVAL", "EKEYREJECTED", "EPERM", "ENOMEM", "EBADMSG", "EFBIG", "ENOSPC"} {
-		if strings.Contains(out, e) {
-			return e
-		}
-	}
-	return lastLines(out, 1)
-}
-
 // pushFaultMain is a pusher that breaks off at a step of the protocol:
 // "connect" (closes before HELLO), "hello" (closes after it), "fds" (sends
 // one FDS of its first fd, then closes without DONE), "done" (sends
