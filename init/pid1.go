@@ -23,9 +23,6 @@ import (
 // returns: a fatal error ends in the action luoinit.fatal= names.
 func pid1Main() {
 	started := restore.BootTime()
-	// Before anything else runs: the code and constants mapped at once
-	// rather than a fault at a time (see pid1.Prefault).
-	prefaulted, prefaultErr := pid1.Prefault()
 	log := pid1.NewLogger(true)
 	pid1.Guard(log, func() error {
 		// Signals first: the Go runtime has handlers for nearly every
@@ -39,20 +36,35 @@ func pid1Main() {
 		reaper = pid1.NewReaper(log)
 		tl := restore.NewTimeline(started)
 		tl.Mark(restore.PhaseSignals)
+		// The code and constants mapped at once rather than a fault at a
+		// time (see pid1.Prefault), on the other CPU: nothing waits for it.
+		go func() {
+			defer pid1.Recover(log)
+			if n, err := pid1.Prefault(); err != nil {
+				log.Printf("prefault: %v (after %d bytes; pages fault in as used instead)", err, n)
+			}
+		}()
+		// Each workload's notification socket and fd store live as long
+		// as PID 1: a restarted workload gets its store back, and a
+		// prepare answered here preserves it. The sockets are made, under
+		// /run, as the workloads start.
+		stores := notify.NewRegistry(notify.DefaultDir, log.Printf)
+		// The manifest is read (and a loopback-only network brought up)
+		// while the filesystems are mounted: neither needs the other.
+		pending := restore.Start(restore.BootOptions{
+			Start:      starter{reaper},
+			Log:        log.Printf,
+			Started:    started,
+			Timeline:   tl,
+			Supervisor: restore.Options{Notify: stores},
+		})
 		if err := pid1.MountAll(log); err != nil {
 			log.Printf("mounting: %v (going on with what is there)", err)
 		}
 		tl.Mark(restore.PhaseMounted)
-		if prefaultErr != nil {
-			log.Printf("prefault: %v (after %d bytes; pages fault in as used instead)", prefaultErr, prefaulted)
-		}
 		if _, err := pid1.RaiseFileLimit(); err != nil {
 			log.Printf("file limit: %v (a workload with more than 1024 fds may not get them all)", err)
 		}
-		// Each workload's notification socket and fd store live as long
-		// as PID 1: a restarted workload gets its store back, and a
-		// prepare answered here preserves it.
-		stores := notify.NewRegistry(notify.DefaultDir, log.Printf)
 		// The next `luoinit prepare` is answered here, from before the
 		// restore: PID 1 owns the workloads, knows their pids and holds
 		// their restarts. Until the first handoffs are over it answers
@@ -68,13 +80,7 @@ func pid1Main() {
 				log.Printf("no control socket: `luoinit prepare` will refuse to run unless --standalone: %v", err)
 			}
 		}()
-		rep, err := restore.Boot(restore.BootOptions{
-			Start:      starter{reaper},
-			Log:        log.Printf,
-			Started:    started,
-			Timeline:   tl,
-			Supervisor: restore.Options{Notify: stores},
-		})
+		rep, err := pending.Run()
 		if err != nil {
 			boot.set(nil)
 			return err

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -331,8 +332,11 @@ func (d *decoder) time(prim toml.Primitive, fv reflect.Value, path string) {
 }
 
 // tomlPrefix is what the toml package puts before its type errors: a line
-// that is not always the right one, and a key without array indices.
-var tomlPrefix = regexp.MustCompile(`^toml: (line \d+ )?(\(last key "(?:[^"\\]|\\.)*"\): )?`)
+// that is not always the right one, and a key without array indices. It
+// is compiled when first needed: only a manifest with an error does.
+var tomlPrefix = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^toml: (line \d+ )?(\(last key "(?:[^"\\]|\\.)*"\): )?`)
+})
 
 func (d *decoder) fail(path string, err error) {
 	text := err.Error()
@@ -340,7 +344,7 @@ func (d *decoder) fail(path string, err error) {
 	if errors.As(err, &pe) {
 		text = pe.Message
 	} else {
-		text = tomlPrefix.ReplaceAllString(text, "")
+		text = tomlPrefix().ReplaceAllString(text, "")
 	}
 	d.probs = append(d.probs, &problem{path: path, ctx: path, text: text, err: err})
 	d.failed[path] = true

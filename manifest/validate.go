@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -196,8 +195,30 @@ func (c *checker) manifest(m *Manifest) {
 	c.network(&m.Network, true)
 }
 
-// compatibleRE is a KHO compatible string: a name and a version.
-var compatibleRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,46}-v[0-9]{1,9}$`)
+// isCompatible reports whether s is a KHO compatible string, a name and a
+// version: ^[a-z][a-z0-9_-]{0,46}-v[0-9]{1,9}$. Written out rather than as
+// a regexp, which would be compiled at every start of PID 1.
+func isCompatible(s string) bool {
+	i := strings.LastIndex(s, "-v") // the version has no "-v": the last one splits
+	if i < 1 || i > 47 {
+		return false
+	}
+	name, ver := s[:i], s[i+2:]
+	if name[0] < 'a' || name[0] > 'z' || len(ver) < 1 || len(ver) > 9 {
+		return false
+	}
+	for _, c := range []byte(name) {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	for _, c := range []byte(ver) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
 
 // maxCompatible bounds next_kernel.compatible (five are known today).
 const maxCompatible = 32
@@ -213,7 +234,7 @@ func (c *checker) nextKernel(k NextKernel) {
 	}
 	seen := map[string]string{}
 	for _, s := range k.Compatible {
-		if !compatibleRE.MatchString(s) {
+		if !isCompatible(s) {
 			c.add("next_kernel.compatible", "next_kernel", "next_kernel.compatible %q is not a compatible string like \"luo-v5\"", s)
 			continue
 		}

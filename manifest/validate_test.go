@@ -3,6 +3,7 @@ package manifest
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -436,4 +437,32 @@ optional = true
 			}
 		})
 	}
+}
+
+// TestIsCompatible: the written-out check accepts exactly what the
+// pattern it documents accepts.
+func TestIsCompatible(t *testing.T) {
+	re := regexp.MustCompile(`^[a-z][a-z0-9_-]{0,46}-v[0-9]{1,9}$`)
+	long := strings.Repeat("a", 47)
+	for _, s := range []string{
+		"luo-v5", "kho-v4", "memfd-v1", "reserve-mem-v1", "a-v0", "x_y-9-v123456789",
+		"luo5", "LUO-v5", "luo-v", "-v5", "luo-v1234567890", "luo-v5 ", "luo-v-v5", "a-vb-v1",
+		"1uo-v5", "lu.o-v5", "luo-v5a", "", "-v", "a-v", long + "-v1", long[:46] + "-v1", "é-v1", "a\x00-v1",
+	} {
+		if got, want := isCompatible(s), re.MatchString(s); got != want {
+			t.Errorf("isCompatible(%q) = %v, the pattern says %v", s, got, want)
+		}
+	}
+}
+
+func FuzzIsCompatible(f *testing.F) {
+	re := regexp.MustCompile(`^[a-z][a-z0-9_-]{0,46}-v[0-9]{1,9}$`)
+	for _, s := range []string{"luo-v5", "a-vb-v1", "luo-v", "x-v1234567890"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := isCompatible(s), re.MatchString(s); got != want {
+			t.Fatalf("isCompatible(%q) = %v, the pattern says %v", s, got, want)
+		}
+	})
 }

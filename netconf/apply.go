@@ -31,7 +31,7 @@ func Apply(want manifest.Network, logf func(format string, args ...any)) (applie
 	}
 	defer h.Close()
 	read := func() (manifest.Network, error) { return snapshot(h, true) }
-	if loopbackOnly(want) {
+	if LoopbackOnly(want) {
 		read = func() (manifest.Network, error) { return loopbackState(h) }
 	}
 	cur, err := read()
@@ -86,12 +86,13 @@ func run(h *netlink.Handle, ops []Op, logf func(format string, args ...any)) (ap
 	return applied, errs
 }
 
-// loopbackOnly reports whether want asks for nothing but the loopback with
+// LoopbackOnly reports whether want asks for nothing but the loopback with
 // the addresses the kernel gives it (a cold boot's empty network, or a
 // system whose network is only lo): then Plan needs to know only lo, and
 // reading the whole network first is not needed. PID 1 does this before
-// any workload starts, so it is worth reading less.
-func loopbackOnly(want manifest.Network) bool {
+// any workload starts, so it is worth reading less. Such a network is
+// applied through netlink alone: it needs nothing mounted (no /sys).
+func LoopbackOnly(want manifest.Network) bool {
 	if len(want.Routes) > 0 || len(want.Rules) > 0 {
 		return false
 	}
@@ -103,7 +104,7 @@ func loopbackOnly(want manifest.Network) bool {
 	return true
 }
 
-// loopbackState reads the one link a loopbackOnly want is about, as
+// loopbackState reads the one link a LoopbackOnly want is about, as
 // snapshot would describe it: Plan needs nothing else to decide.
 func loopbackState(h *netlink.Handle) (manifest.Network, error) {
 	link, err := h.LinkByName("lo")

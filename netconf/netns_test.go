@@ -145,7 +145,7 @@ func TestApplyInNetns(t *testing.T) {
 // is left alone.
 func TestApplyLoopbackOnly(t *testing.T) {
 	for _, want := range []manifest.Network{{}, {Links: []manifest.Link{{Name: "lo", Kind: "loopback", Up: true}}}} {
-		if !loopbackOnly(want) {
+		if !LoopbackOnly(want) {
 			t.Fatalf("%+v is not loopback only", want)
 		}
 		inNewNetns(t, func() {
@@ -192,7 +192,7 @@ func TestApplyLoopbackOnly(t *testing.T) {
 		{Routes: []manifest.Route{{Dst: "default", Dev: "lo"}}},
 		{Links: []manifest.Link{{Name: "d0", Kind: "dummy"}}},
 	} {
-		if loopbackOnly(want) {
+		if LoopbackOnly(want) {
 			t.Errorf("%+v taken for loopback only", want)
 		}
 	}

@@ -24,7 +24,7 @@ func FuzzReadImage(f *testing.F) {
 				t.Fatalf("%s: %d versions kept", prefix, len(v))
 			}
 			for _, c := range v {
-				if !compatRE.MatchString(c) || c[:len(prefix)] != prefix {
+				if !compatRE().MatchString(c) || c[:len(prefix)] != prefix {
 					t.Fatalf("%q kept under %q", c, prefix)
 				}
 			}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // ABI is one versioned format of the state a kernel hands to the next
@@ -30,8 +31,12 @@ var ABIs = []ABI{
 	{Name: "reserve_mem", Prefix: "reserve-mem-v", Define: "RESERVE_MEM_KHO_NODE_COMPATIBLE"},
 }
 
-// compatRE is a whole compatible string: one of the prefixes and a version.
-var compatRE = regexp.MustCompile(`^(kho|luo|memfd|memblock|reserve-mem)-v[0-9]{1,4}$`)
+// compatRE is a whole compatible string: one of the prefixes and a
+// version. It is compiled when first needed, not at every start of the
+// program (of PID 1 too, which rarely scans a kernel).
+var compatRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(kho|luo|memfd|memblock|reserve-mem)-v[0-9]{1,4}$`)
+})
 
 // Limits of the scanner, so hostile input costs bounded memory.
 const (
@@ -119,7 +124,7 @@ func (s *scanner) endRun(c byte) {
 	if s.runLen > 0 && s.runLen <= maxRun {
 		run := s.run[:s.runLen]
 		switch {
-		case c == 0 && compatRE.Match(run):
+		case c == 0 && compatRE().Match(run):
 			s.add(string(run))
 		case c == 0:
 			if i := compatTail(run); i > 0 {
@@ -141,7 +146,7 @@ func compatTail(run []byte) int {
 		if i <= 0 || isAlnum(run[i-1]) {
 			continue
 		}
-		if compatRE.Match(run[i:]) {
+		if compatRE().Match(run[i:]) {
 			return i
 		}
 	}

@@ -104,16 +104,63 @@ func (r *Report) LastAck() time.Duration {
 // the workloads and writes the state file at each step. It returns once
 // every workload's first handoff ended; supervision goes on. An error is
 // returned only when nothing at all can be started.
-func Boot(o BootOptions) (*Report, error) {
+func Boot(o BootOptions) (*Report, error) { return Start(o).Run() }
+
+// Pending is a Boot whose first steps run in the background: the
+// manifest being read and parsed and, for a loopback-only network, the
+// loopback being brought up. A PID 1 starts it before it mounts
+// anything and runs it once /proc, /sys and /dev are there: the reading
+// does not wait for the mounts, nor the mounts for the reading.
+type Pending struct {
+	b      *boot
+	loaded chan struct{} // closed once m, err and netDone are set
+	m      *manifest.Manifest
+	err    error
+	// netDone is closed when the early network is up; nil when the
+	// network waits for Run (it may read /sys, or there is no manifest).
+	netDone <-chan struct{}
+}
+
+// Start reads the manifest in the background and, if its network is the
+// loopback alone (netlink only: nothing mounted is needed), brings it up
+// as soon as it is read. Run does the rest.
+func Start(o BootOptions) *Pending {
 	o = o.withDefaults()
-	b := &boot{o: o, logf: o.Log, tl: o.Timeline, rep: &Report{Started: o.Started}}
-	m, err := manifest.Load(o.Manifest)
-	b.tl.Mark(PhaseManifest)
-	if err != nil {
-		return b.withoutManifest(err)
+	p := &Pending{
+		b:      &boot{o: o, logf: o.Log, tl: o.Timeline, rep: &Report{Started: o.Started}},
+		loaded: make(chan struct{}),
+	}
+	go p.load()
+	return p
+}
+
+// load is Start's background step.
+func (p *Pending) load() {
+	defer close(p.loaded)
+	defer func() {
+		if r := recover(); r != nil {
+			p.m, p.err = nil, fmt.Errorf("manifest %s: panic while reading it: %v", p.b.o.Manifest, r)
+		}
+	}()
+	p.m, p.err = manifest.Load(p.b.o.Manifest)
+	p.b.tl.Mark(PhaseManifest)
+	if p.err == nil && netconf.LoopbackOnly(p.m.Network) {
+		p.netDone = p.b.startNetwork(p.m.Network)
+	}
+}
+
+// Run finishes the boot Start began: see Boot.
+func (p *Pending) Run() (*Report, error) {
+	<-p.loaded
+	b, m := p.b, p.m
+	if p.err != nil {
+		return b.withoutManifest(p.err)
 	}
 	b.begin(m)
-	netDone := b.startNetwork(m.Network)
+	netDone := p.netDone
+	if netDone == nil {
+		netDone = b.startNetwork(m.Network)
+	}
 	ret := b.retrieve(m)
 	b.rep.Retrieved = BootTime()
 	<-netDone
@@ -157,13 +204,46 @@ type boot struct {
 	tl        *Timeline
 	rep       *Report
 	toDeliver map[string]int // what each workload has to receive, before the handoffs consume it
+	stateDone chan struct{}  // closed when the state file write in flight is done; nil if none
 }
 
-// state writes the state file with the boot in state s.
+// state writes the state file with the boot in state s, after any write
+// still in flight.
 func (b *boot) state(s string) {
+	b.waitState()
 	b.rep.State = s
 	if err := writeState(b.o.StateDir, b.rep); err != nil {
 		b.logf("state file: %v", err)
+	}
+}
+
+// stateBeside is state off the restore path: what the file says is taken
+// now, and it is written while the fds are retrieved. The next state
+// waits for it, so the file never goes back.
+func (b *boot) stateBeside(s string) {
+	b.waitState()
+	b.rep.State = s
+	st := b.rep.Status()
+	done := make(chan struct{})
+	b.stateDone = done
+	go func() {
+		defer close(done)
+		defer func() {
+			if p := recover(); p != nil {
+				b.logf("state file: panic while writing it: %v", p)
+			}
+		}()
+		if err := status.Write(b.o.StateDir, st); err != nil {
+			b.logf("state file: %v", err)
+		}
+	}()
+}
+
+// waitState waits for a write stateBeside began.
+func (b *boot) waitState() {
+	if b.stateDone != nil {
+		<-b.stateDone
+		b.stateDone = nil
 	}
 }
 
@@ -187,7 +267,7 @@ func (b *boot) begin(m *manifest.Manifest) {
 	rep := b.rep
 	rep.Kind, rep.Generation, rep.Timing = StateUpdated, m.Generation, m.Timing
 	rep.FromKernel, rep.ToKernel = m.KernelRelease, b.o.release()
-	b.state(StateRestoring)
+	b.stateBeside(StateRestoring)
 	b.logf("live update boot: generation %d, updated from kernel %s to %s, manifest written %s, %d workloads",
 		m.Generation, status.Release(rep.FromKernel), status.Release(rep.ToKernel), m.Written.Format(time.RFC3339), len(m.Workloads))
 	if want := m.NextKernel.Release; want != "" && want != rep.ToKernel {

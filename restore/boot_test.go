@@ -166,3 +166,72 @@ func TestBootKinds(t *testing.T) {
 		})
 	}
 }
+
+// TestStartEarlyNetwork: Start reads the manifest before Run is called
+// and brings a loopback-only network up then (it needs nothing mounted);
+// any other network waits for Run, which a PID 1 calls once /sys is
+// mounted. Either way it is applied once, before any workload starts.
+func TestStartEarlyNetwork(t *testing.T) {
+	for _, tc := range []struct {
+		desc    string
+		network string // appended to the manifest
+		early   bool
+	}{
+		{"loopback only", "", true},
+		{"loopback listed", "\n[[network.link]]\nname = \"lo\"\nkind = \"loopback\"\nup = true\n", true},
+		{"a dummy link", "\n[[network.link]]\nname = \"lo\"\nkind = \"loopback\"\nup = true\n\n[[network.link]]\nname = \"d0\"\nkind = \"dummy\"\nup = true\n", false},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			dir := t.TempDir()
+			mpath := filepath.Join(dir, "manifest.toml")
+			m := string(bootManifest(t)) + tc.network
+			if _, err := manifest.Parse([]byte(m)); err != nil {
+				t.Fatalf("test manifest: %v", err)
+			}
+			os.WriteFile(mpath, []byte(m), 0o644)
+			applied := make(chan manifest.Network, 2)
+			st := &inProcess{behave: acks(t, nil)}
+			good := fakeDevice{"luoinit.kv": {name: "luoinit.kv", files: map[uint64]string{1: "arena"}}}
+			p := Start(BootOptions{
+				Manifest: mpath, Config: filepath.Join(dir, "none.toml"), StateDir: filepath.Join(dir, "run"),
+				OpenDevice: func() (Device, error) { return good, nil },
+				Release:    "7.4.1",
+				Start:      st,
+				Log:        func(string, ...any) {},
+				Supervisor: Options{HandoffTimeout: time.Second},
+				ApplyNetwork: func(n manifest.Network, _ func(string, ...any)) (int, []error, time.Duration) {
+					applied <- n
+					return 0, nil, 0
+				},
+			})
+			select {
+			case <-applied:
+				if !tc.early {
+					t.Fatal("a network that is not loopback-only was applied before Run")
+				}
+			case <-time.After(500 * time.Millisecond):
+				if tc.early {
+					t.Fatal("a loopback-only network was not applied before Run")
+				}
+			}
+			rep, err := p.Run()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.State != StateFinished || st.starts != 1 {
+				t.Fatalf("state %q, %d starts; want finished, 1", rep.State, st.starts)
+			}
+			want := 1
+			if tc.early {
+				want = 0 // the one call came before Run
+			}
+			if got := len(applied); got != want {
+				t.Errorf("network applied %d more times during Run, want %d", got, want)
+			}
+			b, err := os.ReadFile(filepath.Join(dir, "run", "state"))
+			if err != nil || !strings.Contains(string(b), "state="+StateFinished+"\n") {
+				t.Fatalf("state file %q (%v): the last write is not the final one", b, err)
+			}
+		})
+	}
+}
