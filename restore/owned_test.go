@@ -35,6 +35,10 @@ func ownedManifest(t *testing.T) []byte {
 	return b
 }
 
+// handoffTimeout is long enough for an in-process handoff of two fds on a
+// loaded machine, and is what the silent workload "plain" runs into.
+const handoffTimeout = time.Second
+
 func TestBootOwnedSessions(t *testing.T) {
 	for _, tc := range []struct {
 		desc    string
@@ -71,7 +75,7 @@ func TestBootOwnedSessions(t *testing.T) {
 			received := map[string][]string{}
 			st := &inProcess{behave: func(name string, c *handoff.Conn) int {
 				if name == "plain" {
-					time.Sleep(time.Second) // never speaks: its handoff times out
+					time.Sleep(3 * handoffTimeout) // never speaks: its handoff times out
 					return 0
 				}
 				files, err := pull(name, c)
@@ -92,7 +96,7 @@ func TestBootOwnedSessions(t *testing.T) {
 				OpenDevice: func() (Device, error) { return tc.device, nil },
 				Start:      st,
 				Log:        func(f string, a ...any) { mu.Lock(); fmt.Fprintf(&log, f+"\n", a...); mu.Unlock() },
-				Supervisor: Options{HandoffTimeout: 300 * time.Millisecond},
+				Supervisor: Options{HandoffTimeout: handoffTimeout},
 				ApplyNetwork: func(manifest.Network, func(string, ...any)) (int, []error, time.Duration) {
 					return 0, nil, 0
 				},
@@ -106,7 +110,7 @@ func TestBootOwnedSessions(t *testing.T) {
 			if rep.State != tc.state {
 				t.Fatalf("state %s, want %s\n%s", rep.State, tc.state, logged)
 			}
-			if d := time.Since(t0); d < 300*time.Millisecond {
+			if d := time.Since(t0); d < handoffTimeout {
 				t.Errorf("Boot returned after %v, before the handoff timeout: an untaken session was not waited for", d)
 			}
 			st2, err := status.Read(filepath.Join(dir, "run"))
