@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
 	"github.com/therootcompany/xz"
 	"github.com/ulikunitz/xz/lzma"
@@ -34,8 +33,10 @@ var ErrTooLarge = errors.New("decompressed kernel larger than the cap")
 type compression struct {
 	name  string
 	magic []byte
-	// open returns a reader of the decompressed bytes; nil: unsupported.
-	open func(io.Reader) (io.Reader, error)
+	// open returns a reader of the decompressed bytes of r, which the
+	// payload says are size bytes (its trailer; gzip's own); nil:
+	// unsupported.
+	open func(r *io.SectionReader, size uint32) (io.Reader, error)
 	// sized: the payload ends with the decompressed size as a little-endian
 	// u32 appended by the build (every format but gzip, whose own
 	// trailer ends with it).
@@ -43,7 +44,7 @@ type compression struct {
 }
 
 var compressions = []compression{
-	{name: "gzip", magic: []byte{0x1f, 0x8b}, open: func(r io.Reader) (io.Reader, error) {
+	{name: "gzip", magic: []byte{0x1f, 0x8b}, open: func(r *io.SectionReader, _ uint32) (io.Reader, error) {
 		z, err := gzip.NewReader(r)
 		if err != nil {
 			return nil, err
@@ -51,7 +52,7 @@ var compressions = []compression{
 		z.Multistream(false)
 		return z, nil
 	}},
-	{name: "xz", magic: []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}, sized: true, open: func(r io.Reader) (io.Reader, error) {
+	{name: "xz", magic: []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}, sized: true, open: func(r *io.SectionReader, _ uint32) (io.Reader, error) {
 		// The x86 kernel is compressed with the x86 BCJ filter, which
 		// this decoder (a port of XZ Embedded) supports, and a 128 MiB
 		// dictionary (scripts/xz_wrap.sh). The decoder allocates the
@@ -59,22 +60,18 @@ var compressions = []compression{
 		// ever touched: resident memory follows the kernel's size.
 		return xz.NewReader(r, 128<<20)
 	}},
-	{name: "zstd", magic: []byte{0x28, 0xb5, 0x2f, 0xfd}, sized: true, open: func(r io.Reader) (io.Reader, error) {
-		d, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(MaxKernelSize), zstd.WithDecoderMaxWindow(1<<27))
-		if err != nil {
-			return nil, err
-		}
-		return d.IOReadCloser(), nil
+	{name: "zstd", magic: []byte{0x28, 0xb5, 0x2f, 0xfd}, sized: true, open: func(r *io.SectionReader, size uint32) (io.Reader, error) {
+		return zstdReader(r, uint64(size))
 	}},
-	{name: "lz4", magic: []byte{0x02, 0x21, 0x4c, 0x18}, sized: true, open: func(r io.Reader) (io.Reader, error) {
+	{name: "lz4", magic: []byte{0x02, 0x21, 0x4c, 0x18}, sized: true, open: func(r *io.SectionReader, _ uint32) (io.Reader, error) {
 		z := lz4.NewReader(r)
 		if err := z.Apply(lz4.ConcurrencyOption(1)); err != nil {
 			return nil, err
 		}
 		return z, nil
 	}},
-	{name: "bzip2", magic: []byte("BZh"), sized: true, open: func(r io.Reader) (io.Reader, error) { return bzip2.NewReader(r), nil }},
-	{name: "lzma", magic: []byte{0x5d, 0x00, 0x00}, sized: true, open: func(r io.Reader) (io.Reader, error) {
+	{name: "bzip2", magic: []byte("BZh"), sized: true, open: func(r *io.SectionReader, _ uint32) (io.Reader, error) { return bzip2.NewReader(r), nil }},
+	{name: "lzma", magic: []byte{0x5d, 0x00, 0x00}, sized: true, open: func(r *io.SectionReader, _ uint32) (io.Reader, error) {
 		// lzma -9 uses a 64 MiB dictionary; the cap refuses a header that
 		// asks for gigabytes before anything is allocated.
 		return lzma.ReaderConfig{DictCap: 128 << 20}.NewReader(r)
@@ -116,13 +113,14 @@ func Decompress(r io.ReaderAt, h *Header, w io.Writer) (string, error) {
 	if _, err := r.ReadAt(tail[:], start+n-4); err != nil {
 		return c.name, fmt.Errorf("reading the payload's size: %w", err)
 	}
-	if size := binary.LittleEndian.Uint32(tail[:]); size > MaxKernelSize {
+	size := binary.LittleEndian.Uint32(tail[:])
+	if size > MaxKernelSize {
 		return c.name, fmt.Errorf("%w: the %s payload says it holds %d MiB, more than %d MiB", ErrTooLarge, c.name, size>>20, MaxKernelSize>>20)
 	}
 	if c.sized {
 		n -= 4
 	}
-	dec, err := c.open(io.NewSectionReader(r, start, n))
+	dec, err := c.open(io.NewSectionReader(r, start, n), size)
 	if err != nil {
 		return c.name, fmt.Errorf("%s payload: %w", c.name, err)
 	}
