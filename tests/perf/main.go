@@ -14,7 +14,10 @@
 //
 // Environment: LUOINIT_KERNEL (the bzImage; make perf sets it),
 // PERF_N (default "1,100,1000,10000"), PERF_WORKLOADS (default "100x10";
-// "" skips), PERF_ONLY ("raw" or "luoinit" to run one side), PERF_CONSOLE
+// "" skips), PERF_WORKLOAD ("c", the default: the workloads are
+// tests/perf/raw/perfwork.c; "go": luotest), PERF_ONLY ("raw" or
+// "luoinit" to run one side), PERF_STARTUP ("0" skips the program-start
+// boot: C, Go and luoinit), PERF_CONSOLE
 // (a directory to keep every run's serial console in), PERF_APPEND (more
 // kernel command line, e.g. GODEBUG=inittrace=1, which the kernel passes
 // to init's environment).
@@ -45,8 +48,8 @@ func main() {
 
 // bins are the programs the guests run.
 type bins struct {
-	dir, luoinit, luotest, raw string
-	luoinitSize, strippedSize  int64
+	dir, luoinit, luotest, raw, noop, perfwork string
+	luoinitSize, strippedSize                  int64
 }
 
 // measure is one row of the table: a case run raw and through luoinit.
@@ -62,6 +65,9 @@ type measure struct {
 }
 
 func run() error {
+	if l := workloadLang(); l != "c" && l != "go" {
+		return fmt.Errorf("PERF_WORKLOAD: %q is neither c nor go", l)
+	}
 	k, err := vm.FindKernel()
 	if err != nil {
 		return err
@@ -73,7 +79,7 @@ func run() error {
 	defer os.RemoveAll(b.dir)
 	accel := vm.ProbeAccel(context.Background(), "", k.BzImage)
 	fmt.Printf("make perf: kernel %s, accelerator %s (software emulation unless kvm: compare figures only inside this run)\n", k.Version, accel)
-	fmt.Printf("luoinit binary %s, stripped (-s -w) %s\n", size(b.luoinitSize), size(b.strippedSize))
+	fmt.Printf("luoinit binary %s, stripped (-s -w) %s; the measured workloads are in %s\n", size(b.luoinitSize), size(b.strippedSize), map[string]string{"c": "C (perfwork)", "go": "Go (luotest)"}[workloadLang()])
 
 	var cases []measure
 	for _, s := range strings.Split(env("PERF_N", "1,100,1000,10000"), ",") {
@@ -89,6 +95,12 @@ func run() error {
 			return fmt.Errorf("PERF_WORKLOADS: %q is not WxF", w)
 		}
 		cases = append(cases, measure{name: fmt.Sprintf("%d workloads, %d fds each", nw, per), fds: nw * per, workloads: nw})
+	}
+	var st startupFigures
+	if os.Getenv("PERF_STARTUP") != "0" {
+		fmt.Println("-- program start: C, Go and luoinit, no live update")
+		st.m, st.err = runStartup(k, b)
+		report("startup", st.err)
 	}
 	only := os.Getenv("PERF_ONLY")
 	for i := range cases {
@@ -106,6 +118,7 @@ func run() error {
 		}
 	}
 	table(cases)
+	st.print()
 	return nil
 }
 
@@ -127,8 +140,11 @@ func build(k *vm.Kernel) (*bins, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &bins{dir: dir, luoinit: filepath.Join(dir, "luoinit"), luotest: filepath.Join(dir, "luotest"), raw: filepath.Join(dir, "rawluo")}
+	b := &bins{dir: dir, luoinit: filepath.Join(dir, "luoinit"), luotest: filepath.Join(dir, "luotest"), raw: filepath.Join(dir, "rawluo"), noop: filepath.Join(dir, "noop"), perfwork: filepath.Join(dir, "perfwork")}
 	if err := vm.BuildStatic("./init", b.luoinit); err != nil {
+		return nil, err
+	}
+	if err := vm.BuildStatic("./tests/perf/noop", b.noop); err != nil {
 		return nil, err
 	}
 	if err := vm.BuildStatic("./tests/guest/luotest", b.luotest); err != nil {
@@ -154,9 +170,11 @@ func build(k *vm.Kernel) (*bins, error) {
 		return nil, fmt.Errorf("the kernel's uapi header: %w", err)
 	}
 	os.WriteFile(filepath.Join(inc, "linux", "liveupdate.h"), hdr, 0o644)
-	cc := exec.Command("gcc", "-static", "-O2", "-Wall", "-I", inc, "-o", b.raw, filepath.Join(root, "tests/perf/raw/rawluo.c"))
-	if out, err := cc.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("gcc rawluo.c: %v\n%s", err, out)
+	for out, src := range map[string]string{b.raw: "rawluo.c", b.perfwork: "perfwork.c"} {
+		cc := exec.Command("gcc", "-static", "-O2", "-Wall", "-I", inc, "-o", out, filepath.Join(root, "tests/perf/raw", src))
+		if msg, err := cc.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("gcc %s: %v\n%s", src, err, msg)
+		}
 	}
 	for p, dst := range map[string]*int64{b.luoinit: &b.luoinitSize, stripped: &b.strippedSize} {
 		st, err := os.Stat(p)
@@ -220,10 +238,78 @@ func runRaw(k *vm.Kernel, b *bins, n int) (map[string]int64, time.Duration, erro
 	return m, res.Elapsed, nil
 }
 
+// startupFigures is what starting a program costs in the VM (rawluo's
+// startup mode): C, Go and luoinit, each cold (first run) and warm.
+type startupFigures struct {
+	m   map[string]int64
+	err error
+}
+
+// runStartup boots once, rawluo as init timing /startup/{c,go,luoinit}.
+func runStartup(k *vm.Kernel, b *bins) (map[string]int64, error) {
+	dir, err := os.MkdirTemp(b.dir, "startup")
+	if err != nil {
+		return nil, err
+	}
+	img, err := vm.Image(dir, "startup.cpio",
+		vm.File{Guest: "init", Host: b.raw},
+		vm.File{Guest: "startup/c", Host: b.raw},
+		vm.File{Guest: "startup/go", Host: b.noop},
+		vm.File{Guest: "startup/luoinit", Host: b.luoinit})
+	if err != nil {
+		return nil, err
+	}
+	res, err := vm.Run(context.Background(), vm.Config{Kernel: k.BzImage, Initramfs: img, Append: "rawluo.startup=1", Timeout: 4 * time.Minute})
+	if err != nil {
+		return nil, err
+	}
+	if !res.Passed {
+		return nil, fmt.Errorf("%s", res.Message)
+	}
+	marks := res.Find("STARTUP")
+	if len(marks) != 1 {
+		return nil, fmt.Errorf("no STARTUP marker from rawluo")
+	}
+	m := map[string]int64{}
+	for _, f := range kv.FindAllStringSubmatch(marks[0].Text, -1) {
+		m[f[1]], _ = strconv.ParseInt(f[2], 10, 64)
+	}
+	return m, nil
+}
+
+// print says what a program's start costs here, and so what any Go PID 1
+// pays before its main that a C one does not.
+func (s startupFigures) print() {
+	if s.m == nil && s.err == nil {
+		return
+	}
+	fmt.Println()
+	if s.err != nil {
+		fmt.Println("program start: failed:", s.err)
+		return
+	}
+	m := s.m
+	fmt.Println("Program start in this VM, fork to exit (cold: the binary's first run, as a PID 1 after the kexec; warm: its second):")
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "program\tcold\twarm\tcold / C cold\t")
+	for _, p := range []struct{ name, key string }{
+		{"C, returns at once", "c"},
+		{"Go, empty main (the runtime alone)", "go"},
+		{"luoinit --help (runtime + every package init)", "luoinit"},
+	} {
+		cold, warm := m[p.key+"_cold_ns"], m[p.key+"_warm_ns"]
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", p.name, ms(cold, nil), ms(warm, nil), ratio(cold, m["c_cold_ns"]))
+	}
+	tw.Flush()
+	fmt.Printf("The Go runtime's own start costs %s more than C's here; luoinit's package inits add %s to it.\n",
+		ms(m["go_cold_ns"]-m["c_cold_ns"], nil), ms(m["luoinit_cold_ns"]-m["go_cold_ns"], nil))
+}
+
 func timeout(n int) time.Duration { return 4*time.Minute + time.Duration(n)*30*time.Millisecond }
 
-// luoinitConfig: nw workloads (luotest "auto" with per 4 KiB memfds each)
-// and the checker, which reports the state file and PID 1's peak RSS.
+// luoinitConfig: nw workloads with per 4 KiB memfds each, and the
+// checker, which reports the state file and PID 1's peak RSS. The
+// workloads are perfwork (C) unless PERF_WORKLOAD=go: luotest "auto".
 func luoinitConfig(nw, per int) string {
 	var b strings.Builder
 	b.WriteString("version = 1\n")
@@ -232,7 +318,11 @@ func luoinitConfig(nw, per int) string {
 		if nw > 1 {
 			name = fmt.Sprintf("w%03d", w)
 		}
-		fmt.Fprintf(&b, "\n[[workload]]\nname = %q\nargv = [\"/bin/luotest\", \"workload\", \"auto\", \"--name\", %q, \"--count\", \"%d\"]\nhandoff = \"socket\"\n", name, name, per)
+		argv := fmt.Sprintf(`["/bin/perfwork", %q, "%d"]`, name, per)
+		if workloadLang() == "go" {
+			argv = fmt.Sprintf(`["/bin/luotest", "workload", "auto", "--name", %q, "--count", "%d"]`, name, per)
+		}
+		fmt.Fprintf(&b, "\n[[workload]]\nname = %q\nargv = %s\nhandoff = \"socket\"\n", name, argv)
 		for i := 0; i < per; i++ {
 			fmt.Fprintf(&b, "\n  [[workload.fd]]\n  name = \"m%03d\"\n", i)
 		}
@@ -247,6 +337,10 @@ var (
 	initrdRe    = regexp.MustCompile(`built next initramfs \S+ \((\d+) KiB\)`)
 )
 
+// workloadLang is the language of the measured workloads: "c" (perfwork,
+// the default) or "go" (luotest).
+func workloadLang() string { return env("PERF_WORKLOAD", "c") }
+
 func runLUOinit(k *vm.Kernel, b *bins, nw, per int) (map[string]int64, time.Duration, error) {
 	dir, err := os.MkdirTemp(b.dir, "luoinit")
 	if err != nil {
@@ -259,6 +353,7 @@ func runLUOinit(k *vm.Kernel, b *bins, nw, per int) (map[string]int64, time.Dura
 	second, err := vm.Image(dir, "initramfs2.cpio",
 		vm.File{Guest: "init", Host: b.luoinit},
 		vm.File{Guest: "bin/luotest", Host: b.luotest},
+		vm.File{Guest: "bin/perfwork", Host: b.perfwork},
 		vm.File{Guest: "etc/luoinit/config.toml", Host: cfg})
 	if err != nil {
 		return nil, 0, err
@@ -266,6 +361,7 @@ func runLUOinit(k *vm.Kernel, b *bins, nw, per int) (map[string]int64, time.Dura
 	first, err := vm.Image(dir, "initramfs1.cpio",
 		vm.File{Guest: "init", Host: b.luotest},
 		vm.File{Guest: "bin/luotest", Host: b.luotest},
+		vm.File{Guest: "bin/perfwork", Host: b.perfwork},
 		vm.File{Guest: "bin/luoinit", Host: b.luoinit},
 		vm.File{Guest: "etc/luoinit/config.toml", Host: cfg},
 		vm.File{Guest: vm.GuestKernel, Host: k.BzImage},
