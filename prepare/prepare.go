@@ -426,6 +426,7 @@ func (s *state) frozen() error {
 		}()
 	}
 	wg.Wait()
+	exited := manifest.Now()
 	for i, err := range errs {
 		if err != nil {
 			return fmt.Errorf("stopping workload %q: %w", s.procs[i].workload, err)
@@ -436,7 +437,12 @@ func (s *state) frozen() error {
 	if err := s.writeRecord(first, reboot); err != nil {
 		return err
 	}
-	s.logf("rebooting into the next kernel (freeze took %v)", time.Duration(reboot.MonotonicNS-first.MonotonicNS).Round(time.Microsecond))
+	// The freeze is the workloads' own exit and luoinit's steps around it
+	// (signals, sync, record): said apart, so that either can be judged.
+	took := time.Duration(reboot.MonotonicNS - first.MonotonicNS)
+	exiting := time.Duration(exited.MonotonicNS - first.MonotonicNS)
+	s.logf("rebooting into the next kernel (freeze took %v: waiting for the workloads to exit %v, luoinit's own steps %v)",
+		took.Round(time.Microsecond), exiting.Round(time.Microsecond), (took - exiting).Round(time.Microsecond))
 	return s.o.reboot()
 }
 
