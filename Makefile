@@ -7,8 +7,9 @@
 #   make unit     unit tests only (no VM, no root)
 #   make build    bin/luoinit, static
 #   make fuzz     every fuzz target for FUZZTIME (default 60s) each
-#   make bench    benchmarks: manifest parse/marshal, a 100-fd handoff
-#   make perf     the restore path in the VM against a raw C baseline
+#   make bench    benchmarks: manifest parse/marshal, 100- and 1000-fd handoffs
+#   make perf     the restore path in the VM against a raw C baseline, and
+#                 what starting C, Go and luoinit costs there
 
 GO      ?= go
 CACHE   ?= $(or $(LUOINIT_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/luoinit)
