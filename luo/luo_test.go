@@ -177,3 +177,50 @@ func TestNameEncoding(t *testing.T) {
 		}
 	}
 }
+
+// TestKernelSetsCloexec: the first retrieved fd decides, once, whether
+// the kernel's FD_CLOEXEC is trusted or set by hand on every fd.
+func TestKernelSetsCloexec(t *testing.T) {
+	fd := func(cloexec bool) int {
+		var p [2]int
+		flags := 0
+		if cloexec {
+			flags = unix.O_CLOEXEC
+		}
+		if err := unix.Pipe2(p[:], flags); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { unix.Close(p[0]); unix.Close(p[1]) })
+		return p[0]
+	}
+	for _, tc := range []struct {
+		desc  string
+		first bool // the first fd's FD_CLOEXEC
+		want  bool // kernelSetsCloexec for it and for every later fd
+	}{
+		{"the kernel sets it", true, true},
+		{"the kernel does not", false, false},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			retrievedCloexec.Store(0)
+			defer retrievedCloexec.Store(0)
+			if got := kernelSetsCloexec(fd(tc.first)); got != tc.want {
+				t.Fatalf("first fd: %v, want %v", got, tc.want)
+			}
+			// Later fds are not looked at: the answer stays, whatever they have.
+			for _, later := range []bool{!tc.first, tc.first} {
+				if got := kernelSetsCloexec(fd(later)); got != tc.want {
+					t.Errorf("later fd (FD_CLOEXEC %v): %v, want %v", later, got, tc.want)
+				}
+			}
+		})
+	}
+	retrievedCloexec.Store(0)
+	if kernelSetsCloexec(-1) {
+		t.Error("an fd fcntl fails on is taken as having FD_CLOEXEC")
+	}
+	if retrievedCloexec.Load() != 2 {
+		t.Error("after a failed fcntl every fd should get FD_CLOEXEC by hand")
+	}
+	retrievedCloexec.Store(0)
+}

@@ -3,6 +3,8 @@ package luo
 import (
 	"fmt"
 	"os"
+	"strconv"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -79,14 +81,44 @@ func (s *Session) RetrieveFD(token uint64) (*os.File, error) {
 	if errno := ioctl(sfd, ioctlRetrieveFD, &arg); errno != 0 {
 		return nil, ioctlError(op, s.name, sfd, ioctlRetrieveFD, errno).withToken(token)
 	}
-	// FD_CLOEXEC does not survive the live update; a retrieved fd must not
-	// leak into a child that was not meant to have it.
-	if _, err := unix.FcntlInt(uintptr(arg.FD), unix.F_SETFD, unix.FD_CLOEXEC); err != nil {
-		unix.Close(int(arg.FD))
-		return nil, newError(op, s.name, err).withToken(token).withFD(int(arg.FD)).
-			withSyscall("fcntl(%d, F_SETFD, FD_CLOEXEC)", arg.FD)
+	// A retrieved fd must not leak into a child that was not meant to
+	// have it. The fd's own FD_CLOEXEC does not survive the live update,
+	// but the kernel installs the new fd with O_CLOEXEC: that is looked at
+	// once, on the first fd, and set by hand on every fd of a kernel that
+	// does not (one fcntl per fd saved where thousands are retrieved).
+	if !kernelSetsCloexec(int(arg.FD)) {
+		if _, err := unix.FcntlInt(uintptr(arg.FD), unix.F_SETFD, unix.FD_CLOEXEC); err != nil {
+			unix.Close(int(arg.FD))
+			return nil, newError(op, s.name, err).withToken(token).withFD(int(arg.FD)).
+				withSyscall("fcntl(%d, F_SETFD, FD_CLOEXEC)", arg.FD)
+		}
 	}
-	return os.NewFile(uintptr(arg.FD), fmt.Sprintf("liveupdate:%s:%d", s.name, token)), nil
+	return os.NewFile(uintptr(arg.FD), "liveupdate:"+s.name+":"+strconv.FormatUint(token, 10)), nil
+}
+
+// retrievedCloexec is what the first retrieved fd showed: 0 not looked
+// at yet, 1 the kernel sets FD_CLOEXEC, 2 it does not.
+var retrievedCloexec atomic.Int32
+
+// kernelSetsCloexec reports whether the kernel gave fd (just retrieved)
+// FD_CLOEXEC; after the first fd, without a syscall. Every kernel since
+// LUO's first installs retrieved fds with O_CLOEXEC; one that did not, or
+// an fcntl that fails, makes every fd get it by hand.
+func kernelSetsCloexec(fd int) bool {
+	switch retrievedCloexec.Load() {
+	case 1:
+		return true
+	case 2:
+		return false
+	}
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+	sets := err == nil && flags&unix.FD_CLOEXEC != 0
+	if sets {
+		retrievedCloexec.Store(1)
+	} else {
+		retrievedCloexec.Store(2)
+	}
+	return sets
 }
 
 // Finish tells the kernel that every file of this retrieved session has
