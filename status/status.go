@@ -183,50 +183,43 @@ type field struct {
 	set      func(string) error    // reads a value back
 }
 
-func text(key string, p *string) field {
+// value binds key to *p: written with format, read back with parse, and
+// zero when *p is its type's zero value.
+func value[T comparable](key string, p *T, format func(T) string, parse func(string) (T, error)) field {
+	var zero T
 	return field{key: key,
-		get: func() (string, bool) { return q(*p), *p == "" },
-		set: func(v string) error { *p = v; return nil },
-	}
-}
-
-func number(key string, p *int) field {
-	return field{key: key,
-		get: func() (string, bool) { return strconv.Itoa(*p), *p == 0 },
+		get: func() (string, bool) { return format(*p), *p == zero },
 		set: func(v string) error {
-			n, err := strconv.Atoi(v)
+			x, err := parse(v)
 			if err == nil {
-				*p = n
+				*p = x
 			}
 			return err
 		},
 	}
 }
+
+// text is a Go-quoted string (parseFields has unquoted it).
+func text(key string, p *string) field {
+	return value(key, p, strconv.Quote, func(v string) (string, error) { return v, nil })
+}
+
+// number, unsigned and nanos are decimal integers.
+func number(key string, p *int) field { return value(key, p, strconv.Itoa, strconv.Atoi) }
 
 func unsigned(key string, p *uint64) field {
-	return field{key: key,
-		get: func() (string, bool) { return strconv.FormatUint(*p, 10), *p == 0 },
-		set: func(v string) error {
-			n, err := strconv.ParseUint(v, 10, 64)
-			if err == nil {
-				*p = n
-			}
-			return err
-		},
-	}
+	return value(key, p,
+		func(n uint64) string { return strconv.FormatUint(n, 10) },
+		func(v string) (uint64, error) { return strconv.ParseUint(v, 10, 64) })
 }
 
 func nanos(key string, p *time.Duration) field {
-	return field{key: key,
-		get: func() (string, bool) { return strconv.FormatInt(int64(*p), 10), *p == 0 },
-		set: func(v string) error {
+	return value(key, p,
+		func(d time.Duration) string { return strconv.FormatInt(int64(d), 10) },
+		func(v string) (time.Duration, error) {
 			n, err := strconv.ParseInt(v, 10, 64)
-			if err == nil {
-				*p = time.Duration(n)
-			}
-			return err
-		},
-	}
+			return time.Duration(n), err
+		})
 }
 
 // omitZero makes f optional: left off the line when its value is zero.
