@@ -325,34 +325,27 @@ func (s *scanner) value(path string) {
 	}
 }
 
+// array skips an array, recording each element as path[n].
 func (s *scanner) array(path string) {
-	s.i++
 	n := 0
-	for !s.eof() {
-		switch s.src[s.i] {
-		case ' ', '\t', '\r', '\n':
-			s.next()
-		case '#':
-			s.skipComment()
-		case ',':
-			s.i++
-		case ']':
-			s.i++
-			return
-		default:
-			elem := fmt.Sprintf("%s[%d]", path, n)
-			n++
-			s.record(elem, s.line)
-			start := s.i
-			s.value(elem)
-			if s.i == start {
-				s.i++ // not a value: step over it
-			}
-		}
-	}
+	s.elements(']', func() {
+		elem := fmt.Sprintf("%s[%d]", path, n)
+		n++
+		s.record(elem, s.line)
+		s.value(elem)
+	})
 }
 
+// inlineTable skips an inline table, recording its keys under path.
 func (s *scanner) inlineTable(path string) {
+	s.elements('}', func() { s.keyValue(path) })
+}
+
+// elements steps over the opening bracket of an array or inline table,
+// then calls elem at each element until the closing byte end, skipping
+// blanks, comments and commas. Where elem reads nothing it steps over one
+// byte, so that the scan always ends.
+func (s *scanner) elements(end byte, elem func()) {
 	s.i++
 	for !s.eof() {
 		switch s.src[s.i] {
@@ -362,27 +355,14 @@ func (s *scanner) inlineTable(path string) {
 			s.skipComment()
 		case ',':
 			s.i++
-		case '}':
+		case end:
 			s.i++
 			return
 		default:
 			start := s.i
-			line := s.line
-			if keys, ok := s.key(); ok {
-				p := path
-				for _, key := range keys {
-					p = joinPath(p, quoteKey(key))
-					s.record(p, line)
-				}
-				s.skipSpace()
-				if s.peek() == '=' {
-					s.i++
-					s.skipSpace()
-					s.value(p)
-				}
-			}
+			elem()
 			if s.i == start {
-				s.i++
+				s.i++ // not an element: step over it
 			}
 		}
 	}

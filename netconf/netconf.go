@@ -120,36 +120,23 @@ func scopeSuffix(scope string) string {
 	return " scope " + scope
 }
 
-// normMAC writes a MAC in lower case with colons; one that does not parse
-// is returned as it is.
-func normMAC(s string) string {
-	hw, err := net.ParseMAC(s)
+// canonical writes s as parse reads it, or as it is if parse refuses it.
+func canonical[T fmt.Stringer](s string, parse func(string) (T, error)) string {
+	v, err := parse(s)
 	if err != nil {
 		return s
 	}
-	return hw.String()
+	return v.String()
 }
+
+// normMAC writes a MAC in lower case with colons.
+func normMAC(s string) string { return canonical(s, net.ParseMAC) }
 
 // normPrefix writes an address with its prefix length canonically.
-func normPrefix(s string) string {
-	p, err := netip.ParsePrefix(s)
-	if err != nil {
-		return s
-	}
-	return p.String()
-}
+func normPrefix(s string) string { return canonical(s, netip.ParsePrefix) }
 
-// normAddr writes an IP address canonically.
-func normAddr(s string) string {
-	if s == "" {
-		return ""
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return s
-	}
-	return a.String()
-}
+// normAddr writes an IP address canonically ("" stays "").
+func normAddr(s string) string { return canonical(s, netip.ParseAddr) }
 
 // normDst writes a route's destination canonically: "default",
 // "default6" or a CIDR.

@@ -9,13 +9,24 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// memfd returns a new memfd, closed when the test ends. Until then the
+// test holds it: a test that passes only f.Fd() on would otherwise let the
+// garbage collector close the fd under it (and a later test's fd numbers
+// be closed by this one's finalizers).
 func memfd(t *testing.T, name string) *os.File {
 	t.Helper()
 	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return os.NewFile(uintptr(fd), name)
+	return keep(t, os.NewFile(uintptr(fd), name))
+}
+
+// keep closes f when the test ends (if nothing closed it before) and
+// holds it until then.
+func keep(t *testing.T, f *os.File) *os.File {
+	t.Cleanup(func() { f.Close() })
+	return f
 }
 
 // dup returns a second fd for the same file, which the store must see as
@@ -26,7 +37,7 @@ func dup(t *testing.T, f *os.File) *os.File {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return os.NewFile(uintptr(fd), f.Name())
+	return keep(t, os.NewFile(uintptr(fd), f.Name()))
 }
 
 func closed(f *os.File) bool {

@@ -173,32 +173,113 @@ type Session struct {
 	Error  string `json:"error,omitempty"`
 }
 
-// figure is one numeric global line of the file: its key and the field.
-type figure struct {
-	key string
-	get func() int64
-	set func(int64)
+// A field is one key=value of the file bound to where its value lives:
+// the lists below are the one place that says which keys a line has, in
+// which order, and how each value is written and read back.
+type field struct {
+	key      string
+	optional bool                  // written only when not zero
+	get      func() (string, bool) // the value as written, and whether it is zero
+	set      func(string) error    // reads a value back
 }
 
-// figures lists the numeric global lines, in the order the file has them:
-// the one list Marshal writes and Parse reads.
-func (st *Status) figures() []figure {
-	dur := func(key string, d *time.Duration) figure {
-		return figure{key, func() int64 { return int64(*d) }, func(v int64) { *d = time.Duration(v) }}
+// value binds key to *p: written with format, read back with parse, and
+// zero when *p is its type's zero value.
+func value[T comparable](key string, p *T, format func(T) string, parse func(string) (T, error)) field {
+	var zero T
+	return field{key: key,
+		get: func() (string, bool) { return format(*p), *p == zero },
+		set: func(v string) error {
+			x, err := parse(v)
+			if err == nil {
+				*p = x
+			}
+			return err
+		},
 	}
-	num := func(key string, n *int) figure {
-		return figure{key, func() int64 { return int64(*n) }, func(v int64) { *n = int(v) }}
+}
+
+// text is a Go-quoted string (parseFields has unquoted it).
+func text(key string, p *string) field {
+	return value(key, p, strconv.Quote, func(v string) (string, error) { return v, nil })
+}
+
+// number, unsigned and nanos are decimal integers.
+func number(key string, p *int) field { return value(key, p, strconv.Itoa, strconv.Atoi) }
+
+func unsigned(key string, p *uint64) field {
+	return value(key, p,
+		func(n uint64) string { return strconv.FormatUint(n, 10) },
+		func(v string) (uint64, error) { return strconv.ParseUint(v, 10, 64) })
+}
+
+func nanos(key string, p *time.Duration) field {
+	return value(key, p,
+		func(d time.Duration) string { return strconv.FormatInt(int64(d), 10) },
+		func(v string) (time.Duration, error) {
+			n, err := strconv.ParseInt(v, 10, 64)
+			return time.Duration(n), err
+		})
+}
+
+// omitZero makes f optional: left off the line when its value is zero.
+func (f field) omitZero() field {
+	f.optional = true
+	return f
+}
+
+// figures lists the numeric global lines, in the order the file has them,
+// each written only when not zero.
+func (st *Status) figures() []field {
+	return []field{
+		nanos("restore_ns", &st.Restore),
+		nanos("handoff_done_ns", &st.HandoffDone),
+		nanos("network_ns", &st.Network),
+		number("network_changes", &st.NetworkChanges),
+		number("network_failures", &st.NetworkFailures),
+		nanos("last_ready_boottime_ns", &st.LastReady),
+		nanos("old_kernel_blackout_ns", &st.OldKernelBlackout),
+		nanos("blackout_ns", &st.Blackout),
+		nanos("init_boottime_ns", &st.Init),
 	}
-	return []figure{
-		dur("restore_ns", &st.Restore),
-		dur("handoff_done_ns", &st.HandoffDone),
-		dur("network_ns", &st.Network),
-		num("network_changes", &st.NetworkChanges),
-		num("network_failures", &st.NetworkFailures),
-		dur("last_ready_boottime_ns", &st.LastReady),
-		dur("old_kernel_blackout_ns", &st.OldKernelBlackout),
-		dur("blackout_ns", &st.Blackout),
-		dur("init_boottime_ns", &st.Init),
+}
+
+// The fields of each record line, after its kind word. A lost_fd or
+// session line starts with workload=, the name of its workload.
+
+func (p *Phase) fields() []field {
+	return []field{text("name", &p.Name), nanos("boottime_ns", &p.At)}
+}
+
+func (w *Workload) fields() []field {
+	return []field{
+		text("name", &w.Name),
+		text("handoff", &w.Handoff),
+		number("pid", &w.Pid),
+		number("fds", &w.FDs),
+		number("fds_delivered", &w.FDsDelivered),
+		nanos("ready_boottime_ns", &w.Ready).omitZero(),
+		text("error", &w.Error).omitZero(),
+	}
+}
+
+func (l *LostFD) fields() []field {
+	return []field{
+		text("fd", &l.FD),
+		text("session", &l.Session),
+		unsigned("token", &l.Token),
+		text("error", &l.Error),
+	}
+}
+
+func (s *Session) fields() []field {
+	return []field{
+		text("name", &s.Name),
+		text("via", &s.Via),
+		text("mode", &s.Mode),
+		text("result", &s.Result),
+		number("pid", &s.Pid),
+		text("error", &s.Error).omitZero(),
 	}
 }
 
@@ -265,34 +346,36 @@ func (st *Status) Marshal() []byte {
 		fmt.Fprintf(&b, "from_kernel=%s\nto_kernel=%s\n", bare(st.FromKernel), bare(st.ToKernel))
 	}
 	for _, f := range st.figures() {
-		if v := f.get(); v != 0 {
-			fmt.Fprintf(&b, "%s=%d\n", f.key, v)
+		if v, zero := f.get(); !zero {
+			fmt.Fprintf(&b, "%s=%s\n", f.key, v)
 		}
 	}
-	for _, p := range st.Phases {
-		fmt.Fprintf(&b, "phase name=%s boottime_ns=%d\n", q(p.Name), int64(p.At))
+	for i := range st.Phases {
+		writeRecord(&b, "phase", st.Phases[i].fields())
 	}
-	for _, w := range st.Workloads {
-		fmt.Fprintf(&b, "workload name=%s handoff=%s pid=%d fds=%d fds_delivered=%d", q(w.Name), q(w.Handoff), w.Pid, w.FDs, w.FDsDelivered)
-		if w.Ready != 0 {
-			fmt.Fprintf(&b, " ready_boottime_ns=%d", int64(w.Ready))
+	for i := range st.Workloads {
+		w := &st.Workloads[i]
+		writeRecord(&b, "workload", w.fields())
+		owner := text("workload", &w.Name)
+		for j := range w.LostFDs {
+			writeRecord(&b, "lost_fd", append([]field{owner}, w.LostFDs[j].fields()...))
 		}
-		if w.Error != "" {
-			fmt.Fprintf(&b, " error=%s", q(w.Error))
-		}
-		b.WriteByte('\n')
-		for _, l := range w.LostFDs {
-			fmt.Fprintf(&b, "lost_fd workload=%s fd=%s session=%s token=%d error=%s\n", q(w.Name), q(l.FD), q(l.Session), l.Token, q(l.Error))
-		}
-		for _, s := range w.Sessions {
-			fmt.Fprintf(&b, "session workload=%s name=%s via=%s mode=%s result=%s pid=%d", q(w.Name), q(s.Name), q(s.Via), q(s.Mode), q(s.Result), s.Pid)
-			if s.Error != "" {
-				fmt.Fprintf(&b, " error=%s", q(s.Error))
-			}
-			b.WriteByte('\n')
+		for j := range w.Sessions {
+			writeRecord(&b, "session", append([]field{owner}, w.Sessions[j].fields()...))
 		}
 	}
 	return b.Bytes()
+}
+
+// writeRecord writes one record line: kind, then its fields.
+func writeRecord(b *bytes.Buffer, kind string, fields []field) {
+	b.WriteString(kind)
+	for _, f := range fields {
+		if v, zero := f.get(); !zero || !f.optional {
+			fmt.Fprintf(b, " %s=%s", f.key, v)
+		}
+	}
+	b.WriteByte('\n')
 }
 
 func q(s string) string { return strconv.Quote(s) }
@@ -310,98 +393,114 @@ var ErrNewerFormat = errors.New("state file written by a newer luoinit")
 
 // Parse reads the file format. Unknown keys and record kinds are skipped.
 func Parse(data []byte) (*Status, error) {
-	st := &Status{}
-	byName := map[string]int{}
-	workload := func(fields map[string]string) (*Workload, error) {
-		name := fields["workload"]
-		i, ok := byName[name]
-		if !ok {
-			return nil, fmt.Errorf("record for workload %q before its workload line", name)
-		}
-		return &st.Workloads[i], nil
-	}
+	p := &parser{st: &Status{}, byName: map[string]int{}}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 0, 4096), maxSize)
 	for n := 1; sc.Scan(); n++ {
-		line := sc.Text()
-		if line == "" {
-			continue
-		}
-		kind, rest, hasFields := strings.Cut(line, " ")
-		if !hasFields || strings.Contains(kind, "=") {
-			key, val, ok := strings.Cut(line, "=")
-			if !ok {
-				return nil, fmt.Errorf("line %d: %q is not key=value", n, line)
-			}
-			if err := st.global(key, val); err != nil {
-				return nil, fmt.Errorf("line %d: %w", n, err)
-			}
-			continue
-		}
-		fields, err := parseFields(rest)
-		if err != nil {
+		if err := p.line(sc.Text()); err != nil {
 			return nil, fmt.Errorf("line %d: %w", n, err)
-		}
-		var rec error
-		switch kind {
-		case "workload":
-			w := Workload{Name: fields["name"], Handoff: fields["handoff"], Error: fields["error"]}
-			if err := ints(fields, map[string]*int{"pid": &w.Pid, "fds": &w.FDs, "fds_delivered": &w.FDsDelivered}); err != nil {
-				rec = err
-				break
-			}
-			if w.Ready, rec = duration(fields, "ready_boottime_ns"); rec != nil {
-				break
-			}
-			if _, dup := byName[w.Name]; dup {
-				rec = fmt.Errorf("workload %q twice", w.Name)
-				break
-			}
-			byName[w.Name] = len(st.Workloads)
-			st.Workloads = append(st.Workloads, w)
-		case "phase":
-			p := Phase{Name: fields["name"]}
-			if p.At, rec = duration(fields, "boottime_ns"); rec != nil {
-				break
-			}
-			st.Phases = append(st.Phases, p)
-		case "lost_fd":
-			w, err := workload(fields)
-			if err != nil {
-				rec = err
-				break
-			}
-			l := LostFD{FD: fields["fd"], Session: fields["session"], Error: fields["error"]}
-			if v, ok := fields["token"]; ok {
-				if l.Token, err = strconv.ParseUint(v, 10, 64); err != nil {
-					rec = fmt.Errorf("token: %w", err)
-					break
-				}
-			}
-			w.LostFDs = append(w.LostFDs, l)
-		case "session":
-			w, err := workload(fields)
-			if err != nil {
-				rec = err
-				break
-			}
-			s := Session{Name: fields["name"], Via: fields["via"], Mode: fields["mode"], Result: fields["result"], Error: fields["error"]}
-			if rec = ints(fields, map[string]*int{"pid": &s.Pid}); rec != nil {
-				break
-			}
-			w.Sessions = append(w.Sessions, s)
-		}
-		if rec != nil {
-			return nil, fmt.Errorf("line %d: %s: %w", n, kind, rec)
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err
 	}
-	if st.State == "" {
+	if p.st.State == "" {
 		return nil, errors.New("no state= line")
 	}
-	return st, nil
+	return p.st, nil
+}
+
+// parser is the state of Parse: the status so far, and the index of each
+// workload line read, by name.
+type parser struct {
+	st     *Status
+	byName map[string]int
+}
+
+// line reads one line: nothing, a global key=value or a record.
+func (p *parser) line(line string) error {
+	if line == "" {
+		return nil
+	}
+	kind, rest, hasFields := strings.Cut(line, " ")
+	if !hasFields || strings.Contains(kind, "=") {
+		key, val, ok := strings.Cut(line, "=")
+		if !ok {
+			return fmt.Errorf("%q is not key=value", line)
+		}
+		return p.st.global(key, val)
+	}
+	vals, err := parseFields(rest)
+	if err != nil {
+		return err
+	}
+	if err := p.record(kind, vals); err != nil {
+		return fmt.Errorf("%s: %w", kind, err)
+	}
+	return nil
+}
+
+// record adds the record of kind whose fields are vals.
+func (p *parser) record(kind string, vals map[string]string) error {
+	switch kind {
+	case "workload":
+		var w Workload
+		if err := fill(w.fields(), vals); err != nil {
+			return err
+		}
+		if _, dup := p.byName[w.Name]; dup {
+			return fmt.Errorf("workload %q twice", w.Name)
+		}
+		p.byName[w.Name] = len(p.st.Workloads)
+		p.st.Workloads = append(p.st.Workloads, w)
+	case "phase":
+		var ph Phase
+		if err := fill(ph.fields(), vals); err != nil {
+			return err
+		}
+		p.st.Phases = append(p.st.Phases, ph)
+	case "lost_fd":
+		var l LostFD
+		w, err := p.owner(vals, l.fields())
+		if err != nil {
+			return err
+		}
+		w.LostFDs = append(w.LostFDs, l)
+	case "session":
+		var s Session
+		w, err := p.owner(vals, s.fields())
+		if err != nil {
+			return err
+		}
+		w.Sessions = append(w.Sessions, s)
+	}
+	return nil
+}
+
+// owner returns the workload a lost_fd or session record names, read
+// before it, and fills the record's fields.
+func (p *parser) owner(vals map[string]string, fields []field) (*Workload, error) {
+	name := vals["workload"]
+	i, ok := p.byName[name]
+	if !ok {
+		return nil, fmt.Errorf("record for workload %q before its workload line", name)
+	}
+	if err := fill(fields, vals); err != nil {
+		return nil, err
+	}
+	return &p.st.Workloads[i], nil
+}
+
+// fill sets each of fields whose key vals has.
+func fill(fields []field, vals map[string]string) error {
+	for _, f := range fields {
+		if v, ok := vals[f.key]; ok {
+			if err := f.set(v); err != nil {
+				return fmt.Errorf("%s: %w", f.key, err)
+			}
+		}
+	}
+	return nil
 }
 
 // global sets one key=value line.
@@ -413,29 +512,21 @@ func (st *Status) global(key, val string) error {
 		}
 		val = s
 	}
-	num := func() (int64, error) {
-		v, err := strconv.ParseInt(val, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("%s: %w", key, err)
-		}
-		return v, nil
-	}
 	var err error
-	var v int64
 	switch key {
 	case "state":
 		st.State = val
 	case "boot":
 		st.Boot = val
 	case "generation":
-		st.Generation, err = strconv.ParseUint(val, 10, 64)
+		err = unsigned(key, &st.Generation).set(val)
 	case "format":
-		if v, err = num(); err == nil && v > Format {
+		var v int
+		if err = number(key, &v).set(val); err == nil && v > Format {
 			return fmt.Errorf("%w: format %d, this build reads %d", ErrNewerFormat, v, Format)
 		}
 	case "lost":
-		v, err = num()
-		st.Lost = int(v)
+		err = number(key, &st.Lost).set(val)
 	case "from_kernel":
 		st.FromKernel = val
 	case "to_kernel":
@@ -443,9 +534,7 @@ func (st *Status) global(key, val string) error {
 	default:
 		for _, f := range st.figures() {
 			if f.key == key {
-				if v, err = num(); err == nil {
-					f.set(v)
-				}
+				err = f.set(val)
 			}
 		}
 	}
@@ -492,31 +581,4 @@ func parseFields(s string) (map[string]string, error) {
 		}
 	}
 	return out, nil
-}
-
-func ints(fields map[string]string, into map[string]*int) error {
-	for k, p := range into {
-		v, ok := fields[k]
-		if !ok {
-			continue
-		}
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return fmt.Errorf("%s: %w", k, err)
-		}
-		*p = n
-	}
-	return nil
-}
-
-func duration(fields map[string]string, key string) (time.Duration, error) {
-	v, ok := fields[key]
-	if !ok {
-		return 0, nil
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", key, err)
-	}
-	return time.Duration(n), nil
 }
