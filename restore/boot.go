@@ -203,8 +203,8 @@ type boot struct {
 	logf      func(string, ...any)
 	tl        *Timeline
 	rep       *Report
-	toDeliver map[string]int // what each workload has to receive, before the handoffs consume it
-	stateDone chan struct{}  // closed when the state file write in flight is done; nil if none
+	toDeliver map[string]int  // what each workload has to receive, before the handoffs consume it
+	stateDone <-chan struct{} // closed when the state file write in flight is done; nil if none
 }
 
 // state writes the state file with the boot in state s, after any write
@@ -224,19 +224,28 @@ func (b *boot) stateBeside(s string) {
 	b.waitState()
 	b.rep.State = s
 	st := b.rep.Status()
+	b.stateDone = b.beside("state file: panic while writing it", func() {
+		if err := status.Write(b.o.StateDir, st); err != nil {
+			b.logf("state file: %v", err)
+		}
+	})
+}
+
+// beside runs f in a goroutine beside the restore and returns a channel
+// closed when it is done. A panic in f is logged (as what: the panic)
+// and ends only f: PID 1 and the restore go on.
+func (b *boot) beside(what string, f func()) <-chan struct{} {
 	done := make(chan struct{})
-	b.stateDone = done
 	go func() {
 		defer close(done)
 		defer func() {
 			if p := recover(); p != nil {
-				b.logf("state file: panic while writing it: %v", p)
+				b.logf("%s: %v", what, p)
 			}
 		}()
-		if err := status.Write(b.o.StateDir, st); err != nil {
-			b.logf("state file: %v", err)
-		}
+		f()
 	}()
+	return done
 }
 
 // waitState waits for a write stateBeside began.
@@ -279,18 +288,10 @@ func (b *boot) begin(m *manifest.Manifest) {
 // touches the other, and the workloads need both before they start. The
 // channel is closed when it is done.
 func (b *boot) startNetwork(n manifest.Network) <-chan struct{} {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer func() {
-			if p := recover(); p != nil {
-				b.logf("network: panic while applying it: %v (the workloads start all the same)", p)
-			}
-		}()
+	return b.beside("network: panic while applying it (the workloads start all the same)", func() {
 		applyNetwork(b.o, b.rep, n, "the old kernel's network")
 		b.tl.Mark(PhaseNetwork)
-	}()
-	return done
+	})
 }
 
 // retrieve gets every fd and session of the manifest back, or records
@@ -347,16 +348,7 @@ func (b *boot) run(m *manifest.Manifest, ret *Retrieved) {
 		newLeaveWatch(ret.Workloads).run(time.Now().Add(timeout))
 	}()
 	b.rep.Supervisor = NewSupervisor(b.o.Start, b.logf, b.o.Supervisor)
-	recDone := make(chan struct{})
-	go func() {
-		defer close(recDone)
-		defer func() {
-			if p := recover(); p != nil {
-				b.logf("freeze record: panic while parsing it: %v", p)
-			}
-		}()
-		ret.ParseRecord(b.logf)
-	}()
+	recDone := b.beside("freeze record: panic while parsing it", func() { ret.ParseRecord(b.logf) })
 	b.rep.Results = b.rep.Supervisor.Run(ret.Workloads)
 	b.rep.Done = BootTime()
 	<-recDone
