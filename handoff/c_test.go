@@ -2,6 +2,7 @@ package handoff
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -246,6 +247,41 @@ func TestCPull(t *testing.T) {
 	}
 }
 
+// TestCPullMany: the C client takes a handoff of thousands of fds (the
+// names checked for repeats as they come), and prints every one.
+func TestCPullMany(t *testing.T) {
+	const n = 3000
+	defer noLeak(t)()
+	c, child, err := Socketpair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := startC(t, []*os.File{child}, []string{EnvFD + "=3"}, "pull", "kv")
+	child.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := c.ReadHello(); err != nil {
+		t.Fatal(err)
+	}
+	files := make([]File, n)
+	var want strings.Builder
+	for i := range files {
+		name := fmt.Sprintf("f%04d", i)
+		files[i] = File{Name: name, File: memfd(t, name, name)}
+		fmt.Fprintf(&want, "%s=%s\n", name, name)
+	}
+	defer closeAll(files)
+	if err := c.SendFiles(files); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ReadAck(); err != nil {
+		t.Fatalf("ACK: %v (stderr %s)", err, r.stderr.String())
+	}
+	if code := r.wait(t); code != 0 || r.stdout.String() != want.String() {
+		t.Errorf("exit %d, %d bytes of stdout, want %d; stderr %s", code, r.stdout.Len(), want.Len(), r.stderr.String())
+	}
+}
+
 // The C client refuses what breaks the protocol with ACK error, and
 // starts fresh (exit 3) without LUOINIT_HANDOFF_FD.
 func TestCPullRefuses(t *testing.T) {
@@ -257,6 +293,7 @@ func TestCPullRefuses(t *testing.T) {
 		want string
 	}{
 		{"repeated name", []rawMsg{{msg(typeFDs, fdsPayload("a", "a")), 2}}, "fd name sent twice"},
+		{"repeated across messages", []rawMsg{{msg(typeFDs, fdsPayload("a", "b")), 2}, {msg(typeFDs, fdsPayload("c", "a")), 2}}, "fd name sent twice"},
 		{"bad name", []rawMsg{{msg(typeFDs, fdsPayload("a/b")), 1}}, "bad fd name"},
 		{"names without fds", []rawMsg{{msg(typeFDs, fdsPayload("a", "b")), 1}}, "number of names differs"},
 		{"count lies", []rawMsg{{msg(typeFDs, fdsPayload("a")), 1}, {msg(typeDone, donePayload(2)), 0}}, "count differs"},

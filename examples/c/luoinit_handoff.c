@@ -258,6 +258,25 @@ broken:
 	return rc;
 }
 
+/* seen_add adds name to the names received so far and returns 1, or 0 if
+ * it is there already (a hash set, for handoffs of thousands of fds);
+ * reset empties it first. The names must stay put while the set is used. */
+static int seen_add(const char *name, int reset)
+{
+	static const char *set[2 * MAX_FILES]; /* at most half full */
+	if (reset)
+		memset(set, 0, sizeof set);
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (const char *c = name; *c; c++)
+		h = (h ^ (uint8_t)*c) * 16777619u;
+	for (uint32_t i = h % (2 * MAX_FILES);; i = (i + 1) % (2 * MAX_FILES)) {
+		if (!set[i])
+			return set[i] = name, 1;
+		if (strcmp(set[i], name) == 0)
+			return 0;
+	}
+}
+
 /* pull receives this workload's fds over the socket LUOINIT_HANDOFF_FD
  * names, into fds and names; returns how many, or -1. On any failure it
  * closes every fd received and answers ACK error, as the protocol says. */
@@ -320,11 +339,10 @@ static int pull(const char *workload, int *fds, char names[][256])
 				}
 				memcpy(names[base + i], p + off + 1, l);
 				names[base + i][l] = 0;
-				for (int j = 0; j < base + i; j++)
-					if (strcmp(names[j], names[base + i]) == 0) {
-						why = "FDS: fd name sent twice";
-						goto fail;
-					}
+				if (!seen_add(names[base + i], base + i == 0)) {
+					why = "FDS: fd name sent twice";
+					goto fail;
+				}
 				off += 1 + l;
 			}
 			if (off != plen) {
