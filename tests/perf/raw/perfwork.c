@@ -6,6 +6,7 @@
 // filled with rawluo's pattern for i.
 //
 //   perfwork NAME COUNT
+//   perfwork --later SECONDS PROGRAM ARG...
 //
 // Without LUOINIT_HANDOFF_FD (before the live update): make COUNT memfds
 // named m000, m001..., wait for luoinit prepare's socket, push them, and
@@ -15,6 +16,10 @@
 //	LUOTEST:RESTORED NAME COUNT
 //
 // and wait for SIGTERM. Anything wrong prints LUOTEST:FAIL and exits 1.
+//
+// --later sleeps, then runs PROGRAM in its place: make perf starts its
+// reporter (luotest's checker, a Go program) so, so that the reporter's
+// own start does not take the CPU from the workloads being measured.
 //
 // Build: gcc -static -O2 -o perfwork perfwork.c
 #define main luoinit_handoff_main
@@ -44,8 +49,13 @@ int main(int argc, char **argv)
 	static char names[MAX_FILES][256];
 	static char *nv[MAX_FILES];
 	unsigned char want[FDSIZE], got[FDSIZE];
+	if (argc >= 4 && strcmp(argv[1], "--later") == 0) {
+		sleep(atoi(argv[2]));
+		execv(argv[3], argv + 3);
+		return fail(argv[3], strerror(errno));
+	}
 	if (argc != 3)
-		return fprintf(stderr, "usage: %s NAME COUNT\n", argv[0]), 2;
+		return fprintf(stderr, "usage: %s NAME COUNT | --later SECONDS PROGRAM ARG...\n", argv[0]), 2;
 	const char *name = argv[1];
 	long n = strtol(argv[2], NULL, 10);
 	if (n < 1 || n > MAX_FILES)
