@@ -20,18 +20,20 @@
 // reboot(RESTART).
 //
 // Startup (rawluo.startup=1, one boot, no kexec): what starting a program
-// costs in this VM, with nothing of live update in it. rawluo runs each of
-// /startup/c (a copy of rawluo, which returns at once when its first
-// argument is "noop"), /startup/go (the
-// same in Go: the Go runtime and nothing else) and /startup/luoinit
+// costs in this VM, with nothing of live update in it. The image holds
+// STARTUP_COPIES copies of each of three programs: /startup/cK (rawluo,
+// which returns at once when its first argument is "noop"), /startup/goK
+// (an empty Go main: the Go runtime and nothing else) and /startup/luoinitK
 // (luoinit's binary, `--help` with its output to /dev/null: the runtime
-// and every package init of luoinit) twice, and times each from fork to
-// the exit seen by waitpid, on CLOCK_BOOTTIME:
+// and every package init of luoinit). Each copy is run once, taking turns,
+// then copy 1 of each again, and each run is timed from fork to the exit
+// seen by waitpid, on CLOCK_BOOTTIME:
 //
-//	LUOTEST:STARTUP c_cold_ns=.. c_warm_ns=.. go_cold_ns=.. go_warm_ns=.. luoinit_cold_ns=.. luoinit_warm_ns=..
+//	LUOTEST:STARTUP c_cold1_ns=.. go_cold1_ns=.. luoinit_cold1_ns=.. ... c_warm_ns=.. go_warm_ns=.. luoinit_warm_ns=..
 //
-// The first run of a binary is the one a PID 1 pays after the kexec (under
-// emulation its code is translated then); the second shows the rest.
+// A copy's first run is what a PID 1 pays after the kexec: under emulation
+// its code is translated then (a copy is other pages, so translated anew);
+// the warm run shows the rest.
 //
 // Build: gcc -static -O2 -I<dir holding linux/liveupdate.h> -o rawluo rawluo.c
 #define _GNU_SOURCE
@@ -298,16 +300,26 @@ static long long run_ns(const char *path, char *const argv[])
 	return t1 - t0;
 }
 
+#define STARTUP_COPIES 3
+
 static void startup(void)
 {
-	static char *c[] = { "/startup/c", "noop", NULL };
-	static char *go[] = { "/startup/go", NULL };
-	static char *luoinit[] = { "/startup/luoinit", "--help", NULL };
-	long long cc = run_ns(c[0], c), cw = run_ns(c[0], c);
-	long long gc = run_ns(go[0], go), gw = run_ns(go[0], go);
-	long long lc = run_ns(luoinit[0], luoinit), lw = run_ns(luoinit[0], luoinit);
-	printf("\nLUOTEST:STARTUP c_cold_ns=%lld c_warm_ns=%lld go_cold_ns=%lld go_warm_ns=%lld luoinit_cold_ns=%lld luoinit_warm_ns=%lld\n",
-	       cc, cw, gc, gw, lc, lw);
+	static const char *prog[] = { "c", "go", "luoinit" };
+	static const char *arg1[] = { "noop", NULL, "--help" };
+	char path[64], out[1024];
+	int len = 0;
+	for (int k = 1; k <= STARTUP_COPIES + 1; k++) {
+		for (int p = 0; p < 3; p++) {
+			snprintf(path, sizeof path, "/startup/%s%d", prog[p], k <= STARTUP_COPIES ? k : 1);
+			char *argv[] = { path, (char *)arg1[p], NULL };
+			long long t = run_ns(path, argv);
+			if (k <= STARTUP_COPIES)
+				len += snprintf(out + len, sizeof out - len, " %s_cold%d_ns=%lld", prog[p], k, t);
+			else
+				len += snprintf(out + len, sizeof out - len, " %s_warm_ns=%lld", prog[p], t);
+		}
+	}
+	printf("\nLUOTEST:STARTUP%s\n", out);
 	end("PASS", "rawluo: startup of C, Go and luoinit timed");
 }
 
