@@ -104,6 +104,9 @@ fuzz:
 	$(FUZZ) -fuzz '^FuzzParseSessionLink$$' -fuzztime $(FUZZTIME_PARSERS) ./luo/
 	$(FUZZ) -fuzz '^FuzzReadImage$$' -fuzztime $(FUZZTIME_PARSERS) ./preflight/
 	$(FUZZ) -fuzz '^FuzzScanner$$' -fuzztime $(FUZZTIME_PARSERS) ./preflight/
+	$(FUZZ) -fuzz '^FuzzIsCompatible$$' -fuzztime $(FUZZTIME) ./manifest/
+	$(FUZZ) -fuzz '^FuzzParseControl$$' -fuzztime $(FUZZTIME_PARSERS) ./unixsock/
+	$(FUZZ) -fuzz '^FuzzSplit$$' -fuzztime $(FUZZTIME_PARSERS) ./kcmdline/
 
 
 clean:
