@@ -5,7 +5,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -88,13 +87,8 @@ func TestPeerClosedIsNotAnEmptyMessage(t *testing.T) {
 // The pull side answers an empty message in the transfer with ACK error.
 func TestReceiveAnswersEmptyMessage(t *testing.T) {
 	defer noLeak(t)()
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw := fds[0]
+	raw := rawReceiver(t)
 	defer unix.Close(raw)
-	t.Setenv(EnvFD, strconv.Itoa(fds[1])) // Receive closes it
 	if _, err := unix.SendmsgN(raw, nil, nil, nil, unix.MSG_NOSIGNAL); err != nil {
 		t.Fatal(err)
 	}

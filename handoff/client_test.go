@@ -336,13 +336,8 @@ func TestReceiveErrors(t *testing.T) {
 // ACK error that names the fd, and nothing received stays open.
 func TestReceiveAnswersLies(t *testing.T) {
 	defer noLeak(t)()
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw := fds[0]
+	raw := rawReceiver(t)
 	defer unix.Close(raw)
-	t.Setenv(EnvFD, strconv.Itoa(fds[1])) // Receive closes it
 	victim := memfd(t, "victim", "")
 	defer victim.Close()
 	sent := make(chan struct{})

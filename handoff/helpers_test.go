@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -187,6 +188,19 @@ func rawPair(t testing.TB) (raw int, c *Conn) {
 		t.Fatal(err)
 	}
 	return fds[0], c
+}
+
+// rawReceiver is a raw socket whose other end this process's Receive
+// takes, as a workload would, through LUOINIT_HANDOFF_FD (Receive closes
+// that end). The caller closes the raw end.
+func rawReceiver(t *testing.T) (raw int) {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(EnvFD, strconv.Itoa(fds[1]))
+	return fds[0]
 }
 
 // frame builds a message with any header fields.

@@ -208,13 +208,10 @@ type boot struct {
 }
 
 // state writes the state file with the boot in state s, after any write
-// still in flight.
+// still in flight, and returns once it is written.
 func (b *boot) state(s string) {
+	b.stateBeside(s)
 	b.waitState()
-	b.rep.State = s
-	if err := writeState(b.o.StateDir, b.rep); err != nil {
-		b.logf("state file: %v", err)
-	}
 }
 
 // stateBeside is state off the restore path: what the file says is taken

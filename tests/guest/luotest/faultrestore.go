@@ -114,18 +114,8 @@ func loadTampered() error {
 	}
 	b, _ := os.ReadFile("/proc/cmdline")
 	cmd := prepare.Cmdline(strings.TrimSpace(string(b)), true, "")
-	k, err := os.Open(vm.GuestKernel)
-	if err != nil {
+	if err := guest.KexecLoad(vm.GuestKernel, next, cmd); err != nil {
 		return err
-	}
-	defer k.Close()
-	i, err := os.Open(next)
-	if err != nil {
-		return err
-	}
-	defer i.Close()
-	if err := unix.KexecFileLoad(int(k.Fd()), int(i.Fd()), cmd, 0); err != nil {
-		return fmt.Errorf("kexec_file_load(%s, %s, %q): %w", vm.GuestKernel, next, cmd, err)
 	}
 	guest.Info("loaded %s: the manifest also names kv/ghost (token 99) and workload gone (session luoinit.gone), never preserved", next)
 	return nil

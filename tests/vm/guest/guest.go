@@ -120,6 +120,16 @@ func NextCmdline(stage string) string {
 // Kexec loads kernel and initramfs with kexec_file_load and reboots into
 // them with reboot(LINUX_REBOOT_CMD_KEXEC). It returns only on failure.
 func Kexec(kernel, initrd, cmd string) error {
+	if err := KexecLoad(kernel, initrd, cmd); err != nil {
+		return err
+	}
+	unix.Sync()
+	return kexec.Reboot()
+}
+
+// KexecLoad loads kernel and initramfs with kexec_file_load, for a reboot
+// into them later.
+func KexecLoad(kernel, initrd, cmd string) error {
 	k, err := os.Open(kernel)
 	if err != nil {
 		return err
@@ -131,10 +141,9 @@ func Kexec(kernel, initrd, cmd string) error {
 	}
 	defer i.Close()
 	if err := kexec.FileLoad(k, i, cmd); err != nil {
-		return err
+		return fmt.Errorf("kexec_file_load(%s, %s, %q): %w", kernel, initrd, cmd, err)
 	}
-	unix.Sync()
-	return kexec.Reboot()
+	return nil
 }
 
 // BootTime returns CLOCK_BOOTTIME: time since this kernel started.
