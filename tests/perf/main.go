@@ -9,6 +9,12 @@
 // handoff socket), luoinit as PID 1 restoring it, the workload receiving,
 // acknowledging and verifying every byte.
 //
+// Two more baselines say what any Go PID 1 pays here (tests/perf/rawgo):
+// the raw baseline's second stage in Go through luoinit's luo package
+// ("Go"), and the same linked with the dependencies luoinit is built on,
+// called as luoinit calls them ("Go + deps": their package inits and their
+// binary size, which luoinit cannot get under while it uses them).
+//
 // Times under software emulation only mean something next to other times
 // of the same run: the table prints ratios next to them.
 //
@@ -16,7 +22,8 @@
 // PERF_N (default "1,100,1000,10000"), PERF_WORKLOADS (default "100x10";
 // "" skips), PERF_WORKLOAD ("c", the default: the workloads are
 // tests/perf/raw/perfwork.c; "go": luotest), PERF_ONLY ("raw" or
-// "luoinit" to run one side), PERF_STARTUP ("0" skips the program-start
+// "luoinit" to run one side), PERF_FLOOR ("0" skips the two Go
+// baselines), PERF_STARTUP ("0" skips the program-start
 // boot: C, Go and luoinit), PERF_CONSOLE
 // (a directory to keep every run's serial console in), PERF_APPEND (more
 // kernel command line, e.g. GODEBUG=inittrace=1, which the kernel passes
@@ -49,19 +56,25 @@ func main() {
 // bins are the programs the guests run.
 type bins struct {
 	dir, luoinit, luotest, raw, noop, perfwork string
+	rawGo, rawFloor                            string
 	luoinitSize, strippedSize                  int64
+	rawGoSize, rawFloorSize                    int64
 }
 
 // measure is one row of the table: a case run raw and through luoinit.
 type measure struct {
-	name       string
-	fds        int
-	raw, luo   map[string]int64 // figures in ns (sizes in bytes), by key
-	rawErr     error
-	luoErr     error
-	workloads  int
-	rawElapsed time.Duration
-	luoElapsed time.Duration
+	name     string
+	fds      int
+	raw, luo map[string]int64 // figures in ns (sizes in bytes), by key
+	rawErr   error
+	luoErr   error
+	// The Go floor (PERF_FLOOR): rawgo, and rawgo with luoinit's
+	// dependencies linked.
+	goRaw, floor       map[string]int64
+	goRawErr, floorErr error
+	workloads          int
+	rawElapsed         time.Duration
+	luoElapsed         time.Duration
 }
 
 func run() error {
@@ -80,6 +93,7 @@ func run() error {
 	accel := vm.ProbeAccel(context.Background(), "", k.BzImage)
 	fmt.Printf("make perf: kernel %s, accelerator %s (software emulation unless kvm: compare figures only inside this run)\n", k.Version, accel)
 	fmt.Printf("luoinit binary %s, stripped (-s -w) %s; the measured workloads are in %s\n", size(b.luoinitSize), size(b.strippedSize), map[string]string{"c": "C (perfwork)", "go": "Go (luotest)"}[workloadLang()])
+	fmt.Printf("Go floor binaries, stripped: the raw second stage in Go %s; the same with luoinit's dependencies linked %s (%d bytes; luoinit %d)\n", size(b.rawGoSize), size(b.rawFloorSize), b.rawFloorSize, b.strippedSize)
 
 	var cases []measure
 	for _, s := range strings.Split(env("PERF_N", "1,100,1000,10000"), ",") {
@@ -107,8 +121,16 @@ func run() error {
 		c := &cases[i]
 		if only != "luoinit" {
 			fmt.Printf("-- raw, %d fds in one session\n", c.fds)
-			c.raw, c.rawElapsed, c.rawErr = runRaw(k, b, c.fds)
+			c.raw, c.rawElapsed, c.rawErr = runRaw(k, b, c.fds, b.raw)
 			report("raw", c.rawErr)
+			if os.Getenv("PERF_FLOOR") != "0" {
+				fmt.Printf("-- raw in Go, %d fds\n", c.fds)
+				c.goRaw, _, c.goRawErr = runRaw(k, b, c.fds, b.rawGo)
+				report("raw in Go", c.goRawErr)
+				fmt.Printf("-- raw in Go with luoinit's dependencies, %d fds\n", c.fds)
+				c.floor, _, c.floorErr = runRaw(k, b, c.fds, b.rawFloor)
+				report("raw in Go + deps", c.floorErr)
+			}
 		}
 		if only != "raw" {
 			fmt.Printf("-- luoinit, %s\n", c.name)
@@ -118,6 +140,7 @@ func run() error {
 		}
 	}
 	table(cases)
+	floorTable(cases)
 	st.print()
 	return nil
 }
@@ -140,8 +163,15 @@ func build(k *vm.Kernel) (*bins, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &bins{dir: dir, luoinit: filepath.Join(dir, "luoinit"), luotest: filepath.Join(dir, "luotest"), raw: filepath.Join(dir, "rawluo"), noop: filepath.Join(dir, "noop"), perfwork: filepath.Join(dir, "perfwork")}
+	b := &bins{dir: dir, luoinit: filepath.Join(dir, "luoinit"), luotest: filepath.Join(dir, "luotest"), raw: filepath.Join(dir, "rawluo"), noop: filepath.Join(dir, "noop"), perfwork: filepath.Join(dir, "perfwork"),
+		rawGo: filepath.Join(dir, "rawgo"), rawFloor: filepath.Join(dir, "rawgo-floor")}
 	if err := vm.BuildStatic("./init", b.luoinit); err != nil {
+		return nil, err
+	}
+	if err := vm.BuildStatic("./tests/perf/rawgo", b.rawGo); err != nil {
+		return nil, err
+	}
+	if err := vm.BuildStatic("./tests/perf/rawgo", b.rawFloor, "-tags", "floor"); err != nil {
 		return nil, err
 	}
 	if err := vm.BuildStatic("./tests/perf/noop", b.noop); err != nil {
@@ -176,7 +206,7 @@ func build(k *vm.Kernel) (*bins, error) {
 			return nil, fmt.Errorf("gcc %s: %v\n%s", src, err, msg)
 		}
 	}
-	for p, dst := range map[string]*int64{b.luoinit: &b.luoinitSize, stripped: &b.strippedSize} {
+	for p, dst := range map[string]*int64{b.luoinit: &b.luoinitSize, stripped: &b.strippedSize, b.rawGo: &b.rawGoSize, b.rawFloor: &b.rawFloorSize} {
 		st, err := os.Stat(p)
 		if err != nil {
 			return nil, err
@@ -214,12 +244,14 @@ var (
 	phaseRe = regexp.MustCompile(`phase name="([^"]+)" boottime_ns=(\d+)`)
 )
 
-func runRaw(k *vm.Kernel, b *bins, n int) (map[string]int64, time.Duration, error) {
+// runRaw boots rawluo's first stage with n memfds, which kexecs into
+// second: rawluo itself, or rawgo.
+func runRaw(k *vm.Kernel, b *bins, n int, second string) (map[string]int64, time.Duration, error) {
 	dir, err := os.MkdirTemp(b.dir, "raw")
 	if err != nil {
 		return nil, 0, err
 	}
-	img, err := vm.KexecImages(dir, b.raw, k.BzImage)
+	img, err := vm.KexecImagesTo(dir, b.raw, second, k.BzImage)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -229,7 +261,7 @@ func runRaw(k *vm.Kernel, b *bins, n int) (map[string]int64, time.Duration, erro
 	}
 	perf := res.Find("PERF")
 	if len(perf) != 1 {
-		return nil, 0, fmt.Errorf("no PERF marker from rawluo")
+		return nil, 0, fmt.Errorf("no PERF marker from %s", filepath.Base(second))
 	}
 	m := map[string]int64{}
 	for _, f := range kv.FindAllStringSubmatch(perf[0].Text, -1) {
@@ -576,4 +608,41 @@ func size(n int64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+}
+
+// floorTable says how close a Go PID 1 can come to the raw C baseline
+// here, and so what the target "every fd retrieved at most 1.2x raw + 5
+// ms" asks of a Go program: the raw second stage in Go, the same with
+// luoinit's dependencies linked, and luoinit, next to raw C.
+func floorTable(cases []measure) {
+	if os.Getenv("PERF_FLOOR") == "0" || os.Getenv("PERF_ONLY") != "" {
+		return
+	}
+	fmt.Println()
+	fmt.Println("The floor of a Go PID 1: every fd retrieved from init start, raw C, the same steps in Go (luo package), the same linked with luoinit's dependencies, and luoinit; the target is 1.2x raw C + 5 ms.")
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "case\traw C\ttarget\tGo\t/ C\tGo + deps\t/ C\tluoinit\t/ C\t/ Go + deps\tinit to main C\tGo\tGo + deps\tluoinit\tafter main C\tGo\tGo + deps\tluoinit\t")
+	for _, c := range cases {
+		after := func(m map[string]int64, key, from string) int64 { return m[key] - m[from] }
+		fromInit := func(m map[string]int64, key string) int64 { return after(m, key, "exec_ns") }
+		rawC, rawGo, floor, luo := fromInit(c.raw, "fds_ns"), fromInit(c.goRaw, "fds_ns"), fromInit(c.floor, "fds_ns"), fromInit(c.luo, "phase.fds_retrieved_ns")
+		target := int64(1.2*float64(rawC)) + 5e6
+		row := []string{c.name,
+			ms(rawC, c.rawErr), ms(target, c.rawErr),
+			ms(rawGo, c.goRawErr), ratio(rawGo, rawC, c.goRawErr, c.rawErr),
+			ms(floor, c.floorErr), ratio(floor, rawC, c.floorErr, c.rawErr),
+			ms(luo, c.luoErr), ratio(luo, rawC, c.luoErr, c.rawErr), ratio(luo, floor, c.luoErr, c.floorErr),
+			ms(fromInit(c.raw, "init_ns"), c.rawErr), ms(fromInit(c.goRaw, "init_ns"), c.goRawErr), ms(fromInit(c.floor, "init_ns"), c.floorErr), ms(fromInit(c.luo, "phase.init_ns"), c.luoErr),
+			ms(after(c.raw, "fds_ns", "init_ns"), c.rawErr), ms(after(c.goRaw, "fds_ns", "init_ns"), c.goRawErr), ms(after(c.floor, "fds_ns", "init_ns"), c.floorErr), ms(after(c.luo, "phase.fds_retrieved_ns", "phase.init_ns"), c.luoErr)}
+		fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
+	}
+	tw.Flush()
+	for _, c := range cases {
+		if c.goRawErr != nil {
+			fmt.Printf("failed: %s raw in Go: %v\n", c.name, c.goRawErr)
+		}
+		if c.floorErr != nil {
+			fmt.Printf("failed: %s raw in Go + deps: %v\n", c.name, c.floorErr)
+		}
+	}
 }

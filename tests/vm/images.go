@@ -21,11 +21,13 @@ const (
 type File struct{ Guest, Host, Link string }
 
 // BuildStatic builds the Go package pkg (an import path or ./dir relative
-// to the module root) as a static binary at out.
-func BuildStatic(pkg, out string) error {
+// to the module root) as a static binary at out, with go build flags
+// (e.g. -tags) if given.
+func BuildStatic(pkg, out string, flags ...string) error {
 	// Stripped: the guests need no symbols, and a smaller initramfs boots
 	// faster under emulation.
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
+	args := append([]string{"build", "-trimpath", "-ldflags=-s -w", "-o", out}, flags...)
+	cmd := exec.Command("go", append(args, pkg)...)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
 	if root, err := ModuleRoot(); err == nil {
 		cmd.Dir = root
@@ -54,7 +56,13 @@ func ModuleRoot() (string, error) {
 // kernel at GuestKernel, the second image at GuestInitramfs2 and the extra
 // files (guest path: host path). It returns the first image's path.
 func KexecImages(dir, init, kernel string, extra ...File) (string, error) {
-	second, err := Image(dir, "initramfs2.cpio", File{Guest: "init", Host: init})
+	return KexecImagesTo(dir, init, init, kernel, extra...)
+}
+
+// KexecImagesTo is KexecImages with another program, next, as the
+// second initramfs's /init.
+func KexecImagesTo(dir, init, next, kernel string, extra ...File) (string, error) {
+	second, err := Image(dir, "initramfs2.cpio", File{Guest: "init", Host: next})
 	if err != nil {
 		return "", err
 	}
