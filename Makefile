@@ -46,7 +46,7 @@ kernel: deps
 lint:
 	@fmt=$$(gofmt -l .); if [ -n "$$fmt" ]; then echo "gofmt needed on:"; echo "$$fmt"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) vet -tags floor ./tests/perf/rawgo
+	$(GO) vet -tags "floor kernelimage" ./tests/perf/rawgo
 
 unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /tests/scenarios)
