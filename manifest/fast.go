@@ -160,7 +160,7 @@ func (f *fast) header(name string, array bool) bool {
 				return false // [x] for an array of tables
 			}
 			if last {
-				fv.Set(reflect.Append(fv, reflect.New(fv.Type().Elem()).Elem()))
+				fv.Set(reflect.Append(fv, reflect.Zero(fv.Type().Elem())))
 			} else if fv.Len() == 0 {
 				return false
 			}

@@ -6,6 +6,7 @@ import (
 	"math"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -556,7 +557,7 @@ func (wc *workloadCheck) fd(j int) {
 		wc.fdNames, wc.fdNumbers, wc.fdTokens = map[string]int{}, map[int]int{}, map[uint64]int{}
 	}
 	fd := &wc.w.FDs[j]
-	fc := &fdCheck{workloadCheck: wc, fd: fd, j: j, fp: fmt.Sprintf("%s.fd[%d]", wc.wp, j), ctx: fdCtx(wc.ctx, j, fd)}
+	fc := &fdCheck{workloadCheck: wc, fd: fd, j: j}
 	fc.name()
 	fc.number()
 	if !wc.isManifest {
@@ -570,23 +571,28 @@ func (wc *workloadCheck) fd(j int) {
 // fdCheck checks one fd; its methods are the steps of (*workloadCheck).fd.
 type fdCheck struct {
 	*workloadCheck
-	fd  *FD
-	j   int
-	fp  string // its path: workload[0].fd[1]
-	ctx string // who it is about: workload "kv" fd "arena"
+	fd *FD
+	j  int
 }
+
+// path is the fd's path, workload[0].fd[1]; made only for a problem, as
+// who is: a manifest of thousands of fds checks each on the restore path.
+func (fc *fdCheck) path() string { return fc.wp + ".fd[" + strconv.Itoa(fc.j) + "]" }
+
+// who is who a problem is about: workload "kv" fd "arena".
+func (fc *fdCheck) who() string { return fdCtx(fc.workloadCheck.ctx, fc.j, fc.fd) }
 
 // name checks the fd's name, unique in its workload.
 func (fc *fdCheck) name() {
-	fd, fp := fc.fd, fc.fp
+	fd := fc.fd
 	switch err := handoff.ValidateName(fd.Name); {
 	case fd.Name == "":
-		fc.add(fp+".name", fc.ctx, "fd name is missing")
+		fc.add(fc.path()+".name", fc.who(), "fd name is missing")
 	case err != nil:
-		fc.add(fp+".name", fc.ctx, "%v", err)
+		fc.add(fc.path()+".name", fc.who(), "%v", err)
 	default:
 		if first, dup := fc.fdNames[fd.Name]; dup {
-			fc.add(fp+".name", fc.workloadCheck.ctx, "fd name %q is used twice", fd.Name).ref = fmt.Sprintf("%s.fd[%d].name", fc.wp, first)
+			fc.add(fc.path()+".name", fc.workloadCheck.ctx, "fd name %q is used twice", fd.Name).ref = fmt.Sprintf("%s.fd[%d].name", fc.wp, first)
 		} else {
 			fc.fdNames[fd.Name] = fc.j
 		}
@@ -596,12 +602,12 @@ func (fc *fdCheck) name() {
 // number checks the fd's number: needed with handoff "pidfd" and only
 // there, valid, and unique in its workload.
 func (fc *fdCheck) number() {
-	fd, fp, w, wp := fc.fd, fc.fp, fc.w, fc.wp
+	fd, w, wp := fc.fd, fc.w, fc.wp
 	pidfd := w.Handoff == HandoffPidfd
 	switch {
 	case fd.Number == nil:
 		if pidfd {
-			fc.add(fp+".number", fc.ctx, "handoff %q needs the fd's number", HandoffPidfd).deps = []string{wp + ".handoff"}
+			fc.add(fc.path()+".number", fc.who(), "handoff %q needs the fd's number", HandoffPidfd).deps = []string{wp + ".handoff"}
 		}
 	case !pidfd:
 		if how, ok := map[HandoffMode]string{
@@ -609,13 +615,13 @@ func (fc *fdCheck) number() {
 			HandoffFDStore: "the workload stores its fds with PID 1",
 			HandoffNone:    "luoinit keeps no fds",
 		}[w.Handoff]; ok {
-			fc.add(fp+".number", fc.ctx, "number is only for handoff %q: in %s mode %s", HandoffPidfd, w.Handoff, how).deps = []string{wp + ".handoff"}
+			fc.add(fc.path()+".number", fc.who(), "number is only for handoff %q: in %s mode %s", HandoffPidfd, w.Handoff, how).deps = []string{wp + ".handoff"}
 		}
 	case !ValidFDNumber(*fd.Number):
-		fc.add(fp+".number", fc.ctx, "number %d is not a valid fd: fds are 0 to %d", *fd.Number, math.MaxInt32)
+		fc.add(fc.path()+".number", fc.who(), "number %d is not a valid fd: fds are 0 to %d", *fd.Number, math.MaxInt32)
 	default:
 		if first, dup := fc.fdNumbers[*fd.Number]; dup {
-			fc.add(fp+".number", fc.ctx, "number %d already used by %s", *fd.Number, fdCtx(fc.workloadCheck.ctx, first, &w.FDs[first])).ref = fmt.Sprintf("%s.fd[%d].number", wp, first)
+			fc.add(fc.path()+".number", fc.who(), "number %d already used by %s", *fd.Number, fdCtx(fc.workloadCheck.ctx, first, &w.FDs[first])).ref = fmt.Sprintf("%s.fd[%d].number", wp, first)
 		} else {
 			fc.fdNumbers[*fd.Number] = fc.j
 		}
@@ -634,47 +640,49 @@ func (fc *fdCheck) configOnly() {
 		{"dropped", fd.Dropped},
 		{"drop_reason", fd.DropReason != ""},
 	} {
-		if fc.set(fc.fp+"."+f.key, f.set) {
-			fc.add(fc.fp+"."+f.key, fc.ctx, "a config cannot set %s; the manifest gets it from prepare", f.key)
+		if fc.set(fc.path()+"."+f.key, f.set) {
+			fc.add(fc.path()+"."+f.key, fc.who(), "a config cannot set %s; the manifest gets it from prepare", f.key)
 		}
 	}
 }
 
 // kind checks a manifest fd's kind and drop_reason text.
 func (fc *fdCheck) kind() {
-	fd, fp := fc.fd, fc.fp
+	fd := fc.fd
 	if fd.Kind != "" && !ValidKind(fd.Kind) {
-		fc.add(fp+".kind", fc.ctx, "kind %s: it must be one of %s", shorten(fd.Kind, 40), kindList())
+		fc.add(fc.path()+".kind", fc.who(), "kind %s: it must be one of %s", shorten(fd.Kind, 40), kindList())
 	}
-	fc.text(fp+".drop_reason", fc.ctx, "drop_reason", fd.DropReason)
+	if fd.DropReason != "" {
+		fc.text(fc.path()+".drop_reason", fc.who(), "drop_reason", fd.DropReason)
+	}
 }
 
 // drop checks that a manifest fd is either dropped (optional, no token)
 // or preserved (a token, unique in its workload's session).
 func (fc *fdCheck) drop() {
-	fd, fp, ctx := fc.fd, fc.fp, fc.ctx
+	fd := fc.fd
 	switch {
 	case fd.Dropped:
 		if !fd.Optional {
-			fc.add(fp+".dropped", ctx, "dropped, but the fd is not optional").deps = []string{fp + ".optional"}
+			fc.add(fc.path()+".dropped", fc.who(), "dropped, but the fd is not optional").deps = []string{fc.path() + ".optional"}
 		}
 		if fd.Token != 0 {
-			fc.add(fp+".token", ctx, "token %d on a dropped fd", fd.Token).deps = []string{fp + ".dropped"}
+			fc.add(fc.path()+".token", fc.who(), "token %d on a dropped fd", fd.Token).deps = []string{fc.path() + ".dropped"}
 		}
 	case fd.DropReason != "":
-		fc.add(fp+".drop_reason", ctx, "drop_reason on an fd that is not dropped").deps = []string{fp + ".dropped"}
+		fc.add(fc.path()+".drop_reason", fc.who(), "drop_reason on an fd that is not dropped").deps = []string{fc.path() + ".dropped"}
 		fallthrough
 	default:
 		if fd.Token == 0 {
-			fc.add(fp+".token", ctx, "token is missing (only a dropped fd has none)").deps = []string{fp + ".dropped"}
+			fc.add(fc.path()+".token", fc.who(), "token is missing (only a dropped fd has none)").deps = []string{fc.path() + ".dropped"}
 			break
 		}
 		if fd.Token > math.MaxInt64 {
-			fc.add(fp+".token", ctx, "token %d is out of range: TOML integers are signed 64-bit", fd.Token)
+			fc.add(fc.path()+".token", fc.who(), "token %d is out of range: TOML integers are signed 64-bit", fd.Token)
 			break
 		}
 		if first, dup := fc.fdTokens[fd.Token]; dup {
-			fc.add(fp+".token", ctx, "token %d already used by fd %q in session %q", fd.Token, fc.w.FDs[first].Name, fc.w.Session).ref = fmt.Sprintf("%s.fd[%d].token", fc.wp, first)
+			fc.add(fc.path()+".token", fc.who(), "token %d already used by fd %q in session %q", fd.Token, fc.w.FDs[first].Name, fc.w.Session).ref = fmt.Sprintf("%s.fd[%d].token", fc.wp, first)
 		} else {
 			fc.fdTokens[fd.Token] = fc.j
 		}
