@@ -498,6 +498,29 @@ func runLUOinit(k *vm.Kernel, b *bins, nw, per int) (map[string]int64, time.Dura
 	return m, res.Elapsed, nil
 }
 
+// firstAndLast keeps, of each per-workload kind of phase (exec, ack,
+// finish) that more than three workloads have, only the first and the
+// last: a hundred workloads' phases would be three hundred entries.
+func firstAndLast[P any](ps []P, kind func(P) string) []P {
+	n := map[string]int{}
+	for _, p := range ps {
+		n[kind(p)]++
+	}
+	seen := map[string]int{}
+	var out []P
+	for _, p := range ps {
+		k := kind(p)
+		seen[k]++
+		if !perWorkload[k] || n[k] <= 3 || seen[k] == 1 || seen[k] == n[k] {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// perWorkload are the kinds of phase each workload has once: KIND:NAME.
+var perWorkload = map[string]bool{"exec": true, "ack": true, "finish": true}
+
 // timeline prints luoinit's phases (the state file's phase.NAME_ns) from
 // init start, each with the time since the one before.
 func timeline(m map[string]int64) {
@@ -518,6 +541,7 @@ func timeline(m map[string]int64) {
 	if len(ps) == 0 {
 		return
 	}
+	ps = firstAndLast(ps, func(p phase) string { kind, _, _ := strings.Cut(p.name, ":"); return kind })
 	var b strings.Builder
 	for i, p := range ps {
 		if i > 0 {
