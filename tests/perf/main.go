@@ -93,7 +93,7 @@ func run() error {
 	accel := vm.ProbeAccel(context.Background(), "", k.BzImage)
 	fmt.Printf("make perf: kernel %s, accelerator %s (software emulation unless kvm: compare figures only inside this run)\n", k.Version, accel)
 	fmt.Printf("luoinit binary %s, stripped (-s -w) %s; the measured workloads are in %s\n", size(b.luoinitSize), size(b.strippedSize), map[string]string{"c": "C (perfwork)", "go": "Go (luotest)"}[workloadLang()])
-	fmt.Printf("Go floor binaries, stripped: the raw second stage in Go %s; the same with luoinit's dependencies linked %s (%d bytes); and with preflight's kernel-image decompressors too %s (%d bytes); luoinit %d bytes, the target 4 MiB %d\n",
+	fmt.Printf("Go floor binaries, stripped: the raw second stage in Go %s; the same with luoinit's dependencies linked %s (%d bytes); and with preflight's kernel-image reader (its decompressors) too %s (%d bytes); luoinit %d bytes, the target 4 MiB %d\n",
 		size(b.rawGoSize), size(b.rawFloorSize), b.rawFloorSize, size(b.rawImageSize), b.rawImageSize, b.strippedSize, 4<<20)
 
 	var cases []measure
@@ -175,7 +175,7 @@ func build(k *vm.Kernel) (*bins, error) {
 	if err := vm.BuildStatic("./tests/perf/rawgo", b.rawFloor, "-tags", "floor"); err != nil {
 		return nil, err
 	}
-	// For its size only: the floor with the decompressors preflight reads
+	// For its size only: the floor with preflight's kernel-image reader
 	// a kernel image with.
 	rawImage := filepath.Join(dir, "rawgo-floor-kernelimage")
 	if err := vm.BuildStatic("./tests/perf/rawgo", rawImage, "-tags", "floor kernelimage"); err != nil {

@@ -13,7 +13,7 @@
 // luoinit is built on, called as luoinit calls them (floor.go), so that
 // its package inits run and its binary is their size: what luoinit
 // cannot get under while it uses them. With -tags "floor kernelimage" it
-// links the decompressors preflight reads a kernel image with as well
+// links preflight's kernel-image reader and its decompressors as well
 // (kernelimage.go); make perf builds that one for its size only.
 package main
 
