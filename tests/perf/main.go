@@ -176,7 +176,7 @@ func build(k *vm.Kernel) (*bins, error) {
 		return nil, err
 	}
 	// For its size only: the floor with preflight's kernel-image reader
-	// a kernel image with.
+	// and its decompressors.
 	rawImage := filepath.Join(dir, "rawgo-floor-kernelimage")
 	if err := vm.BuildStatic("./tests/perf/rawgo", rawImage, "-tags", "floor kernelimage"); err != nil {
 		return nil, err
