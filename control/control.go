@@ -40,9 +40,6 @@ type Request struct {
 	Config         string `json:"config"`
 	Kernel         string `json:"kernel"`
 	Initrd         string `json:"initrd,omitempty"`
-	InitrdFromRoot bool   `json:"initrd_from_root,omitempty"`
-	// InitrdKeepKernel: see prepare.Options.
-	InitrdKeepKernel bool          `json:"initrd_keep_kernel,omitempty"`
 	Append           string        `json:"append,omitempty"`
 	ReuseCmdline     bool          `json:"reuse_cmdline,omitempty"`
 	CollectTimeout   time.Duration `json:"collect_timeout,omitempty"`

@@ -36,7 +36,7 @@ func TestPrepareRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	req := Request{Config: "/etc/luoinit/config.toml", Kernel: "/boot/bzImage", InitrdFromRoot: true, CollectTimeout: 5 * time.Second}
+	req := Request{Config: "/etc/luoinit/config.toml", Kernel: "/boot/bzImage", Initrd: "/boot/luoinit.img", CollectTimeout: 5 * time.Second}
 	var out safeBuf
 	code, err := Prepare(sock, req, &out, nil, nil)
 	if err != nil || code != 3 {

@@ -26,20 +26,23 @@ func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code)
 const topUsage = `luoinit: Linux kernel live update (LUO) userspace
 
 Usage:
-  luoinit prepare --config FILE --kernel BZIMAGE [options]
-      Preserve the workloads' fds in LUO sessions, write the manifest, build
-      the next initramfs, load the next kernel and reboot into it.
+  luoinit prepare --config FILE --kernel BZIMAGE [--initrd IMG] [options]
+      Preserve the workloads' fds in LUO sessions, seal the manifest into
+      luoinit's own session, load the next kernel with the initramfs as it
+      is and reboot into it.
   luoinit preflight --kernel BZIMAGE [--append ARGS] [--reuse-cmdline]
       Check that a live update into BZIMAGE would keep the state (prepare
       runs the same checks first); touches nothing.
   luoinit initramfs build -o OUT [--config FILE] [--file SRC:DST]...
-      Build a reproducible initramfs with this (static) luoinit as /init.
+      Build a reproducible initramfs with this (static) luoinit as /init,
+      once, at image build time: every live update boots it as it is.
   luoinit initramfs append -o OUT --base IMG --file SRC:DST...
       Write IMG (compressed or not) followed by an archive of the files.
   luoinit manifest check FILE
       Validate a manifest; exit 1 and list every problem with its line.
-  luoinit manifest show FILE
-      Print a readable summary of a manifest.
+  luoinit manifest show [FILE]
+      Print a readable summary of a manifest (default: the copy PID 1 wrote
+      after the last live update, /run/luoinit/manifest.toml).
   luoinit status [--json] [--wait STATE [--timeout D]]
       The state of live update here: state, boot, generation, blackout,
       per workload what was delivered and lost.

@@ -65,7 +65,7 @@ func TestPreflightNotAKernel(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "preflight refused the live update") {
 		t.Fatalf("run = %v, want the refusal", err)
 	}
-	for _, want := range []string{"FAIL running kernel: ", "no LUO device", "FAIL image: " + k + ": not a bzImage", "ok   command line: \"liveupdate=on kho=on\""} {
+	for _, want := range []string{"FAIL running kernel: ", "no LUO device", "FAIL image: " + k + ": not a bzImage", "ok   command line: \"liveupdate=on kho=on luoinit.update=1\""} {
 		if !strings.Contains(o.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, o)
 		}
@@ -90,7 +90,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"preflight", "--kernel", "k", "extra"}, `unexpected argument "extra"`},
 		{[]string{"prepare", "--config", "c"}, "--kernel BZIMAGE is required"},
 		{[]string{"prepare", "--config", "c", "--kernel", "k", "--dry-run", "--no-reboot"}, "exclude each other"},
-		{[]string{"prepare", "--config", "c", "--kernel", "k", "--initrd-keep-kernel"}, "goes with --initrd-from-root"},
+		{[]string{"prepare", "--config", "c", "--kernel", "k", "--initrd-from-root"}, "flag provided but not defined: -initrd-from-root"},
+		{[]string{"manifest", "show", "a", "b"}, "at most one FILE expected"},
 	} {
 		capture(t)
 		err := run(tc.args)

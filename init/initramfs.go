@@ -2,10 +2,10 @@ package main
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/luoinit/luoinit/initramfs"
 	"github.com/luoinit/luoinit/manifest"
-	"github.com/luoinit/luoinit/prepare"
 )
 
 func cmdInitramfsBuild(args []string) error {
@@ -42,12 +42,37 @@ func buildArchive(initBin, config string, files fileSpec) (*initramfs.Archive, e
 			return nil, err
 		}
 	}
-	a, err := prepare.BaseImage(initBin, config)
+	a, err := baseImage(initBin, config)
 	if err != nil {
 		return nil, err
 	}
 	if err := addFiles(a, files); err != nil {
 		return nil, err
+	}
+	return a, nil
+}
+
+// baseImage is luoinit's image: self (a static luoinit; "" means this
+// program) as /init and, if config is set, the config at
+// manifest.ConfigPath.
+func baseImage(self, config string) (*initramfs.Archive, error) {
+	if self == "" {
+		var err error
+		if self, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("finding this luoinit: %w", err)
+		}
+	}
+	if err := initramfs.CheckStatic(self); err != nil {
+		return nil, err
+	}
+	a := initramfs.New()
+	if err := a.AddFileFrom("init", self, 0o755); err != nil {
+		return nil, err
+	}
+	if config != "" {
+		if err := a.AddFileFrom(manifest.ConfigPath, config, 0o644); err != nil {
+			return nil, err
+		}
 	}
 	return a, nil
 }

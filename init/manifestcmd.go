@@ -23,14 +23,18 @@ func cmdManifestCheck(args []string) error {
 }
 
 func cmdManifestShow(args []string) error {
-	fs := newFlags("manifest show", "luoinit manifest show FILE")
+	fs := newFlags("manifest show", "luoinit manifest show [FILE]\n\nFILE defaults to "+manifest.Path+", the copy PID 1 writes of the manifest it\nread from luoinit's own LUO session after a live update.")
 	if help, err := parse(fs, args); help || err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return usagef("manifest show: one FILE expected")
+	if fs.NArg() > 1 {
+		return usagef("manifest show: at most one FILE expected")
 	}
-	m, err := manifest.Load(fs.Arg(0))
+	path := manifest.Path
+	if fs.NArg() == 1 {
+		path = fs.Arg(0)
+	}
+	m, err := manifest.Load(path)
 	if err != nil {
 		return err
 	}

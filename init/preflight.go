@@ -2,9 +2,9 @@ package main
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/luoinit/luoinit/luo"
+	"github.com/luoinit/luoinit/manifest"
 	"github.com/luoinit/luoinit/preflight"
 	"github.com/luoinit/luoinit/prepare"
 )
@@ -23,14 +23,17 @@ One line per finding, "ok", "warn" or "FAIL" first:
                   equal those the running kernel writes (include/linux/kho/
                   abi/); memblock and reserve_mem too, as warnings;
   config          the image's embedded config (CONFIG_IKCONFIG), if any;
-  command line    the next command line, as prepare composes it (liveupdate=on
-                  and kho=on are always ensured), turns LUO and KHO on;
+  initramfs       with --initrd: a newc cpio archive, or compressed with a
+                  decompressor the next kernel has built in;
+  command line    the next command line, as prepare composes it (liveupdate=on,
+                  kho=on and luoinit.update= are always ensured), turns LUO
+                  and KHO on;
   memory          the next kernel and initramfs can be loaded, fit in KHO's
                   scratch area (where debugfs shows it) and leave room
                   beside the preserved memory.
 The running kernel's strings come from --running-kernel if given, else from
 the record luoinit made when it loaded this kernel (the manifest's
-[next_kernel]), else from /boot/vmlinuz-$(uname -r); where debugfs is
+[next_kernel], in its copy at /run/luoinit/manifest.toml), else from /boot/vmlinuz-$(uname -r); where debugfs is
 mounted, KHO's outgoing tree (/sys/kernel/debug/kho/out) overrides them for
 the KHO and LUO versions, since it is what the running kernel will hand
 over. Without any, the next kernel is checked alone and a warning says so.
@@ -44,8 +47,8 @@ func cmdPreflight(args []string) error {
 	appendArgs := fs.String("append", "", "kernel command line `ARGS` for the next kernel, as given to prepare")
 	reuse := fs.Bool("reuse-cmdline", false, "start from the running kernel's /proc/cmdline, then add --append")
 	running := fs.String("running-kernel", "", "the running kernel's `IMAGE`, to read the compatible strings it writes")
-	initrd := fs.String("initrd", "", "the base initramfs `IMG` prepare would use, for the memory check")
-	prev := fs.String("manifest", "", "the previous live update's manifest `FILE` (default /etc/luoinit/manifest.toml)")
+	initrd := fs.String("initrd", "", "the next initramfs `IMG` prepare would load: checked to be one the next kernel reads, and counted in the memory check")
+	prev := fs.String("manifest", "", "the previous live update's manifest `FILE` (default "+manifest.Path+")")
 	device := fs.String("device", luo.DefaultPath, "the LUO device `PATH`")
 	if help, err := parse(fs, args); help || err != nil {
 		return err
@@ -56,18 +59,10 @@ func cmdPreflight(args []string) error {
 	case fs.NArg() > 0:
 		return usagef("preflight: unexpected argument %q", fs.Arg(0))
 	}
-	var size int64
-	if *initrd != "" {
-		st, err := os.Stat(*initrd)
-		if err != nil {
-			return fmt.Errorf("initrd: %w", err)
-		}
-		size = st.Size()
-	}
 	rep := preflight.Run(prepare.PreflightOptions(prepare.Options{
-		Kernel: abs(*kernel), Append: *appendArgs, ReuseCmdline: *reuse,
+		Kernel: abs(*kernel), Initrd: abs(*initrd), Append: *appendArgs, ReuseCmdline: *reuse,
 		RunningKernel: abs(*running), PrevManifest: *prev, Device: *device,
-	}, size))
+	}))
 	for _, f := range rep.Findings {
 		fmt.Fprintf(stdout, "%s\n", f)
 	}

@@ -18,7 +18,7 @@ import (
 	"github.com/luoinit/luoinit/status"
 )
 
-const prepareUsage = `luoinit prepare --config FILE --kernel BZIMAGE [options]
+const prepareUsage = `luoinit prepare --config FILE --kernel BZIMAGE [--initrd IMG] [options]
 
 Preflight, before anything is touched: the checks of 'luoinit preflight'
 (the next kernel loadable, with LUO and KHO, reading the state formats the
@@ -28,9 +28,12 @@ Phase prepared (the workloads keep running): open /dev/liveupdate; take the
 fds of every workload of the config, pushed over the handoff socket
 (handoff = "socket"), taken from the process with pidfd_getfd
 (handoff = "pidfd") or, when PID 1 answers, the memfds of its fd store
-(handoff = "fdstore"); preserve each in the workload's LUO session; write the
-manifest; build the next initramfs with the manifest at
-/etc/luoinit/manifest.toml; load the next kernel with kexec_file_load.
+(handoff = "fdstore"); preserve each in the workload's LUO session; seal the
+manifest into a memfd preserved in luoinit's own session ("luoinit", token
+0); load the next kernel with kexec_file_load, with the initramfs as it is
+(--initrd, else /sys/firmware/initrd: the image this kernel booted from,
+kept by a kernel booted with retain_initrd) and luoinit.update=GENERATION
+on its command line.
 Phase frozen: stop the workloads (SIGTERM then SIGKILL after stop_timeout,
 or SIGSTOP), sync, and reboot(LINUX_REBOOT_CMD_KEXEC) with the sessions
 still open.
@@ -45,15 +48,12 @@ func cmdPrepare(args []string) error {
 	fs := newFlags("prepare", prepareUsage)
 	config := fs.String("config", "", "the workload config `FILE` (required)")
 	kernel := fs.String("kernel", "", "the next kernel `BZIMAGE` (required)")
-	initrd := fs.String("initrd", "", "base initramfs `IMG` for the next kernel; the manifest is appended to it (default: build one with this luoinit as /init and the config)")
-	fromRoot := fs.Bool("initrd-from-root", false, "make the next initramfs from the running root file system (an initramfs carried whole), without /proc, /sys, /dev, /run, /tmp, the old manifest and the kernel images (--kernel, the running one)")
-	keepKernel := fs.Bool("initrd-keep-kernel", false, "with --initrd-from-root: keep the kernel images in the next initramfs (for a system that updates again from them)")
-	appendArgs := fs.String("append", "", "kernel command line `ARGS` for the next kernel (liveupdate=on and kho=on are always ensured)")
+	initrd := fs.String("initrd", "", "the next kernel's initramfs `IMG`, loaded as it is (default "+prepare.DefaultInitrd+", the image this kernel booted from when booted with retain_initrd)")
+	appendArgs := fs.String("append", "", "kernel command line `ARGS` for the next kernel (liveupdate=on, kho=on and luoinit.update=GENERATION are always ensured)")
 	reuse := fs.Bool("reuse-cmdline", false, "start from the running kernel's /proc/cmdline, then add --append")
 	running := fs.String("running-kernel", "", "the running kernel's `IMAGE`, for the preflight to compare the next kernel's compatible strings with (default: what luoinit recorded, or /boot/vmlinuz-$(uname -r))")
 	socket := fs.String("socket", prepare.DefaultSocket, "unix socket `PATH` where socket-mode workloads push their fds")
 	collect := fs.Duration("collect-timeout", 0, "how long to wait for socket-mode workloads (default 30s)")
-	workdir := fs.String("workdir", prepare.DefaultWorkDir, "`DIR` for the manifest and the next initramfs")
 	device := fs.String("device", luo.DefaultPath, "the LUO device `PATH`")
 	dryRun := fs.Bool("dry-run", false, "do everything but stopping workloads and rebooting, print the manifest, then cancel")
 	noReboot := fs.Bool("no-reboot", false, "stop after phase prepared and hold the sessions until SIGUSR1 (reboot) or SIGTERM (cancel)")
@@ -70,13 +70,9 @@ func cmdPrepare(args []string) error {
 		return usagef("prepare: unexpected argument %q", fs.Arg(0))
 	case *dryRun && *noReboot:
 		return usagef("prepare: --dry-run and --no-reboot exclude each other")
-	case *fromRoot && *initrd != "":
-		return usagef("prepare: --initrd and --initrd-from-root exclude each other")
-	case *keepKernel && !*fromRoot:
-		return usagef("prepare: --initrd-keep-kernel goes with --initrd-from-root")
 	}
 	req := control.Request{
-		Config: abs(*config), Kernel: abs(*kernel), Initrd: abs(*initrd), InitrdFromRoot: *fromRoot, InitrdKeepKernel: *keepKernel,
+		Config: abs(*config), Kernel: abs(*kernel), Initrd: abs(*initrd),
 		Append: *appendArgs, ReuseCmdline: *reuse, CollectTimeout: *collect, DryRun: *dryRun, NoReboot: *noReboot,
 		RunningKernel: abs(*running),
 	}
@@ -100,7 +96,7 @@ func cmdPrepare(args []string) error {
 		return err
 	}
 	o := prepareOptions(req, cfg)
-	o.Socket, o.WorkDir, o.Device = *socket, *workdir, *device
+	o.Socket, o.Device = *socket, *device
 	o.Continue, o.Log, o.Out = cont, pid1.LogTo(stderr), stdout
 	if err := prepare.Run(ctx, o); err != nil {
 		return err
@@ -168,18 +164,15 @@ func luoinitIsPID1(pid1Exe, selfExe, stateFile string) (bool, string) {
 // prepareOptions turns a request into prepare's options.
 func prepareOptions(req control.Request, cfg *manifest.Config) prepare.Options {
 	return prepare.Options{
-		Config:           cfg,
-		ConfigPath:       req.Config,
-		Kernel:           req.Kernel,
-		Initrd:           req.Initrd,
-		InitrdFromRoot:   req.InitrdFromRoot,
-		InitrdKeepKernel: req.InitrdKeepKernel,
-		Append:           req.Append,
-		ReuseCmdline:     req.ReuseCmdline,
-		RunningKernel:    req.RunningKernel,
-		CollectTimeout:   req.CollectTimeout,
-		DryRun:           req.DryRun,
-		NoReboot:         req.NoReboot,
+		Config:         cfg,
+		Kernel:         req.Kernel,
+		Initrd:         req.Initrd,
+		Append:         req.Append,
+		ReuseCmdline:   req.ReuseCmdline,
+		RunningKernel:  req.RunningKernel,
+		CollectTimeout: req.CollectTimeout,
+		DryRun:         req.DryRun,
+		NoReboot:       req.NoReboot,
 	}
 }
 

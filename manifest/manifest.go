@@ -1,13 +1,13 @@
 // Package manifest reads and writes luoinit's two TOML files: the config,
 // which declares the workloads, and the manifest, which luoinit prepare
-// writes into the next kernel's initramfs (at Path) and PID 1 reads after
+// seals into its own LUO session (package carry) and PID 1 reads after
 // the kexec. A manifest is the config plus what preservation produced:
 //
 //	cfg, err := manifest.LoadConfig("/etc/luoinit/config.toml")
 //	m := cfg.NewManifest()      // sessions named, tokens still to assign
 //	m.Workloads[0].FDs[0].Token = 1
-//	err = m.WriteFile(filepath.Join(root, manifest.Path))
-//	m, err = manifest.Load("/" + manifest.Path) // in the next kernel
+//	b, err := m.Marshal()      // prepare seals b into a memfd
+//	m, err = manifest.Parse(b) // PID 1, in the next kernel
 //
 // Parsing validates: every problem found is reported, one per line, with
 // the file's line number where it can be found (see docs/manifest.md).
@@ -29,6 +29,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/luoinit/luoinit/atomicfile"
+	"github.com/luoinit/luoinit/carry"
 	"github.com/luoinit/luoinit/handoff"
 	"golang.org/x/sys/unix"
 )
@@ -37,8 +38,10 @@ import (
 // reader refuses a file with a newer version.
 const Version = 1
 
-// Path is where the manifest sits inside the initramfs (no leading slash).
-const Path = "etc/luoinit/manifest.toml"
+// Path is where PID 1 writes a copy of the manifest it read from
+// luoinit's own LUO session (package carry), for `luoinit manifest show`
+// and the next prepare.
+const Path = RunDir + "/manifest.toml"
 
 // ConfigPath is where the config sits in a luoinit initramfs (no leading
 // slash): PID 1 reads it at /etc/luoinit/config.toml.
@@ -333,7 +336,7 @@ const RunDir = handoff.RunDir
 // ReservedSessionName reports whether name is in luoinit's own session
 // namespace ("luoinit", "luoinit.*"): no workload may own such a session.
 func ReservedSessionName(name string) bool {
-	return name == RecordSession || strings.HasPrefix(name, SessionPrefix)
+	return name == carry.Session || strings.HasPrefix(name, SessionPrefix)
 }
 
 // CheckOwnedSession says what is wrong with workload w owning a session
@@ -352,7 +355,7 @@ func CheckOwnedSession(w *Workload, name string) error {
 	case !utf8.ValidString(name):
 		return fmt.Errorf("session name %q is not valid UTF-8", name)
 	case ReservedSessionName(name):
-		return fmt.Errorf("session %q is in luoinit's own namespace (%s and %s*): a workload cannot own it", name, RecordSession, SessionPrefix)
+		return fmt.Errorf("session %q is in luoinit's own namespace (%s and %s*): a workload cannot own it", name, carry.Session, SessionPrefix)
 	}
 	if w.SessionsMode() != SessionsRetrieve {
 		return nil

@@ -10,17 +10,13 @@ import (
 
 // The freeze record carries the two timestamps taken during the freeze
 // (first workload stopped, reboot call). They come after the next
-// initramfs, and so the manifest in it, was loaded with kexec_file_load,
+// manifest was sealed and the next kernel loaded with kexec_file_load,
 // so they travel separately: prepare preserves a RecordSize-byte memfd in
-// session RecordSession under RecordToken while preparing, and writes the
+// luoinit's own session (package carry) while preparing, and writes the
 // record into its pages in place during the freeze (the kernel froze the
 // memfd's size at PRESERVE_FD, not its contents). The restore side
 // retrieves it and applies it to the manifest's Timing.
-const (
-	RecordSession = "luoinit"
-	RecordToken   = 1
-	RecordSize    = 4096
-)
+const RecordSize = 4096
 
 // Record is the content of the freeze record: TOML, NUL-padded to
 // RecordSize.

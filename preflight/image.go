@@ -24,6 +24,9 @@ type Image struct {
 	// unset options are absent), nil if the kernel was built without
 	// CONFIG_IKCONFIG.
 	Config map[string]string
+	// markers are the initramfs decompressors' strings found in the
+	// decompressed kernel (see checkInitrd).
+	markers map[string]bool
 }
 
 // Release is the kernel release the image will report, "" if unknown.
@@ -85,13 +88,13 @@ func readImage(r io.ReaderAt, size int64) (*Image, error) {
 		return nil, err
 	}
 	im := &Image{Size: size, Header: h}
-	sc := newScanner()
-	bw := bufio.NewWriterSize(sc, 256<<10)
+	sc, ms := newScanner(), newMarkerScanner()
+	bw := bufio.NewWriterSize(io.MultiWriter(sc, ms), 256<<10)
 	if im.Compression, err = Decompress(r, h, bw); err != nil {
 		return im, err
 	}
 	bw.Flush()
-	im.Compat = sc.found
+	im.Compat, im.markers = sc.found, ms.found
 	for _, v := range im.Compat {
 		slices.Sort(v)
 	}

@@ -16,21 +16,25 @@ func (r *Report) checkMemory(o Options) {
 	if r.Next == nil {
 		return
 	}
+	var initrdSize int64
+	if st, err := os.Stat(o.Initrd); o.Initrd != "" && err == nil {
+		initrdSize = st.Size()
+	}
 	mi, err := readMeminfo(o.path("/proc/meminfo"))
 	if err != nil {
 		r.add("memory", Warn, "%v: not checked", err)
 		return
 	}
-	load := r.Next.Size + o.InitramfsSize
+	load := r.Next.Size + initrdSize
 	// The kernel decompresses itself into init_size bytes, and the
 	// initramfs is held once packed and once unpacked.
-	boot := int64(r.Next.Header.InitSize) + 2*o.InitramfsSize
+	boot := int64(r.Next.Header.InitSize) + 2*initrdSize
 	free := mi["MemTotal"] - mi["Shmem"]
 	// The segments in scratch: the kernel's (init_size at least) and the
 	// initramfs.
-	segments := max(int64(r.Next.Header.InitSize), r.Next.Size) + o.InitramfsSize
-	initrd := fmt.Sprintf("initramfs %d KiB", o.InitramfsSize>>10)
-	if o.InitramfsSize == 0 {
+	segments := max(int64(r.Next.Header.InitSize), r.Next.Size) + initrdSize
+	initrd := fmt.Sprintf("initramfs %d KiB", initrdSize>>10)
+	if initrdSize == 0 {
 		initrd = "initramfs size unknown, not counted"
 	}
 	st := OK

@@ -72,6 +72,9 @@ type Recorded struct {
 // Options says what to check.
 type Options struct {
 	Kernel string // the next kernel's image (required)
+	// Initrd is the next initramfs, checked to be one the next kernel
+	// reads and counted in the memory check; "" leaves it out.
+	Initrd string
 	// Cmdline is the next kernel's command line as it will be loaded;
 	// Given is what the operator asked for before luoinit ensured
 	// liveupdate=on and kho=on (only used to say what was replaced).
@@ -82,10 +85,7 @@ type Options struct {
 	// Recorded is the previous live update's record of the kernel it
 	// loaded; used if its release is the running one's.
 	Recorded *Recorded
-	// InitramfsSize is the next initramfs's size in bytes or an estimate;
-	// 0 leaves it out of the memory check.
-	InitramfsSize int64
-	Device        string // the LUO device; default luo.DefaultPath
+	Device string // the LUO device; default luo.DefaultPath
 
 	root string // tests: prefix of /proc, /sys, /boot and the device
 	// release is the running kernel's; tests set it, default uname -r.
@@ -149,6 +149,7 @@ func Run(o Options) *Report {
 	r.readRunning(o)
 	r.checkABIs()
 	r.checkConfig()
+	r.checkInitrd(o)
 	r.checkCmdline(o)
 	r.checkMemory(o)
 	return r

@@ -2,6 +2,7 @@ package preflight
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,6 +59,23 @@ func TestRun(t *testing.T) {
 	next5cfg := writeImage(t, filepath.Join(dir, "next5cfg"), "luo-v5", true)
 	both := writeImage(t, filepath.Join(dir, "both"), "luo-v5\x00luo-v6", false)
 	running6 := writeImage(t, filepath.Join(dir, "running6"), "luo-v6", false)
+	nextXZ := writeImage(t, filepath.Join(dir, "nextxz"), "luo-v5\x00XZ decompressor ran out of memory", false)
+	// initrd writes a sparse file of size bytes that starts with head.
+	initrd := func(name, head string, size int64) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(head), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(p, size); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cpio := func(size int64) string { return initrd(fmt.Sprintf("cpio%d", size), "070701", size) }
+	xz := initrd("initrd.xz", "\xfd7zXZ\x00", 4096)
+	padded := initrd("padded", "\x00\x00\x00\x00070701", 4096)
+	bzImageAsInitrd := initrd("bz", "MZ\xea\x07\x00\xc0", 4096)
+	nuls := initrd("nuls", "", 8192)
 	const cmd = "console=ttyS0 liveupdate=on kho=on"
 	for _, tc := range []struct {
 		desc    string
@@ -105,9 +123,9 @@ func TestRun(t *testing.T) {
 			line: "ok   config: embedded: KEXEC_HANDOVER, LIVEUPDATE and LIVEUPDATE_MEMFD are y; KHO on by default"},
 		{desc: "replaced", o: Options{Kernel: next5, Cmdline: cmd, Given: "liveupdate=off kho=0"}, device: true, bootLUO: "luo-v5",
 			line: "(luoinit replaced liveupdate=off kho=0)"},
-		{desc: "no memory to load", o: Options{Kernel: next5, Cmdline: cmd, InitramfsSize: 900 << 20}, device: true, bootLUO: "luo-v5",
+		{desc: "no memory to load", o: Options{Kernel: next5, Cmdline: cmd, Initrd: cpio(900 << 20)}, device: true, bootLUO: "luo-v5",
 			fail: []string{"memory"}, line: "not enough available to load it"},
-		{desc: "no memory to start", o: Options{Kernel: next5, Cmdline: cmd, InitramfsSize: 100 << 20},
+		{desc: "no memory to start", o: Options{Kernel: next5, Cmdline: cmd, Initrd: cpio(100 << 20)},
 			meminfo: "MemTotal: 1000000 kB\nMemAvailable: 900000 kB\nShmem: 900000 kB\n", device: true, bootLUO: "luo-v5",
 			fail: []string{"memory"}, line: "could not start beside the preserved memory"},
 		{desc: "debugfs wins over /boot", o: Options{Kernel: next5, Cmdline: cmd}, debugfs: "luo-v6", device: true, bootLUO: "luo-v5",
@@ -116,10 +134,20 @@ func TestRun(t *testing.T) {
 			line: "ok   memfd: the next kernel reads memfd-v2 (the running kernel's version unknown)"},
 		{desc: "debugfs alone, LUO differs", o: Options{Kernel: next6, Cmdline: cmd}, debugfs: "luo-v5", device: true,
 			fail: []string{"LUO"}, line: "writes kho-v4 luo-v5 (from KHO debugfs "},
-		{desc: "fits in scratch", o: Options{Kernel: next5, Cmdline: cmd, InitramfsSize: 10 << 20}, debugfs: "luo-v5", device: true,
+		{desc: "fits in scratch", o: Options{Kernel: next5, Cmdline: cmd, Initrd: cpio(10 << 20)}, debugfs: "luo-v5", device: true,
 			line: "20 MiB in the 24 MiB of KHO scratch"},
-		{desc: "scratch too small", o: Options{Kernel: next5, Cmdline: cmd, InitramfsSize: 20 << 20}, debugfs: "luo-v5", device: true,
+		{desc: "scratch too small", o: Options{Kernel: next5, Cmdline: cmd, Initrd: cpio(20 << 20)}, debugfs: "luo-v5", device: true,
 			fail: []string{"memory"}, line: "do not fit in KHO's scratch area"},
+		{desc: "initrd cpio", o: Options{Kernel: next5, Cmdline: cmd, Initrd: padded}, device: true, bootLUO: "luo-v5",
+			line: "ok   initramfs: " + padded + ": cpio (newc), read by every kernel"},
+		{desc: "initrd xz, kernel has it", o: Options{Kernel: nextXZ, Cmdline: cmd, Initrd: xz}, device: true, bootLUO: "luo-v5",
+			line: "xz compressed, and the next kernel has the xz decompressor"},
+		{desc: "initrd xz, kernel lacks it", o: Options{Kernel: next5, Cmdline: cmd, Initrd: xz}, device: true, bootLUO: "luo-v5",
+			fail: []string{"initramfs"}, line: "the next kernel has no xz decompressor (CONFIG_RD_XZ)"},
+		{desc: "initrd a kernel", o: Options{Kernel: next5, Cmdline: cmd, Initrd: bzImageAsInitrd}, device: true, bootLUO: "luo-v5",
+			fail: []string{"initramfs"}, line: "not an initramfs: at byte 0 it starts with 4d 5a ea 07 00 c0"},
+		{desc: "initrd of NULs", o: Options{Kernel: next5, Cmdline: cmd, Initrd: nuls}, device: true, bootLUO: "luo-v5",
+			fail: []string{"initramfs"}, line: "not an initramfs: empty, or NUL bytes only"},
 		{desc: "no meminfo", o: Options{Kernel: next5, Cmdline: cmd}, meminfo: "nothing", device: true, bootLUO: "luo-v5",
 			line: "warn memory:"},
 	} {

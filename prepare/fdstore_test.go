@@ -50,7 +50,7 @@ func TestStandaloneRefusesFDStore(t *testing.T) {
 	work := filepath.Join(dir, "work")
 	var log bytes.Buffer
 	err = Run(context.Background(), Options{
-		Config: cfg, Kernel: kernel, WorkDir: work, Log: pid1.LogTo(&log),
+		Config: cfg, Kernel: kernel, Initrd: kernel, Log: pid1.LogTo(&log),
 		Device: filepath.Join(dir, "absent-liveupdate"), // never reached
 		reboot: func() error { t.Fatal("reboot called"); return nil },
 	})
@@ -69,7 +69,7 @@ func TestStandaloneRefusesFDStore(t *testing.T) {
 	// fails only later, at the preflight (no LUO device here, and a kernel
 	// that is no bzImage).
 	err = Run(context.Background(), Options{
-		Config: cfg, Kernel: kernel, WorkDir: work, Log: pid1.LogTo(&log), Device: filepath.Join(dir, "absent-liveupdate"),
+		Config: cfg, Kernel: kernel, Initrd: kernel, Log: pid1.LogTo(&log), Device: filepath.Join(dir, "absent-liveupdate"),
 		FDStore: func(string) []handoff.File { return nil },
 		reboot:  func() error { t.Fatal("reboot called"); return nil },
 	})

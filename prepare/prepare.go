@@ -1,10 +1,11 @@
 // Package prepare is the pre-kexec half of luoinit: it collects the fds of
-// running workloads, preserves them in LUO sessions, writes the manifest,
-// builds the next initramfs with the manifest inside, loads the next
-// kernel and, after quiescing the workloads, reboots into it.
+// running workloads, preserves them in LUO sessions, seals the manifest
+// into luoinit's own session (package carry), loads the next kernel with
+// the initramfs it is given, byte for byte, and, after quiescing the
+// workloads, reboots into it.
 //
 //	cfg, err := manifest.LoadConfig("/etc/luoinit/config.toml")
-//	err = prepare.Run(ctx, prepare.Options{Config: cfg, Kernel: "/boot/vmlinuz-next"})
+//	err = prepare.Run(ctx, prepare.Options{Config: cfg, Kernel: "/boot/vmlinuz-next", Initrd: "/boot/luoinit.img"})
 //
 // Everything expensive happens while the workloads still run (phase
 // "prepared"); the freeze only stops them, records two timestamps and
@@ -19,13 +20,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/luoinit/luoinit/handoff"
-	"github.com/luoinit/luoinit/initramfs"
 	"github.com/luoinit/luoinit/luo"
 	"github.com/luoinit/luoinit/manifest"
 	"github.com/luoinit/luoinit/pid1"
@@ -36,41 +35,36 @@ import (
 
 // Defaults.
 const (
-	DefaultSocket  = handoff.PushSocket
-	DefaultWorkDir = manifest.RunDir
+	DefaultSocket = handoff.PushSocket
+	// DefaultInitrd is the image the running kernel booted from, which
+	// the kernel keeps there when booted with retain_initrd.
+	DefaultInitrd = "/sys/firmware/initrd"
 )
+
+// defaultInitrd is DefaultInitrd; tests point it elsewhere.
+var defaultInitrd = DefaultInitrd
 
 // ErrCancelled is wrapped by the error of a prepare that was cancelled.
 var ErrCancelled = errors.New("prepare cancelled")
 
 // Options says what to prepare and how.
 type Options struct {
-	Config     *manifest.Config
-	ConfigPath string // if set, also put at /etc/luoinit/config.toml in a built initramfs
+	Config *manifest.Config
 
 	Kernel string // the next kernel (bzImage)
-	Initrd string // base initramfs for the next kernel; "" builds one with Self as /init
-	// InitrdFromRoot makes the next initramfs from the running root file
-	// system (the running initramfs, carried whole: programs, config,
-	// kernel), without /proc, /sys, /dev, /run, /tmp and the old manifest.
-	InitrdFromRoot bool
-	// InitrdKeepKernel keeps the next kernel's image in an initramfs made
-	// from the root (InitrdFromRoot): by default it is left out, since the
-	// next boot does not need it (kexec has it already). Keep it when the
-	// next system updates again from the same image.
-	InitrdKeepKernel bool
-	Self             string // luoinit binary for a built initramfs; "" = os.Executable
-	Append           string // kernel command line (after the reused one, if ReuseCmdline)
-	ReuseCmdline     bool
+	// Initrd is the next kernel's initramfs, loaded as it is; ""
+	// means DefaultInitrd.
+	Initrd       string
+	Append       string // kernel command line (after the reused one, if ReuseCmdline)
+	ReuseCmdline bool
 	// RunningKernel is the running kernel's image, for the preflight's
 	// comparison; "" lets the preflight find what it can.
 	RunningKernel string
 
 	Socket         string        // where socket-mode workloads push their fds
 	CollectTimeout time.Duration // how long to wait for them; default 30s
-	WorkDir        string        // manifest and next initramfs are written here
 	Device         string        // default luo.DefaultPath
-	PrevManifest   string        // the running system's manifest, for the generation; default /etc/luoinit/manifest.toml
+	PrevManifest   string        // the running system's manifest, for the generation; default manifest.Path
 
 	DryRun   bool // everything but stopping and rebooting; print the manifest; then cancel
 	NoReboot bool // stop after prepared; SIGUSR1 (Continue) goes on, ctx cancel cancels
@@ -110,8 +104,8 @@ type state struct {
 	procs     []*process
 	kexecDone bool
 	files     []*os.File // fds received or taken from workloads
-	written   []string   // files to remove on cancel
 	listener  *handoff.Listener
+	own       *luo.Session    // luoinit's own session (package carry)
 	record    *os.File        // the freeze record memfd
 	owned     []*ownedSession // workload-owned sessions held until the reboot
 	holders   []holder        // processes found holding them, stopped at the freeze
@@ -136,9 +130,6 @@ func Run(ctx context.Context, o Options) (err error) {
 	if o.Socket == "" {
 		o.Socket = DefaultSocket
 	}
-	if o.WorkDir == "" {
-		o.WorkDir = DefaultWorkDir
-	}
 	if o.Device == "" {
 		o.Device = luo.DefaultPath
 	}
@@ -149,7 +140,7 @@ func Run(ctx context.Context, o Options) (err error) {
 		o.StateDir = status.Dir
 	}
 	if o.PrevManifest == "" {
-		o.PrevManifest = "/" + manifest.Path
+		o.PrevManifest = manifest.Path
 	}
 	if o.reboot == nil {
 		o.reboot = func() error {
@@ -212,6 +203,13 @@ func (s *state) check() error {
 	if o.Kernel == "" {
 		return errors.New("no kernel given (--kernel)")
 	}
+	if o.Initrd == "" {
+		if _, err := os.Stat(defaultInitrd); err != nil {
+			return fmt.Errorf("no initramfs for the next kernel: give --initrd FILE, or boot with retain_initrd so that %s holds the image this kernel booted from (%w)", DefaultInitrd, err)
+		}
+		s.o.Initrd = defaultInitrd
+		o.Initrd = defaultInitrd
+	}
 	for _, f := range []struct{ what, path string }{{"kernel", o.Kernel}, {"initrd", o.Initrd}} {
 		if f.path == "" {
 			continue
@@ -224,28 +222,21 @@ func (s *state) check() error {
 			return fmt.Errorf("%s %s: not a non-empty regular file", f.what, f.path)
 		}
 	}
-	if err := s.preflight(); err != nil {
-		return err
-	}
-	// Searchable by all: the push socket sits here by default, and a
-	// workload may run as any user. What is written here is not secret
-	// (the manifest is mode 0644 in the next initramfs too).
-	return os.MkdirAll(o.WorkDir, 0o755)
+	return s.preflight()
 }
 
 // prepared runs phase "prepared": fds collected and preserved, manifest
-// written, next initramfs built, next kernel loaded.
+// sealed into luoinit's own session, next kernel loaded.
 func (s *state) prepared(ctx context.Context) error {
 	o := s.o
 	start := manifest.Now()
 	s.m = o.Config.NewManifest()
 	s.m.Timing.PrepareStart = start
-	s.m.Generation = 1
-	if prev, err := manifest.Load(o.PrevManifest); err == nil {
-		s.m.Generation = prev.Generation + 1
-	} else if !errors.Is(err, os.ErrNotExist) {
-		s.logf("previous manifest %s unreadable (%v); counting this as generation 1", o.PrevManifest, err)
+	prev, _, err := previous(o.PrevManifest)
+	if err != nil {
+		s.logf("previous manifest unreadable (%v); counting this as generation 1", err)
 	}
+	s.m.Generation = nextGeneration(prev)
 	var uts unix.Utsname
 	if err := unix.Uname(&uts); err == nil {
 		s.m.KernelRelease = unix.ByteSliceToString(uts.Release[:])
@@ -271,7 +262,7 @@ func (s *state) prepared(ctx context.Context) error {
 	}
 	s.recordOwned()
 	s.stopHolders()
-	if err := s.createRecord(dev); err != nil {
+	if err := s.createOwn(dev); err != nil {
 		return err
 	}
 	dev.Close()
@@ -280,129 +271,22 @@ func (s *state) prepared(ctx context.Context) error {
 	s.logf("all fds preserved in %v", time.Duration(s.m.Timing.Preserved.MonotonicNS-start.MonotonicNS).Round(time.Millisecond))
 
 	s.m.Written = time.Now().UTC().Truncate(time.Second)
-	mpath := filepath.Join(o.WorkDir, "manifest.toml")
-	if err := s.m.WriteFile(mpath); err != nil {
+	if err := s.carryManifest(); err != nil {
 		return err
 	}
-	s.written = append(s.written, mpath)
-
-	next, err := s.buildInitramfs(mpath)
-	if err != nil {
-		return err
-	}
-	cmd := Cmdline(readCmdline(), o.ReuseCmdline, o.Append)
-	if err := kexecLoad(o.Kernel, next, cmd); err != nil {
+	cmd := Cmdline(readCmdline(), o.ReuseCmdline, o.Append, s.m.Generation)
+	if err := kexecLoad(o.Kernel, o.Initrd, cmd); err != nil {
 		return err
 	}
 	s.kexecDone = true
-	s.logf("loaded %s with initramfs %s, command line %q", o.Kernel, next, cmd)
+	s.logf("loaded %s with initramfs %s as it is, command line %q", o.Kernel, o.Initrd, cmd)
 	s.logf("prepared in %v", time.Duration(manifest.Now().MonotonicNS-start.MonotonicNS).Round(time.Millisecond))
 	return nil
-}
-
-// BaseImage is the initramfs luoinit builds when given none: self (a
-// static luoinit; "" means this program) as /init and, if config is set,
-// the config at manifest.ConfigPath.
-func BaseImage(self, config string) (*initramfs.Archive, error) {
-	if self == "" {
-		var err error
-		if self, err = os.Executable(); err != nil {
-			return nil, fmt.Errorf("finding this luoinit: %w", err)
-		}
-	}
-	if err := initramfs.CheckStatic(self); err != nil {
-		return nil, err
-	}
-	a := initramfs.New()
-	if err := a.AddFileFrom("init", self, 0o755); err != nil {
-		return nil, err
-	}
-	if config != "" {
-		if err := a.AddFileFrom(manifest.ConfigPath, config, 0o644); err != nil {
-			return nil, err
-		}
-	}
-	return a, nil
-}
-
-// kernelImages are the kernel images an initramfs made from the root
-// leaves out: the next kernel's, and the running kernel's (--running-kernel,
-// or /boot/vmlinuz-RELEASE, release being the running kernel's as the
-// manifest records it).
-func kernelImages(o Options, release string) []string {
-	imgs := []string{o.Kernel}
-	if o.RunningKernel != "" {
-		imgs = append(imgs, o.RunningKernel)
-	}
-	if release != "" {
-		imgs = append(imgs, "/boot/vmlinuz-"+release)
-	}
-	return imgs
-}
-
-// inRoot returns p relative to / (as AddTree's skip list takes it), for
-// an absolute clean path.
-func inRoot(p string) (string, bool) {
-	if !filepath.IsAbs(p) {
-		return "", false
-	}
-	rel := strings.TrimPrefix(filepath.Clean(p), "/")
-	return rel, rel != ""
 }
 
 func readCmdline() string {
 	b, _ := os.ReadFile("/proc/cmdline")
 	return strings.TrimSpace(string(b))
-}
-
-// buildInitramfs writes the next initramfs: the given base with the
-// manifest appended, or a fresh image with luoinit as /init.
-func (s *state) buildInitramfs(mpath string) (string, error) {
-	o := s.o
-	next := filepath.Join(o.WorkDir, "initramfs.next.cpio")
-	a := initramfs.New()
-	switch {
-	case o.Initrd != "":
-		// Only the manifest: it is appended to the given image.
-	case o.InitrdFromRoot:
-		skip := []string{"proc", "sys", "dev", "run", "tmp", manifest.Path}
-		if !o.InitrdKeepKernel {
-			// Kernel images: the next one (kexec has it) and the running
-			// one (the manifest records what the preflight needs of it).
-			for _, img := range kernelImages(o, s.m.KernelRelease) {
-				if k, ok := inRoot(img); ok {
-					if _, err := os.Stat(img); err == nil {
-						skip = append(skip, k)
-						s.logf("leaving the kernel image %s out of the next initramfs (--initrd-keep-kernel keeps it)", img)
-					}
-				}
-			}
-		}
-		if err := a.AddTree("/", skip...); err != nil {
-			return "", err
-		}
-	default:
-		var err error
-		if a, err = BaseImage(o.Self, o.ConfigPath); err != nil {
-			return "", err
-		}
-	}
-	if err := a.AddFileFrom(manifest.Path, mpath, 0o644); err != nil {
-		return "", err
-	}
-	write := func() error { return a.WriteFile(next) }
-	if o.Initrd != "" {
-		write = func() error { return initramfs.Append(next, o.Initrd, a) }
-	}
-	if err := write(); err != nil {
-		return "", err
-	}
-	s.written = append(s.written, next)
-	st, _ := os.Stat(next)
-	if st != nil {
-		s.logf("built next initramfs %s (%d KiB)", next, st.Size()>>10)
-	}
-	return next, nil
 }
 
 // frozen runs phase "frozen": stop the workloads, record the time, sync,
@@ -500,9 +384,6 @@ func (s *state) cancel() string {
 			did = append(did, "kexec image unloaded")
 		}
 		s.kexecDone = false
-	}
-	for _, p := range s.written {
-		os.Remove(p)
 	}
 	if len(did) == 0 {
 		return "nothing was held"

@@ -40,6 +40,10 @@ func TestRunFailsCleanly(t *testing.T) {
 	os.WriteFile(kernel, []byte("not really a kernel"), 0o644)
 	empty := filepath.Join(dir, "empty")
 	os.WriteFile(empty, nil, 0o644)
+	cpio := filepath.Join(dir, "initramfs.cpio")
+	os.WriteFile(cpio, []byte("070701"), 0o644)
+	defaultInitrd = filepath.Join(dir, "absent-firmware-initrd")
+	defer func() { defaultInitrd = DefaultInitrd }()
 
 	for _, tc := range []struct {
 		desc  string
@@ -48,9 +52,12 @@ func TestRunFailsCleanly(t *testing.T) {
 		words []string
 	}{
 		// The preflight refuses both before anything is opened.
-		{"no LUO device", Options{Kernel: kernel, Device: filepath.Join(dir, "liveupdate")}, preflight.ErrRefused,
+		{"no LUO device", Options{Kernel: kernel, Initrd: cpio, Device: filepath.Join(dir, "liveupdate")}, preflight.ErrRefused,
 			[]string{"no LUO device", "liveupdate=on", "not a bzImage", "would lose the preserved state", "nothing was held"}},
-		{"missing kernel", Options{Kernel: filepath.Join(dir, "absent")}, os.ErrNotExist, []string{"kernel"}},
+		{"initrd not an initramfs", Options{Kernel: kernel, Initrd: kernel, Device: filepath.Join(dir, "liveupdate")}, preflight.ErrRefused,
+			[]string{"initramfs: " + kernel + ": not an initramfs", "nothing was held"}},
+		{"no initrd, none kept", Options{Kernel: kernel}, os.ErrNotExist, []string{"no initramfs for the next kernel", "--initrd", "retain_initrd"}},
+		{"missing kernel", Options{Kernel: filepath.Join(dir, "absent"), Initrd: cpio}, os.ErrNotExist, []string{"kernel"}},
 		{"empty initrd", Options{Kernel: kernel, Initrd: empty}, nil, []string{"initrd", "not a non-empty regular file"}},
 		{"no kernel", Options{}, nil, []string{"no kernel given"}},
 	} {
@@ -58,7 +65,6 @@ func TestRunFailsCleanly(t *testing.T) {
 			work := filepath.Join(t.TempDir(), "work")
 			o := tc.opts
 			o.Config = cfg
-			o.WorkDir = work
 			o.Socket = filepath.Join(work, "prepare.sock")
 			var log bytes.Buffer
 			o.Log = pid1.LogTo(&log)

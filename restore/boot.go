@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/luoinit/luoinit/carry"
 	"github.com/luoinit/luoinit/luo"
 	"github.com/luoinit/luoinit/manifest"
 	"github.com/luoinit/luoinit/netconf"
@@ -16,7 +17,7 @@ import (
 // Boot kinds and progress, as written to the state file (package status
 // owns the words and the format).
 const (
-	StateNormal    = status.Normal      // cold boot: no manifest, workloads of the config start without fds
+	StateNormal    = status.Normal      // cold boot: no live update marker, workloads of the config start without fds
 	StateUpdated   = status.BootUpdated // this boot came through a live update
 	StateRestoring = status.Restoring   // fds being retrieved and handed over
 	StateFinished  = status.Finished    // every fd and session delivered or left to its owner
@@ -25,14 +26,17 @@ const (
 
 // Paths on the restore side.
 const (
-	ManifestPath = "/" + manifest.Path
-	ConfigPath   = "/" + manifest.ConfigPath
-	StateDir     = status.Dir
+	ConfigPath = "/" + manifest.ConfigPath
+	StateDir   = status.Dir
 )
 
 // BootOptions says where things are; tests point them into a temp dir.
 type BootOptions struct {
-	Manifest, Config, StateDir string
+	// Config is the config's path; ManifestCopy where the manifest read
+	// from luoinit's own session is copied (default manifest.Path).
+	Config, ManifestCopy, StateDir string
+	// Cmdline is the kernel command line; default /proc/cmdline.
+	Cmdline string
 	// OpenDevice opens /dev/liveupdate; default luo.Open(luo.DefaultPath).
 	OpenDevice func() (Device, error)
 	Start      Starter
@@ -51,8 +55,11 @@ type BootOptions struct {
 
 // Report is what a boot did.
 type Report struct {
-	Kind       string // normal, updated or degraded
+	Kind       string // normal or updated
 	State      string // finished or degraded at the end
+	// Reason says why a live update's own state did not come back; ""
+	// when it did, or on a cold boot.
+	Reason     string
 	Generation uint64
 	// FromKernel and ToKernel are the releases a live update went from
 	// (the manifest's kernel_release) and to (this kernel); "" on a cold
@@ -106,62 +113,33 @@ func (r *Report) LastAck() time.Duration {
 // returned only when nothing at all can be started.
 func Boot(o BootOptions) (*Report, error) { return Start(o).Run() }
 
-// Pending is a Boot whose first steps run in the background: the
-// manifest being read and parsed and, for a loopback-only network, the
-// loopback being brought up. A PID 1 starts it before it mounts
-// anything and runs it once /proc, /sys and /dev are there: the reading
-// does not wait for the mounts, nor the mounts for the reading.
-type Pending struct {
-	b      *boot
-	loaded chan struct{} // closed once m, err and netDone are set
-	m      *manifest.Manifest
-	err    error
-	// netDone is closed when the early network is up; nil when the
-	// network waits for Run (it may read /sys, or there is no manifest).
-	netDone <-chan struct{}
-}
+// Pending is a Boot not yet run: Run does it, once /proc, /sys and /dev
+// are mounted (the manifest comes from /dev/liveupdate).
+type Pending struct{ b *boot }
 
-// Start reads the manifest in the background and, if its network is the
-// loopback alone (netlink only: nothing mounted is needed), brings it up
-// as soon as it is read. Run does the rest.
+// Start prepares a Boot; Run carries it out.
 func Start(o BootOptions) *Pending {
 	o = o.withDefaults()
-	p := &Pending{
-		b:      &boot{o: o, logf: o.Log, tl: o.Timeline, rep: &Report{Started: o.Started}},
-		loaded: make(chan struct{}),
-	}
-	go p.load()
-	return p
+	return &Pending{b: &boot{o: o, logf: o.Log, tl: o.Timeline, rep: &Report{Started: o.Started}}}
 }
 
-// load is Start's background step.
-func (p *Pending) load() {
-	defer close(p.loaded)
-	defer func() {
-		if r := recover(); r != nil {
-			p.m, p.err = nil, fmt.Errorf("manifest %s: panic while reading it: %v", p.b.o.Manifest, r)
-		}
-	}()
-	p.m, p.err = manifest.Load(p.b.o.Manifest)
-	p.b.tl.Mark(PhaseManifest)
-	if p.err == nil && netconf.LoopbackOnly(p.m.Network) {
-		p.netDone = p.b.startNetwork(p.m.Network)
-	}
-}
-
-// Run finishes the boot Start began: see Boot.
+// Run carries out the boot: see Boot.
 func (p *Pending) Run() (*Report, error) {
-	<-p.loaded
-	b, m := p.b, p.m
-	if p.err != nil {
-		return b.withoutManifest(p.err)
+	b := p.b
+	src := b.load()
+	if src.cold {
+		b.rep.Kind = StateNormal
+		b.state(StateNormal)
+		return coldBoot(b.o, b.rep, b.logf)
 	}
+	if src.err != nil {
+		return b.withoutState(src)
+	}
+	m := src.m
 	b.begin(m)
-	netDone := p.netDone
-	if netDone == nil {
-		netDone = b.startNetwork(m.Network)
-	}
-	ret := b.retrieve(m)
+	b.copied = b.beside("manifest copy: panic while writing it", func() { b.copyManifest(src.data) })
+	netDone := b.startNetwork(m.Network)
+	ret := b.retrieve(src, m)
 	b.rep.Retrieved = BootTime()
 	<-netDone
 	b.noteLost(ret)
@@ -172,8 +150,8 @@ func (p *Pending) Run() (*Report, error) {
 
 // withDefaults fills in what o leaves unset.
 func (o BootOptions) withDefaults() BootOptions {
-	if o.Manifest == "" {
-		o.Manifest = ManifestPath
+	if o.ManifestCopy == "" {
+		o.ManifestCopy = manifest.Path
 	}
 	if o.Config == "" {
 		o.Config = ConfigPath
@@ -205,6 +183,7 @@ type boot struct {
 	rep       *Report
 	toDeliver map[string]int  // what each workload has to receive, before the handoffs consume it
 	stateDone <-chan struct{} // closed when the state file write in flight is done; nil if none
+	copied    <-chan struct{} // closed when the manifest's copy is written
 }
 
 // state writes the state file with the boot in state s, after any write
@@ -253,17 +232,16 @@ func (b *boot) waitState() {
 	}
 }
 
-// withoutManifest boots from the config: there is no manifest (a cold
-// boot), or one that cannot be read, which cannot say which fds exist:
-// the config's workloads start and the log says loudly what happened.
-func (b *boot) withoutManifest(err error) (*Report, error) {
-	if errors.Is(err, os.ErrNotExist) {
-		b.rep.Kind = StateNormal
-		b.state(StateNormal)
-		return coldBoot(b.o, b.rep, b.logf)
-	}
-	b.logf("manifest %s is unusable, starting the config's workloads without fds: %v", b.o.Manifest, err)
-	b.rep.Kind = StateDegraded
+// withoutState boots from the config after a live update whose own
+// state did not come back (src.err says why): without the manifest
+// nothing says which fds exist, so the config's workloads start without
+// fds, the boot is an updated one and the state degraded, with the reason.
+// The workloads' sessions stay unretrieved; the kernel drops them at the
+// next live update.
+func (b *boot) withoutState(src *source) (*Report, error) {
+	b.logf("live update boot (%s=%d), but its state did not come back: %v; starting the config's workloads without fds",
+		carry.UpdateParam, src.generation, src.err)
+	b.rep.Kind, b.rep.Reason, b.rep.Generation = StateUpdated, src.err.Error(), src.generation
 	b.state(StateDegraded)
 	return coldBoot(b.o, b.rep, b.logf)
 }
@@ -291,37 +269,24 @@ func (b *boot) startNetwork(n manifest.Network) <-chan struct{} {
 	})
 }
 
-// retrieve gets every fd and session of the manifest back, or records
-// them all lost when /dev/liveupdate cannot be opened.
-func (b *boot) retrieve(m *manifest.Manifest) *Retrieved {
-	dev, err := b.o.OpenDevice()
-	if err != nil {
-		b.logf("cannot restore anything: %v", err)
-		ret := &Retrieved{}
-		for _, spec := range m.Workloads {
-			w := &Workload{Spec: spec, Lost: lostAll(spec, err), Owned: ownedLost(spec, err)}
-			ret.Workloads = append(ret.Workloads, w)
-			ret.Lost = append(ret.Lost, w.Lost...)
-		}
-		return ret
-	}
-	b.tl.Mark(PhaseDevice)
-	ret := Retrieve(dev, m, b.logf, b.tl)
+// retrieve gets every fd and session of the manifest back through the
+// device load opened, and the freeze record from luoinit's own session.
+func (b *boot) retrieve(src *source, m *manifest.Manifest) *Retrieved {
+	ret := Retrieve(src.dev, m, b.logf, b.tl)
 	// Before any workload starts: /dev/liveupdate admits one opener, and
 	// a workload may manage sessions of its own.
-	dev.Close()
+	src.dev.Close()
+	ret.RecordData = retrieveRecord(src.own, b.logf)
+	b.tl.Mark(PhaseRecord)
 	return ret
 }
 
-// noteLost logs every fd that did not come back; any makes the boot
-// degraded.
+// noteLost logs every fd that did not come back; any makes the state
+// end degraded.
 func (b *boot) noteLost(ret *Retrieved) {
 	b.rep.Lost = ret.Lost
 	for _, l := range ret.Lost {
 		b.logf("%s", l)
-	}
-	if len(ret.Lost) > 0 {
-		b.rep.Kind = StateDegraded
 	}
 	b.rep.Workloads = ret.Workloads
 	b.toDeliver = map[string]int{}
@@ -363,7 +328,7 @@ func (b *boot) run(m *manifest.Manifest, ret *Retrieved) {
 // READY=1 (the report and the state file say so).
 func (b *boot) end(ret *Retrieved) {
 	end := StateFinished
-	if b.rep.Kind == StateDegraded {
+	if len(b.rep.Lost) > 0 {
 		end = StateDegraded
 	}
 	for i, r := range b.rep.Results {
@@ -378,6 +343,7 @@ func (b *boot) end(ret *Retrieved) {
 		}
 	}
 	b.rep.Phases = b.tl.Phases()
+	<-b.copied
 	b.state(end)
 }
 
@@ -445,7 +411,7 @@ func writeState(dir string, r *Report) error {
 
 // Status is the report in the state file's terms.
 func (r *Report) Status() *status.Status {
-	st := &status.Status{State: r.State, Boot: r.Kind, Generation: r.Generation, Lost: len(r.Lost), Init: r.Started, Phases: r.Phases,
+	st := &status.Status{State: r.State, Boot: r.Kind, Reason: r.Reason, Generation: r.Generation, Lost: len(r.Lost), Init: r.Started, Phases: r.Phases,
 		FromKernel: r.FromKernel, ToKernel: r.ToKernel}
 	// Figures, once the first handoffs are over.
 	if r.Done > 0 {

@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/luoinit/luoinit/carry"
 	"github.com/luoinit/luoinit/manifest"
 	"golang.org/x/sys/unix"
 )
@@ -43,36 +45,59 @@ func bootManifest(t *testing.T) []byte {
 	return b
 }
 
+// own is luoinit's own session as prepare leaves it: the manifest, sealed
+// or not, and a freeze record.
+func own(manifest []byte, sealed bool) *fakeSession {
+	rec, _ := manifestRecord()
+	return &fakeSession{name: carry.Session, sealed: sealed, files: map[uint64]string{carry.ManifestToken: string(manifest), carry.RecordToken: rec}}
+}
+
+func manifestRecord() (string, error) {
+	b, err := manifest.MarshalRecord(manifest.Record{FirstStopped: manifest.Stamp{MonotonicNS: 1e9}, Reboot: manifest.Stamp{MonotonicNS: 2e9}})
+	return string(b), err
+}
+
 func TestBootKinds(t *testing.T) {
-	good := fakeDevice{"luoinit.kv": {name: "luoinit.kv", files: map[uint64]string{1: "arena"}}}
+	good := bootManifest(t)
+	kv := &fakeSession{name: "luoinit.kv", files: map[uint64]string{1: "arena"}}
+	const marker = "console=ttyS0 liveupdate=on luoinit.update=4"
 	for _, tc := range []struct {
 		desc      string
-		manifest  string // "" none, "good", "corrupt"
+		cmdline   string
 		config    bool
 		device    fakeDevice // nil: open fails with ENOENT
 		kind      string
 		state     string
 		delivered int
+		reason    string // in the report and the state file
 		logHas    []string
 	}{
-		{"cold boot", "", true, nil, StateNormal, StateNormal, 0, []string{"cold boot: starting 1 workloads"}},
-		{"nothing at all", "", false, nil, StateNormal, StateNormal, 0, []string{"no workloads"}},
-		{"live update", "good", true, good, StateUpdated, StateFinished, 1, []string{"generation 4", "updated from kernel 7.3.4 to 7.4.1",
-			"the manifest was written for kernel 7.4.0 but this is 7.4.1"}},
-		{"no /dev/liveupdate", "good", true, nil, StateDegraded, StateDegraded, 0, []string{`workload "kv" fd "arena" (session "luoinit.kv" token 1) lost`, "liveupdate=on"}},
-		{"session gone", "good", true, fakeDevice{}, StateDegraded, StateDegraded, 0, []string{`fd "arena"`, "lost"}},
-		{"corrupt manifest", "corrupt", true, good, StateDegraded, StateDegraded, 0, []string{"unusable", "cold boot"}},
+		{"cold boot", "console=ttyS0", true, nil, StateNormal, StateNormal, 0, "", []string{"cold boot: starting 1 workloads"}},
+		{"nothing at all", "console=ttyS0", false, nil, StateNormal, StateNormal, 0, "", []string{"no workloads"}},
+		{"no marker, state there", "console=ttyS0 liveupdate=on", true, fakeDevice{carry.Session: own(good, true), "luoinit.kv": kv}, StateNormal, StateNormal, 0, "", []string{"cold boot"}},
+		{"live update", marker, true, fakeDevice{carry.Session: own(good, true), "luoinit.kv": kv}, StateUpdated, StateFinished, 1, "",
+			[]string{"generation 4", "updated from kernel 7.3.4 to 7.4.1", "the manifest was written for kernel 7.4.0 but this is 7.4.1"}},
+		{"no /dev/liveupdate", marker, true, nil, StateUpdated, StateDegraded, 0, "no /dev/liveupdate: the kernel was booted without liveupdate=on",
+			[]string{"starting the config's workloads without fds", "cold boot: starting 1 workloads"}},
+		{"own session gone", marker, true, fakeDevice{"luoinit.kv": kv}, StateUpdated, StateDegraded, 0, `luoinit's own session "luoinit" did not come back`, nil},
+		{"manifest token gone", marker, true, fakeDevice{carry.Session: {name: carry.Session, files: map[uint64]string{}}}, StateUpdated, StateDegraded, 0,
+			`the manifest (session "luoinit" token 0) did not come back`, nil},
+		{"manifest unsealed", marker, true, fakeDevice{carry.Session: own(good, false), "luoinit.kv": kv}, StateUpdated, StateDegraded, 0,
+			"is unusable: not sealed: seals 0x0, missing F_SEAL_WRITE|F_SEAL_GROW|F_SEAL_SHRINK|F_SEAL_SEAL", nil},
+		{"manifest corrupt", marker, true, fakeDevice{carry.Session: own([]byte("version = 1\n[[workload]\n"), true)}, StateUpdated, StateDegraded, 0,
+			"is unusable: manifest.toml:3: syntax error", nil},
+		{"manifest newer", marker, true, fakeDevice{carry.Session: own([]byte(strings.Replace(string(good), "version = 1", "version = 2", 1)), true)}, StateUpdated, StateDegraded, 0,
+			"written by a newer luoinit: version 2", nil},
+		{"manifest too large", marker, true, fakeDevice{carry.Session: own(make([]byte, manifest.MaxFileSize+1), true)}, StateUpdated, StateDegraded, 0,
+			fmt.Sprintf("is unusable: %d bytes, more than the %d allowed", manifest.MaxFileSize+1, manifest.MaxFileSize), nil},
+		{"marker not a number", "luoinit.update=x", true, fakeDevice{carry.Session: own(good, true), "luoinit.kv": kv}, StateUpdated, StateDegraded, 0,
+			`luoinit.update="x" on the kernel command line is not a generation`, nil},
+		{"workload session gone", marker, true, fakeDevice{carry.Session: own(good, true)}, StateUpdated, StateDegraded, 0, "", []string{`fd "arena"`, "lost"}},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			dir := t.TempDir()
-			mpath := filepath.Join(dir, "manifest.toml")
 			cpath := filepath.Join(dir, "config.toml")
-			switch tc.manifest {
-			case "good":
-				os.WriteFile(mpath, bootManifest(t), 0o644)
-			case "corrupt":
-				os.WriteFile(mpath, []byte("version = 1\n[[workload]\n"), 0o644)
-			}
+			copyPath := filepath.Join(dir, "run", "manifest.toml")
 			if tc.config {
 				os.WriteFile(cpath, []byte(bootConfig), 0o644)
 			}
@@ -81,10 +106,10 @@ func TestBootKinds(t *testing.T) {
 			st := &inProcess{behave: acks(t, nil)}
 			netApplied := 0
 			rep, err := Boot(BootOptions{
-				Manifest: mpath, Config: cpath, StateDir: filepath.Join(dir, "run"),
+				Cmdline: tc.cmdline, Config: cpath, StateDir: filepath.Join(dir, "run"), ManifestCopy: copyPath,
 				OpenDevice: func() (Device, error) {
 					if tc.device == nil {
-						return nil, fmt.Errorf("luo: open /dev/liveupdate: %w: the kernel has no LUO or was booted without liveupdate=on", unix.ENOENT)
+						return nil, &os.PathError{Op: "open", Path: "/dev/liveupdate", Err: unix.ENOENT}
 					}
 					return tc.device, nil
 				},
@@ -113,6 +138,12 @@ func TestBootKinds(t *testing.T) {
 			if rep.Kind != tc.kind || rep.State != tc.state {
 				t.Fatalf("kind %q state %q, want %q %q\n%s", rep.Kind, rep.State, tc.kind, tc.state, logged)
 			}
+			if !strings.Contains(rep.Reason, tc.reason) || (tc.reason == "") != (rep.Reason == "") {
+				t.Errorf("reason %q, want %q", rep.Reason, tc.reason)
+			}
+			if tc.reason != "" && !strings.Contains(logged, tc.reason) {
+				t.Errorf("the log does not give the reason %q:\n%s", tc.reason, logged)
+			}
 			delivered := 0
 			for _, r := range rep.Results {
 				delivered += r.Delivered
@@ -129,6 +160,16 @@ func TestBootKinds(t *testing.T) {
 			if err != nil || !strings.Contains(string(b), "state="+tc.state+"\n") || !strings.Contains(string(b), "boot="+tc.kind+"\n") {
 				t.Fatalf("state file %q (%v)", b, err)
 			}
+			if tc.reason != "" && !strings.Contains(string(b), "reason="+strconv.Quote(rep.Reason)+"\n") {
+				t.Errorf("state file %q lacks the reason", b)
+			}
+			// The manifest as carried is copied when it was read, and only then.
+			restored := tc.kind == StateUpdated && tc.reason == ""
+			if c, err := os.ReadFile(copyPath); restored && (err != nil || string(c) != string(good)) {
+				t.Errorf("manifest copy %q (%v), want the carried manifest", c, err)
+			} else if !restored && err == nil {
+				t.Errorf("a manifest copy was written on a boot that read none")
+			}
 			// The timeline: the boot's phases in order, each workload's
 			// exec before its ack, and the state file carries them.
 			pos := map[string]int{}
@@ -141,7 +182,11 @@ func TestBootKinds(t *testing.T) {
 					t.Errorf("state file lacks phase %s", p.Name)
 				}
 			}
-			for _, name := range []string{PhaseInit, PhaseManifest} {
+			phases := []string{PhaseInit}
+			if restored {
+				phases = append(phases, PhaseDevice, PhaseManifest, PhaseRecord)
+			}
+			for _, name := range phases {
 				if _, ok := pos[name]; !ok {
 					t.Errorf("no phase %q in %v", name, rep.Phases)
 				}
@@ -153,84 +198,19 @@ func TestBootKinds(t *testing.T) {
 					t.Errorf("workload %s: exec at %d, ack at %d in %v", r.Workload, e, a, rep.Phases)
 				}
 			}
-			// A manifest that was read names both kernels; a cold boot neither.
-			if fromTo := strings.Contains(string(b), "from_kernel=7.3.4\nto_kernel=7.4.1\n"); fromTo != (tc.manifest == "good") || tc.manifest != "good" && strings.Contains(string(b), "_kernel=") {
-				t.Errorf("state file %q: from/to kernel lines wrong for manifest %q", b, tc.manifest)
+			// A manifest that was read names both kernels; otherwise neither.
+			if fromTo := strings.Contains(string(b), "from_kernel=7.3.4\nto_kernel=7.4.1\n"); fromTo != restored || !restored && strings.Contains(string(b), "_kernel=") {
+				t.Errorf("state file %q: from/to kernel lines wrong", b)
+			}
+			// The freeze record came from luoinit's own session.
+			if restored && rep.Timing.Blackout() != time.Second {
+				t.Errorf("old kernel's blackout %v, want the record's 1s", rep.Timing.Blackout())
 			}
 			if netApplied != 1 {
 				t.Errorf("network applied %d times, want once", netApplied)
 			}
 			if tc.config && st.starts == 0 {
 				t.Fatal("no workload was started")
-			}
-		})
-	}
-}
-
-// TestStartEarlyNetwork: Start reads the manifest before Run is called
-// and brings a loopback-only network up then (it needs nothing mounted);
-// any other network waits for Run, which a PID 1 calls once /sys is
-// mounted. Either way it is applied once, before any workload starts.
-func TestStartEarlyNetwork(t *testing.T) {
-	for _, tc := range []struct {
-		desc    string
-		network string // appended to the manifest
-		early   bool
-	}{
-		{"loopback only", "", true},
-		{"loopback listed", "\n[[network.link]]\nname = \"lo\"\nkind = \"loopback\"\nup = true\n", true},
-		{"a dummy link", "\n[[network.link]]\nname = \"lo\"\nkind = \"loopback\"\nup = true\n\n[[network.link]]\nname = \"d0\"\nkind = \"dummy\"\nup = true\n", false},
-	} {
-		t.Run(tc.desc, func(t *testing.T) {
-			dir := t.TempDir()
-			mpath := filepath.Join(dir, "manifest.toml")
-			m := string(bootManifest(t)) + tc.network
-			if _, err := manifest.Parse([]byte(m)); err != nil {
-				t.Fatalf("test manifest: %v", err)
-			}
-			os.WriteFile(mpath, []byte(m), 0o644)
-			applied := make(chan manifest.Network, 2)
-			st := &inProcess{behave: acks(t, nil)}
-			good := fakeDevice{"luoinit.kv": {name: "luoinit.kv", files: map[uint64]string{1: "arena"}}}
-			p := Start(BootOptions{
-				Manifest: mpath, Config: filepath.Join(dir, "none.toml"), StateDir: filepath.Join(dir, "run"),
-				OpenDevice: func() (Device, error) { return good, nil },
-				Release:    "7.4.1",
-				Start:      st,
-				Log:        func(string, ...any) {},
-				Supervisor: Options{HandoffTimeout: time.Second},
-				ApplyNetwork: func(n manifest.Network, _ func(string, ...any)) (int, []error, time.Duration) {
-					applied <- n
-					return 0, nil, 0
-				},
-			})
-			select {
-			case <-applied:
-				if !tc.early {
-					t.Fatal("a network that is not loopback-only was applied before Run")
-				}
-			case <-time.After(500 * time.Millisecond):
-				if tc.early {
-					t.Fatal("a loopback-only network was not applied before Run")
-				}
-			}
-			rep, err := p.Run()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if rep.State != StateFinished || st.starts != 1 {
-				t.Fatalf("state %q, %d starts; want finished, 1", rep.State, st.starts)
-			}
-			want := 1
-			if tc.early {
-				want = 0 // the one call came before Run
-			}
-			if got := len(applied); got != want {
-				t.Errorf("network applied %d more times during Run, want %d", got, want)
-			}
-			b, err := os.ReadFile(filepath.Join(dir, "run", "state"))
-			if err != nil || !strings.Contains(string(b), "state="+StateFinished+"\n") {
-				t.Fatalf("state file %q (%v): the last write is not the final one", b, err)
 			}
 		})
 	}

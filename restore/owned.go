@@ -57,16 +57,6 @@ func retrieveOwned(dev Device, w *Workload, log func(string, ...any)) {
 	}
 }
 
-// ownedLost records every session spec owns as lost for err: without
-// /dev/liveupdate neither PID 1 nor the owner can retrieve any.
-func ownedLost(spec manifest.Workload, err error) []*Owned {
-	var out []*Owned
-	for _, o := range spec.OwnedSessions {
-		out = append(out, &Owned{OwnedSession: o, Mode: spec.SessionsMode(), Result: status.SessionLost, Err: err})
-	}
-	return out
-}
-
 // leaveWatch tells, for the sessions left to their owners
 // (sessions = "leave"), whether some process took each one.
 //

@@ -6,13 +6,13 @@ package restore
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/luoinit/luoinit/carry"
 	"github.com/luoinit/luoinit/handoff"
 	"github.com/luoinit/luoinit/manifest"
 	"github.com/luoinit/luoinit/status"
@@ -56,10 +56,7 @@ func TestBootOwnedSessions(t *testing.T) {
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			dir := t.TempDir()
-			mpath := filepath.Join(dir, "manifest.toml")
-			if err := os.WriteFile(mpath, ownedManifest(t), 0o644); err != nil {
-				t.Fatal(err)
-			}
+			tc.device[carry.Session] = own(ownedManifest(t), true)
 			// "guest-ram" is held by a process, "scratch" by none.
 			looks := 0
 			var lmu sync.Mutex
@@ -92,7 +89,8 @@ func TestBootOwnedSessions(t *testing.T) {
 			}}
 			t0 := time.Now()
 			rep, err := Boot(BootOptions{
-				Manifest: mpath, Config: filepath.Join(dir, "none.toml"), StateDir: filepath.Join(dir, "run"),
+				Cmdline: "luoinit.update=1", Config: filepath.Join(dir, "none.toml"), StateDir: filepath.Join(dir, "run"),
+				ManifestCopy: filepath.Join(dir, "run", "manifest.toml"),
 				OpenDevice: func() (Device, error) { return tc.device, nil },
 				Start:      st,
 				Log:        func(f string, a ...any) { mu.Lock(); fmt.Fprintf(&log, f+"\n", a...); mu.Unlock() },
@@ -173,42 +171,3 @@ func TestLeaveWatchStopsWhenAllSeen(t *testing.T) {
 	}
 }
 
-// Without /dev/liveupdate nobody can retrieve a session: every owned
-// session is lost, the state degraded, and nothing is watched for.
-func TestBootOwnedWithoutDevice(t *testing.T) {
-	dir := t.TempDir()
-	mpath := filepath.Join(dir, "manifest.toml")
-	if err := os.WriteFile(mpath, ownedManifest(t), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	lookHeld = func() map[string]int { t.Error("watched /proc without a device"); return nil }
-	defer func() { lookHeld = heldSessions }()
-	st := &inProcess{behave: func(name string, c *handoff.Conn) int { pull(name, c); return 0 }}
-	rep, err := Boot(BootOptions{
-		Manifest: mpath, Config: filepath.Join(dir, "none.toml"), StateDir: filepath.Join(dir, "run"),
-		OpenDevice: func() (Device, error) { return nil, fmt.Errorf("luo: open /dev/liveupdate: %w", os.ErrNotExist) },
-		Start:      st,
-		Log:        func(string, ...any) {},
-		Supervisor: Options{HandoffTimeout: 200 * time.Millisecond},
-		ApplyNetwork: func(manifest.Network, func(string, ...any)) (int, []error, time.Duration) {
-			return 0, nil, 0
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := status.Read(filepath.Join(dir, "run"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rep.State != status.Degraded || got.Lost != 4 {
-		t.Fatalf("state %s, %d lost; want degraded and 4 lost (arena and three sessions)", rep.State, got.Lost)
-	}
-	for _, w := range got.Workloads {
-		for _, s := range w.Sessions {
-			if s.Result != status.SessionLost || !strings.Contains(s.Error, "/dev/liveupdate") {
-				t.Errorf("session %q: %+v, want lost naming the device", s.Name, s)
-			}
-		}
-	}
-}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/luoinit/luoinit/carry"
 	"github.com/luoinit/luoinit/handoff"
 	"github.com/luoinit/luoinit/manifest"
 	"golang.org/x/sys/unix"
@@ -22,6 +23,7 @@ import (
 type fakeSession struct {
 	name      string
 	files     map[uint64]string // token -> content
+	sealed    bool              // its memfds carry carry.Seals
 	finishErr []error           // returned by successive Finish calls
 	finishes  int
 	closed    bool
@@ -35,13 +37,11 @@ func (s *fakeSession) RetrieveFD(token uint64) (*os.File, error) {
 	if !ok {
 		return nil, fmt.Errorf("retrieve fd token %d: %w", token, unix.ENOENT)
 	}
-	fd, err := unix.MemfdCreate("t", unix.MFD_CLOEXEC)
-	if err != nil {
-		return nil, err
+	mk := carry.Memfd
+	if s.sealed {
+		mk = carry.Sealed
 	}
-	f := os.NewFile(uintptr(fd), "memfd")
-	f.WriteString(content)
-	return f, nil
+	return mk("memfd", []byte(content))
 }
 
 func (s *fakeSession) Finish() error {
@@ -116,9 +116,6 @@ func TestRetrieveIsolatesFailures(t *testing.T) {
 				t.Errorf("lost line %q does not name %q", l, want)
 			}
 		}
-	}
-	if r.RecordData != nil || !strings.Contains(log.String(), "freeze record") {
-		t.Errorf("a missing freeze record must be logged, not invented")
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/luoinit/luoinit/carry"
 	"github.com/luoinit/luoinit/handoff"
 	"github.com/luoinit/luoinit/luo"
 	"github.com/luoinit/luoinit/manifest"
@@ -111,8 +112,6 @@ func Retrieve(dev Device, m *manifest.Manifest, log func(format string, args ...
 	for _, w := range r.Workloads {
 		retrieveOwned(dev, w, log)
 	}
-	r.RecordData = retrieveRecord(dev, log)
-	tl.Mark(PhaseRecord)
 	return r
 }
 
@@ -151,16 +150,11 @@ func (r *Retrieved) ParseRecord(log func(string, ...any)) {
 	r.Record = &rec
 }
 
-// retrieveRecord gets the freeze record's bytes and finishes its session
-// at once: nothing but luoinit uses it.
-func retrieveRecord(dev Device, log func(string, ...any)) []byte {
-	s, err := dev.RetrieveSession(manifest.RecordSession)
-	if err != nil {
-		log("freeze record: %v (blackout figures will be missing)", err)
-		return nil
-	}
+// retrieveRecord gets the freeze record's bytes from luoinit's own
+// session s and finishes it: nothing but luoinit uses it.
+func retrieveRecord(s Session, log func(string, ...any)) []byte {
 	defer s.Close()
-	f, err := s.RetrieveFD(manifest.RecordToken)
+	f, err := s.RetrieveFD(carry.RecordToken)
 	if err != nil {
 		log("freeze record: %v", err)
 		return nil

@@ -67,11 +67,11 @@ const (
 // States lists the states, for messages and flags.
 var States = []string{Normal, Prepared, Frozen, Restoring, Finished, Degraded}
 
-// Boot kinds.
+// Boot kinds: the kernel command line says which (luoinit.update=, see
+// package carry); the state says how the boot went.
 const (
-	BootNormal   = "normal"   // cold boot: no manifest
-	BootUpdated  = "updated"  // this boot came through a live update
-	BootDegraded = "degraded" // a manifest, but /dev/liveupdate or the manifest itself was unusable
+	BootNormal  = "normal"  // cold boot: no live update marker
+	BootUpdated = "updated" // this boot came through a live update
 )
 
 // Results of a workload-owned session after the kexec.
@@ -100,6 +100,9 @@ type Status struct {
 	Boot       string `json:"boot"`
 	Generation uint64 `json:"generation"` // live updates this system went through (0 on a cold boot)
 	Lost       int    `json:"lost"`       // fds and sessions lost in this boot
+	// Reason says why a live update's own state did not come back (boot
+	// updated, state degraded, nothing restored); "" otherwise.
+	Reason string `json:"reason,omitempty"`
 
 	// Figures of the restore, once every first handoff ended.
 	Restore         time.Duration `json:"restore_ns,omitempty"`             // init start -> every fd retrieved
@@ -345,6 +348,9 @@ func (st *Status) Marshal() []byte {
 	if st.FromKernel != "" || st.ToKernel != "" {
 		fmt.Fprintf(&b, "from_kernel=%s\nto_kernel=%s\n", bare(st.FromKernel), bare(st.ToKernel))
 	}
+	if st.Reason != "" {
+		fmt.Fprintf(&b, "reason=%s\n", q(st.Reason))
+	}
 	for _, f := range st.figures() {
 		if v, zero := f.get(); !zero {
 			fmt.Fprintf(&b, "%s=%s\n", f.key, v)
@@ -531,6 +537,8 @@ func (st *Status) global(key, val string) error {
 		st.FromKernel = val
 	case "to_kernel":
 		st.ToKernel = val
+	case "reason":
+		st.Reason = val
 	default:
 		for _, f := range st.figures() {
 			if f.key == key {

@@ -29,7 +29,7 @@ func full() *Status {
 }
 
 func TestRoundTrip(t *testing.T) {
-	for _, st := range []*Status{full(), {State: Normal, Boot: BootNormal}, {State: Prepared}} {
+	for _, st := range []*Status{full(), {State: Normal, Boot: BootNormal}, {State: Prepared}, {State: Degraded, Boot: BootUpdated, Generation: 3, Reason: "no /dev/liveupdate: \"quoted\" = and\nnewline"}} {
 		got, err := Parse(st.Marshal())
 		if err != nil {
 			t.Fatalf("Parse(Marshal) = %v\n%s", err, st.Marshal())

@@ -11,9 +11,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/luoinit/luoinit/carry"
 	"github.com/luoinit/luoinit/handoff"
 	"github.com/luoinit/luoinit/luo"
-	"github.com/luoinit/luoinit/manifest"
 	"github.com/luoinit/luoinit/tests/vm"
 	"github.com/luoinit/luoinit/tests/vm/guest"
 	"golang.org/x/sys/unix"
@@ -109,7 +109,7 @@ func nothingLeft(img image) error {
 	if err != nil {
 		return fmt.Errorf("/dev/liveupdate not free: %w", err)
 	}
-	for _, name := range []string{"luoinit.kv", "luoinit.holder", manifest.RecordSession} {
+	for _, name := range []string{"luoinit.kv", "luoinit.holder", carry.Session} {
 		s, err := dev.CreateSession(name)
 		if err != nil {
 			dev.Close()

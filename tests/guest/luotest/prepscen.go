@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/luoinit/luoinit/carry"
 	"github.com/luoinit/luoinit/luo"
 	"github.com/luoinit/luoinit/manifest"
 	"github.com/luoinit/luoinit/tests/vm"
@@ -225,11 +226,11 @@ func prepareAfter() error {
 	if count != len(expected) {
 		return fmt.Errorf("verified %d fds, want %d", count, len(expected))
 	}
-	rs, err := dev.RetrieveSession(manifest.RecordSession)
+	rs, err := dev.RetrieveSession(carry.Session)
 	if err != nil {
 		return fmt.Errorf("freeze record: %w", err)
 	}
-	rf, err := rs.RetrieveFD(manifest.RecordToken)
+	rf, err := rs.RetrieveFD(carry.RecordToken)
 	if err != nil {
 		return fmt.Errorf("freeze record: %w", err)
 	}
