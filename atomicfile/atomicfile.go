@@ -1,7 +1,7 @@
 // Package atomicfile writes a file so that a reader sees the old content or
 // the new one, never a part of it, and the new one survives a crash once
 // Write returns: the one file-writing rule of luoinit, for the manifest,
-// the next initramfs and the state file.
+// the manifest's copy and the state file.
 //
 //	err := atomicfile.WriteBytes("/run/luoinit/state", 0o644, data)
 //	err = atomicfile.Write(out, 0o644, func(f *os.File) error { _, err := a.WriteTo(f); return err })

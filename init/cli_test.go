@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -127,7 +128,7 @@ func TestInitramfsBuildReproducible(t *testing.T) {
 	for _, out := range []string{"a.cpio", "b.cpio"} {
 		capture(t)
 		p := filepath.Join(dir, out)
-		if err := run([]string{"initramfs", "build", "-o", p, "--init", init, "--file", extra + ":/etc/extra"}); err != nil {
+		if err := run([]string{"initramfs", "build", "-o", p, "--init", init, "--file", extra + ":/etc/extra", "--symlink", "bin/luoinit:/init"}); err != nil {
 			t.Fatal(err)
 		}
 		b, err := os.ReadFile(p)
@@ -144,6 +145,9 @@ func TestInitramfsBuildReproducible(t *testing.T) {
 	}
 	if !bytes.Contains(imgs[0], []byte("extra file")) || !bytes.Contains(imgs[0], []byte("etc/extra")) {
 		t.Fatal("the --file is not in the image")
+	}
+	if !regexp.MustCompile("bin/luoinit\x00+/init").Match(imgs[0]) {
+		t.Fatal("the --symlink is not in the image")
 	}
 }
 

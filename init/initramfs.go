@@ -9,12 +9,13 @@ import (
 )
 
 func cmdInitramfsBuild(args []string) error {
-	fs := newFlags("initramfs build", "luoinit initramfs build -o OUT [--config FILE] [--file SRC:DST]...")
+	fs := newFlags("initramfs build", "luoinit initramfs build -o OUT [--config FILE] [--init PROG] [--file SRC:DST]... [--symlink DST:TARGET]...\n\nThe image an image build makes once: luoinit (or PROG) as /init, the config\nat /etc/luoinit/config.toml and the workloads' files. Every live update\nboots it as it is (prepare --initrd, or /sys/firmware/initrd under\nretain_initrd); nothing of a manifest ever goes into it.")
 	out := fs.String("o", "", "write the image to `OUT` (required)")
 	config := fs.String("config", "", "validate `FILE` and put it at /"+manifest.ConfigPath)
 	initBin := fs.String("init", "", "the program to put at /init (default: this luoinit, which must be static)")
-	var files fileSpec
+	var files, links fileSpec
 	fs.Var(&files, "file", "add the file `SRC:DST` (repeatable)")
+	fs.Var(&links, "symlink", "add a symbolic link `DST:TARGET` (repeatable)")
 	if help, err := parse(fs, args); help || err != nil {
 		return err
 	}
@@ -27,6 +28,11 @@ func cmdInitramfsBuild(args []string) error {
 	a, err := buildArchive(*initBin, *config, files)
 	if err != nil {
 		return err
+	}
+	for i := range links.src {
+		if err := a.AddSymlink(links.src[i], links.dst[i]); err != nil {
+			return err
+		}
 	}
 	if err := a.WriteFile(*out); err != nil {
 		return err

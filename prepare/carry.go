@@ -75,6 +75,10 @@ func (s *state) carryManifest() error {
 // unsealed, which PID 1 must refuse.
 var testManifest func(b []byte) (out []byte, unsealed bool, err error)
 
+// TestUnsealed, as the first line of what a test build's manifest filter
+// writes, carries the rest unsealed (testhook.go).
+const TestUnsealed = "#luoinit-test: unsealed\n"
+
 func (s *state) writeRecord(first, reboot manifest.Stamp) error {
 	b, err := manifest.MarshalRecord(manifest.Record{FirstStopped: first, Reboot: reboot})
 	if err != nil {

@@ -1,6 +1,10 @@
 package prepare
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/luoinit/luoinit/manifest"
+)
 
 func TestCmdline(t *testing.T) {
 	for _, tc := range []struct {
@@ -31,6 +35,29 @@ func TestCmdline(t *testing.T) {
 	} {
 		if got := Cmdline(tc.current, tc.reuse, tc.extra, 3); got != tc.want {
 			t.Errorf("Cmdline(%q, %v, %q) = %q, want %q", tc.current, tc.reuse, tc.extra, got, tc.want)
+		}
+	}
+}
+
+func TestNextGeneration(t *testing.T) {
+	for _, tc := range []struct {
+		prev    uint64 // 0: no manifest
+		cmdline string
+		want    uint64
+	}{
+		{0, "console=ttyS0", 1},
+		{3, "console=ttyS0 luoinit.update=3", 4},
+		// The manifest did not come back: the marker still counts.
+		{0, "luoinit.update=5 liveupdate=on", 6},
+		{7, "luoinit.update=2", 8},
+		{0, "luoinit.update=x", 1},
+	} {
+		var prev *manifest.Manifest
+		if tc.prev > 0 {
+			prev = &manifest.Manifest{Generation: tc.prev}
+		}
+		if got := nextGeneration(prev, tc.cmdline); got != tc.want {
+			t.Errorf("nextGeneration(%d, %q) = %d, want %d", tc.prev, tc.cmdline, got, tc.want)
 		}
 	}
 }

@@ -4,7 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 
+	"github.com/luoinit/luoinit/carry"
+	"github.com/luoinit/luoinit/kcmdline"
 	"github.com/luoinit/luoinit/manifest"
 	"github.com/luoinit/luoinit/preflight"
 )
@@ -30,7 +33,7 @@ func PreflightOptions(o Options) preflight.Options {
 	po := preflight.Options{
 		Kernel:        o.Kernel,
 		Initrd:        o.Initrd,
-		Cmdline:       Cmdline(cur, o.ReuseCmdline, o.Append, nextGeneration(prev)),
+		Cmdline:       Cmdline(cur, o.ReuseCmdline, o.Append, nextGeneration(prev, cur)),
 		Given:         Given(cur, o.ReuseCmdline, o.Append),
 		RunningKernel: o.RunningKernel,
 		Device:        o.Device,
@@ -58,10 +61,18 @@ func previous(path string) (*manifest.Manifest, string, error) {
 	return m, path, err
 }
 
-// nextGeneration is the generation of the live update after prev's.
-func nextGeneration(prev *manifest.Manifest) uint64 {
-	if prev == nil {
-		return 1
+// nextGeneration is the generation of the next live update: one more
+// than the running system's, which is its manifest's or, where the
+// manifest did not come back, the marker on its command line cmdline.
+func nextGeneration(prev *manifest.Manifest, cmdline string) uint64 {
+	var n uint64
+	if prev != nil {
+		n = prev.Generation
 	}
-	return prev.Generation + 1
+	if v, ok := kcmdline.Last(cmdline, carry.UpdateParam); ok {
+		if g, err := strconv.ParseUint(v, 10, 64); err == nil {
+			n = max(n, g)
+		}
+	}
+	return n + 1
 }

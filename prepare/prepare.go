@@ -236,7 +236,7 @@ func (s *state) prepared(ctx context.Context) error {
 	if err != nil {
 		s.logf("previous manifest unreadable (%v); counting this as generation 1", err)
 	}
-	s.m.Generation = nextGeneration(prev)
+	s.m.Generation = nextGeneration(prev, readCmdline())
 	var uts unix.Utsname
 	if err := unix.Uname(&uts); err == nil {
 		s.m.KernelRelease = unix.ByteSliceToString(uts.Release[:])

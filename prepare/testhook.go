@@ -10,17 +10,16 @@ import (
 	"strings"
 )
 
-// In a test build, the environment may change the manifest prepare
-// carries: LUOINIT_TEST_MANIFEST_FILTER names a command (split at
-// spaces) that reads the manifest on stdin and writes what is carried
-// instead; LUOINIT_TEST_UNSEALED=1 leaves the memfd unsealed. PID 1 takes
-// both from the kernel command line.
+// In a test build, LUOINIT_TEST_MANIFEST_FILTER names a command (its
+// arguments after commas: the kernel command line, where PID 1 takes it
+// from, has no spaces in a parameter) that reads the manifest on stdin
+// and writes what is carried instead, unsealed if it starts with
+// TestUnsealed.
 func init() {
 	testManifest = func(b []byte) ([]byte, bool, error) {
-		unsealed := os.Getenv("LUOINIT_TEST_UNSEALED") == "1"
-		filter := strings.Fields(os.Getenv("LUOINIT_TEST_MANIFEST_FILTER"))
-		if len(filter) == 0 {
-			return b, unsealed, nil
+		filter := strings.Split(os.Getenv("LUOINIT_TEST_MANIFEST_FILTER"), ",")
+		if filter[0] == "" {
+			return b, false, nil
 		}
 		cmd := exec.Command(filter[0], filter[1:]...)
 		cmd.Stdin = bytes.NewReader(b)
@@ -30,6 +29,9 @@ func init() {
 		if err != nil {
 			return nil, false, fmt.Errorf("%s: %w: %s", strings.Join(filter, " "), err, stderr.String())
 		}
-		return out, unsealed, nil
+		if rest, ok := bytes.CutPrefix(out, []byte(TestUnsealed)); ok {
+			return rest, true, nil
+		}
+		return out, false, nil
 	}
 }

@@ -25,7 +25,6 @@ func runKV() error {
 	fmt.Println("booting: luoinit is PID 1 and starts kvcache; 1000 keys go in; then a live update")
 	fmt.Println()
 	var frozenAt, ackedAt time.Duration
-	nextInitramfs := "?"
 	res, err := vm.Run(context.Background(), vm.Config{
 		Kernel:    k.BzImage,
 		Initramfs: first,
@@ -39,10 +38,6 @@ func runKV() error {
 				frozenAt = at
 			case strings.Contains(text, `workload "kvcache"`) && strings.Contains(text, "acknowledged"):
 				ackedAt = at
-			case strings.Contains(text, "built next initramfs"):
-				if i := strings.LastIndex(text, "("); i >= 0 {
-					nextInitramfs = strings.TrimSuffix(text[i+1:], ")")
-				}
 			}
 			showKV(line)
 		},
@@ -79,7 +74,13 @@ func runKV() error {
 		fmt.Printf("  blackout, host serial stamps:   %v (from prepare's freeze line to kvcache's ACK line)\n", host.Round(time.Millisecond))
 		fmt.Printf("  difference, unseen by the guest: %v (kexec and firmware-less boot until the new kernel's clock starts)\n", (host - guestBlackout).Round(time.Millisecond))
 	}
-	fmt.Printf("  next initramfs:                 %s (the running root, without the kernel image)\n", nextInitramfs)
+	if m := res.Find("DEMO_INITRD"); len(m) == 2 {
+		same := "the same image"
+		if m[0].Text != m[1].Text {
+			same = "DIFFERENT images"
+		}
+		fmt.Printf("  initramfs booted, before/after: %s: %s\n", same, m[1].Text)
+	}
 	fmt.Printf("  kernels booted: %d, accelerator: %s, wall time: %v\n", res.Boots, res.Accel, res.Elapsed.Round(time.Millisecond))
 	fmt.Printf("full serial console: %s\n", d.logPath)
 	if !res.Passed {

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/luoinit/luoinit/manifest"
 	"github.com/luoinit/luoinit/tests/vm"
 )
 
@@ -29,7 +28,7 @@ import (
 var prepareFaults = []struct{ name, outcome string }{
 	{"kill-during-collect", "prepare SIGKILLed while it waits for pushes: the kernel drops the sessions with prepare's fds; nothing loaded; the stale socket is replaced by the next prepare"},
 	{"kill-during-preserve", "SIGKILLed as the first fd of kv is preserved: sessions dropped by the kernel, workloads running (an image, if the kill came after the load, is unloaded by the check)"},
-	{"kill-after-manifest", "SIGKILLed once the manifest is written and the initramfs built: as above; the files left in the work directory do not hinder the next prepare"},
+	{"kill-after-manifest", "SIGKILLed once the manifest is sealed into luoinit's session: as above; the next prepare creates the session anew"},
 	{"kill-after-kexec-load", "SIGKILLed while prepared (--no-reboot): sessions dropped; the kexec image stays loaded, since only prepare could unload it"},
 	{"replace-stale-image", "the next prepare loads its own image over the stale one and unloads it on cancel"},
 	{"collect-timeout", "a socket workload never pushes: exit 1 after --collect-timeout naming it, sessions closed"},
@@ -40,7 +39,7 @@ var prepareFaults = []struct{ name, outcome string }{
 	{"push-garbage", "a peer sends bytes that are not the protocol: answered with ERROR (bad magic), prepare goes on"},
 	{"second-prepare", "a prepare while another holds its sessions: exit 1 with EEXIST, the first stays prepared and then cancels cleanly"},
 	{"kexec-refused", "the next kernel is not a kernel: the preflight refuses it before anything is preserved, naming kexec_file_load's rule, exit 1, nothing held, nobody stopped"},
-	{"workdir-full", "the next initramfs cannot be written (a 64 KiB tmpfs): ENOSPC named, exit 1, sessions closed, the work directory left empty"},
+	{"initrd-not-initramfs", "--initrd names a kernel image: the preflight refuses it, saying what it starts with, exit 1, nothing held, nobody stopped"},
 	{"device-held", "another process holds /dev/liveupdate: EBUSY named, exit 1, nothing touched"},
 	{"hostile-config", "the 40 KB config of nested inline tables: refused at once naming file and line 2"},
 	{"non-root-push", "a socket workload running as uid 1000 pushes its own fd (socket 0666 in a 0755 directory); a process of uid 1001 claiming to be it gets ERROR naming both uids"},
@@ -174,28 +173,30 @@ func TestFaultRestore(t *testing.T) {
 		"state must say degraded with the 2 fds that did not come back: %v", state)
 }
 
-// manifestFaults are the broken manifests of TestFaultManifest, each in
-// the initramfs of one boot, with the reason PID 1 must give.
-var manifestFaults = []struct {
-	name    string
-	content func(valid string) string
-	reason  string
-}{
-	{"corrupt", func(valid string) string { return "\x7fELF\x02\x01\x01\x00garbage where a manifest was" }, "a NUL byte at column"},
-	{"truncated", func(valid string) string { return valid[:strings.Index(valid, "argv = [")+12] }, "syntax error"},
-	{"hostile", func(string) string {
-		return "version = 1\nx = " + strings.Repeat("{a=", 10000) + "1" + strings.Repeat("}", 10000) + "\n"
-	}, "nested more than 16 deep"},
-	{"newer", func(valid string) string { return strings.Replace(valid, "version = 1", "version = 2", 1) }, "written by a newer luoinit: version 2"},
+// manifestFaults are the faults of TestFaultManifest, in the order the
+// guest plays them (tests/guest/luotest/manifestfault.go), with the reason
+// PID 1 must give. Each is a real live update (kv's arena preserved) whose
+// manifest, as prepare carried it, has the fault; "no-liveupdate" carries
+// a good manifest into a kernel booted with liveupdate=off.
+var manifestFaults = []struct{ name, reason string }{
+	{"corrupt", "a NUL byte at column"},
+	{"truncated", "syntax error"},
+	{"hostile", "nested more than 16 deep"},
+	{"newer", "written by a newer luoinit: version 2"},
+	{"unsealed", "not sealed: seals 0x0, missing F_SEAL_WRITE|F_SEAL_GROW|F_SEAL_SHRINK|F_SEAL_SEAL"},
+	{"no-liveupdate", "no /dev/liveupdate: the kernel was booted without liveupdate=on"},
 }
 
-// TestFaultManifest: a corrupt, a truncated, a hostile (the 40 KB file
-// that used to exhaust memory) and a newer-version manifest in the next
-// initramfs, one per boot, chained by kexec. Defined outcome for each:
-// PID 1 lives, logs that the manifest is unusable with the reason (file,
-// line), starts the config's workloads without fds, and the state says
-// degraded. It cannot name the fds such a manifest listed; their sessions
-// stay unretrieved and the kernel drops them at the next live update.
+// TestFaultManifest: live updates whose manifest is corrupt, truncated,
+// hostile (the 40 KB file that used to exhaust memory), of a newer
+// version or unsealed, and one into a kernel without /dev/liveupdate,
+// chained by real prepares (each answered by PID 1, kv's arena really
+// preserved). Defined outcome, judged on each boot's own console: PID 1
+// lives, says the live update's state did not come back with the reason,
+// starts the config's workloads without fds, and the state file says
+// boot updated, state degraded, with the reason; never a cold boot. It
+// cannot name the fds such a manifest listed; their sessions stay
+// unretrieved and the kernel drops them at the next live update.
 func TestFaultManifest(t *testing.T) {
 	k := kernel(t)
 	g := luotest(t)
@@ -205,60 +206,56 @@ name = "manifestfault"
 argv = ["/bin/luotest", "workload", "manifestfault"]
 handoff = "socket"
 `
-	c, err := manifest.ParseConfig([]byte(config))
+	img, err := vm.Image(t.TempDir(), "manifestfaults.cpio",
+		vm.File{Guest: "init", Host: luoinitBin},
+		vm.File{Guest: "bin/luoinit", Host: luoinitBin},
+		vm.File{Guest: "bin/luotest", Host: g},
+		vm.File{Guest: "etc/luoinit/config.toml", Host: writeTemp(t, "config.toml", config)},
+		vm.File{Guest: vm.GuestKernel, Host: k.BzImage})
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := c.NewManifest()
-	m.Workloads[0].FDs[0].Token, m.Workloads[0].FDs[0].Kind = 1, manifest.KindMemfd
-	valid, err := m.Marshal()
-	if err != nil {
-		t.Fatal(err)
+	// The filter's variable reaches PID 1, which answers the prepares, from
+	// the command line; prepare passes it on with --reuse-cmdline.
+	res := runVM(t, img, "liveupdate=on LUOINIT_TEST_MANIFEST_FILTER=/bin/luotest,manifestfilter", 12*time.Minute)
+	boots := res.BootConsoles()
+	if len(boots) != len(manifestFaults)+1 {
+		t.Fatalf("%d kernels booted, want %d (a cold boot, then one per fault)", len(boots), len(manifestFaults)+1)
 	}
-	files := []vm.File{
-		{Guest: "init", Host: luoinitBin},
-		{Guest: "bin/luotest", Host: g},
-		{Guest: "etc/luoinit/config.toml", Host: writeTemp(t, "config.toml", config)},
-		{Guest: vm.GuestKernel, Host: k.BzImage},
+	if !strings.Contains(strings.Join(boots[0], "\n"), "cold boot: starting 2 workloads") {
+		t.Errorf("the first boot is not a cold boot")
 	}
-	var order []string
-	for _, f := range manifestFaults {
-		order = append(order, f.name)
-		files = append(files, vm.File{Guest: "etc/faults/" + f.name + ".toml", Host: writeTemp(t, f.name+".toml", f.content(string(valid)))})
-	}
-	files = append(files,
-		vm.File{Guest: "etc/faults/order", Host: writeTemp(t, "order", strings.Join(order, "\n")+"\n")},
-		vm.File{Guest: manifest.Path, Host: writeTemp(t, "first.toml", manifestFaults[0].content(string(valid)))},
-		vm.File{Guest: "etc/luoinit/fault-case", Host: writeTemp(t, "fault-case", manifestFaults[0].name+"\n")})
-	img, err := vm.Image(t.TempDir(), "manifestfaults.cpio", files...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := runVM(t, img, "", 8*time.Minute)
-	if res.Boots != len(manifestFaults) {
-		t.Errorf("%d kernels booted, want %d", res.Boots, len(manifestFaults))
-	}
-	got := markers(res, "MANIFEST_FAULT")
-	console := strings.Join(res.Console, "\n")
-	for _, f := range manifestFaults {
-		state, ok := got[f.name]
+	for i, f := range manifestFaults {
+		console := strings.Join(boots[i+1], "\n")
+		gen := fmt.Sprintf("luoinit.update=%d", i+1)
+		var state string
+		for _, line := range boots[i+1] {
+			if m, ok := vm.ParseMarker(line); ok && m.Kind == "MANIFEST_FAULT" {
+				state = m.Text
+			}
+		}
+		want := []string{
+			fmt.Sprintf("live update boot (%s), but its state did not come back: ", gen), f.reason,
+			"starting the config's workloads without fds",
+			"LUOTEST:FRESH kv",
+		}
+		for _, w := range want {
+			if !strings.Contains(console, w) {
+				t.Errorf("fault %s: its boot's console lacks %q", f.name, w)
+			}
+		}
 		switch {
-		case !ok:
-			t.Errorf("manifest %s: PID 1 did not come up with it", f.name)
-		case !strings.Contains(state, "state=degraded") || !strings.Contains(state, "boot=degraded"):
-			t.Errorf("manifest %s: state %q, want degraded", f.name, state)
+		case !strings.HasPrefix(state, f.name+" "):
+			t.Errorf("fault %s: no MANIFEST_FAULT report in its boot (got %q)", f.name, state)
+		case !strings.Contains(state, "state=degraded") || !strings.Contains(state, "boot=updated") ||
+			!strings.Contains(state, fmt.Sprintf("generation=%d", i+1)) || !strings.Contains(state, "reason="):
+			t.Errorf("fault %s: state %q, want degraded, boot updated, generation %d, a reason", f.name, state, i+1)
 		default:
-			t.Logf("manifest %-9s %s", f.name, state)
+			t.Logf("manifest %-13s %s", f.name, state)
 		}
-	}
-	for _, f := range manifestFaults {
-		want := fmt.Sprintf("manifest %s is unusable, starting the config's workloads without fds: ", "/"+manifest.Path)
-		if !strings.Contains(console, want) || !strings.Contains(console, f.reason) {
-			t.Errorf("manifest %s: PID 1's log lacks %q ... %q", f.name, want, f.reason)
+		if strings.Contains(console, "RESTORED kv") {
+			t.Errorf("fault %s: kv was restored from a manifest that should have been refused", f.name)
 		}
-	}
-	if fresh := len(res.Find("FRESH")); fresh != len(manifestFaults) {
-		t.Errorf("kv started fresh %d times, want once per boot (%d)", fresh, len(manifestFaults))
 	}
 }
 

@@ -17,8 +17,15 @@ import (
 // declared (required), "journal" is not (carried all the same), "conn" is
 // a socket declared optional (reported, dropped and recorded). The driver
 // runs `luoinit prepare` twice and judges the results.
-const sdstoreConfig = `version = 1
+const sdstoreConfig = "version = 1\n" + sdstoreWorkload + `
+[[workload]]
+name = "driver"
+argv = ["/bin/luotest", "workload", "sddriver", "--updates", "2"]
+handoff = "socket"
+`
 
+// sdstoreWorkload is the sdstore daemon as a workload of luoinit.
+const sdstoreWorkload = `
 [[workload]]
 name = "sdstore"
 argv = ["/bin/sdstore"]
@@ -32,11 +39,6 @@ fdstore_max = 8
   [[workload.fd]]
   name = "conn"
   optional = true
-
-[[workload]]
-name = "driver"
-argv = ["/bin/luotest", "workload", "sddriver", "--updates", "2"]
-handoff = "socket"
 `
 
 // buildC compiles a C program of tests/guest statically.

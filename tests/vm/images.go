@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/u-root/u-root/pkg/cpio"
+
 	"github.com/luoinit/luoinit/initramfs"
 )
 
@@ -71,6 +73,21 @@ func KexecImagesTo(dir, init, next, kernel string, extra ...File) (string, error
 		{Guest: GuestKernel, Host: kernel},
 		{Guest: GuestInitramfs2, Host: second},
 	}, extra...)...)
+}
+
+// ImageFiles lists the paths an initramfs (newc, uncompressed) holds.
+func ImageFiles(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var names []string
+	err = cpio.ForEachRecord(cpio.Newc.Reader(f), func(r cpio.Record) error {
+		names = append(names, r.Name)
+		return nil
+	})
+	return names, err
 }
 
 // Image writes an initramfs with the given files (guest path: host path)

@@ -3,14 +3,18 @@ package vm
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 )
 
 // KVDemoConfig is the config of the kvcache demo: kvcache, whose arena
 // memfd crosses the live updates, and the luotest "demo" driver, which
-// fills it, runs `luoinit prepare --initrd-from-root`, and after each live
-// update reads every key back (updates times in a row).
-func KVDemoConfig(updates int, demoArgs ...string) string {
+// fills it, runs `luoinit prepare` into the same image (the kernel keeps
+// it at /sys/firmware/initrd), and after each live update reads every key
+// back (updates times in a row). extra is more config (workloads) after
+// these two.
+func KVDemoConfig(updates int, extra string, demoArgs ...string) string {
 	args := ""
 	for _, a := range demoArgs {
 		args += fmt.Sprintf(", %q", a)
@@ -29,13 +33,13 @@ handoff = "socket"
 name = "demo"
 argv = ["/bin/luotest", "workload", "demo", "--updates", "%d"%s]
 handoff = "socket"
-`, updates, args)
+`, updates, args) + extra
 }
 
 // KVDemoImage builds luoinit, kvcache and luotest and writes the demo's
-// initramfs to dir: luoinit as /init (and /bin/luoinit), the two programs,
-// the config and the kernel at GuestKernel, so that the running root can
-// be carried whole into each next kernel.
+// initramfs to dir with `luoinit initramfs build`, once: luoinit as /init
+// (and /bin/luoinit), the two programs, the config and the kernel at
+// GuestKernel; every live update boots the same image again.
 func KVDemoImage(dir, kernel string, updates int) (string, error) {
 	return KVDemoImageFor(dir, KVDemo{Next: kernel, Updates: updates})
 }
@@ -49,6 +53,9 @@ type KVDemo struct {
 	Running  *Kernel
 	Updates  int
 	DemoArgs []string // more arguments of the demo workload (--append, --expect-refusal)
+	// Extra files go into the image too, ExtraConfig into the config.
+	Extra       []File
+	ExtraConfig string
 }
 
 // KVDemoImageFor builds the demo's initramfs as d says.
@@ -61,20 +68,25 @@ func KVDemoImageFor(dir string, d KVDemo) (string, error) {
 		}
 	}
 	cfg := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(cfg, []byte(KVDemoConfig(d.Updates, d.DemoArgs...)), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(KVDemoConfig(d.Updates, d.ExtraConfig, d.DemoArgs...)), 0o644); err != nil {
 		return "", err
 	}
-	files := []File{
-		{Guest: "init", Host: bins["luoinit"]},
-		// luoinit once: /bin/luoinit is /init.
-		{Guest: "bin/luoinit", Link: "/init"},
+	files := append([]File{
 		{Guest: "bin/kvcache", Host: bins["kvcache"]},
 		{Guest: "bin/luotest", Host: bins["luotest"]},
-		{Guest: "etc/luoinit/config.toml", Host: cfg},
 		{Guest: GuestKernel, Host: d.Next},
-	}
+	}, d.Extra...)
 	if d.Running != nil {
 		files = append(files, File{Guest: "boot/vmlinuz-" + d.Running.Version, Host: d.Running.BzImage})
 	}
-	return Image(dir, "kvdemo.cpio", files...)
+	// luoinit once: /bin/luoinit is /init.
+	img := filepath.Join(dir, "kvdemo.cpio")
+	args := []string{"initramfs", "build", "-o", img, "--init", bins["luoinit"], "--config", cfg, "--symlink", "bin/luoinit:/init"}
+	for _, f := range files {
+		args = append(args, "--file", f.Host+":"+f.Guest)
+	}
+	if out, err := exec.Command(bins["luoinit"], args...).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("luoinit %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return img, nil
 }

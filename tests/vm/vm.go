@@ -73,6 +73,22 @@ type Result struct {
 	Accel    string
 }
 
+// BootConsoles splits the console into one part per kernel booted, each
+// from its "Linux version" line on (what came before the first is left
+// out).
+func (r *Result) BootConsoles() [][]string {
+	var out [][]string
+	for _, line := range r.Console {
+		if strings.Contains(line, "Linux version ") {
+			out = append(out, nil)
+		}
+		if len(out) > 0 {
+			out[len(out)-1] = append(out[len(out)-1], line)
+		}
+	}
+	return out
+}
+
 // Find returns the markers of one kind.
 func (r *Result) Find(kind string) []Marker {
 	var out []Marker
@@ -134,7 +150,10 @@ func (cfg Config) Args() []string {
 		// no_timer_check: under emulation on a loaded host the kernel's
 		// IO-APIC timer check can miss its ticks and panic the boot
 		// ("IO-APIC + timer doesn't work!"); the timer works.
-		"-append", strings.TrimSpace("console=ttyS0 panic=-1 loglevel=6 no_timer_check " + cfg.Append),
+		// retain_initrd: the kernel keeps its initramfs at
+		// /sys/firmware/initrd, the image `luoinit prepare` loads into the
+		// next kernel when given no --initrd.
+		"-append", strings.TrimSpace("console=ttyS0 panic=-1 loglevel=6 no_timer_check retain_initrd " + cfg.Append),
 		"-display", "none",
 		"-serial", "stdio",
 		"-monitor", "none",

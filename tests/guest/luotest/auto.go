@@ -276,7 +276,7 @@ func pid1CancelMain() {
 	}
 	var buf syncBuffer
 	cmd := exec.Command("/bin/luoinit", "prepare", "--config", "/etc/luoinit/config.toml",
-		"--kernel", "/boot/bzImage", "--initrd-from-root", "--no-reboot")
+		"--kernel", "/boot/bzImage", "--no-reboot")
 	cmd.Stdout = io.MultiWriter(os.Stdout, &buf)
 	cmd.Stderr = io.MultiWriter(os.Stdout, &buf)
 	if err := cmd.Start(); err != nil {
@@ -318,7 +318,7 @@ func pid1CancelMain() {
 		vmEnd("FAIL", fmt.Sprintf("the state after the cancel: %v: %s", err, out))
 	}
 	fmt.Printf("\nLUOTEST:CANCELLED by PID 1: exit 1, sessions closed, kexec unloaded, kv running, state prepared then normal again\n")
-	out2, code, err := runPrepare("--config", "/etc/luoinit/config.toml", "--kernel", "/boot/bzImage", "--initrd-from-root", "--dry-run")
+	out2, code, err := runPrepare("--config", "/etc/luoinit/config.toml", "--kernel", "/boot/bzImage", "--dry-run")
 	if err != nil || code != 0 || !strings.Contains(out2, `session = "luoinit.kv"`) {
 		vmEnd("FAIL", fmt.Sprintf("a dry run after the cancel: exit %d, %v: %s", code, err, lastLines(out2, 4)))
 	}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -33,11 +35,13 @@ func demoMain(args []string) {
 	updates := fs.Int("updates", 1, "how many live updates in a row")
 	appendArgs := fs.String("append", "", "--append for luoinit prepare")
 	refusal := fs.String("expect-refusal", "", "the prepare must be refused by the preflight with this text in its error")
+	sdstore := fs.Bool("sdstore", false, "also judge the sdstore daemon (its verdict in /run/sdstore.result): stored on the cold boot, every byte back after each update")
 	fs.Parse(args)
 	const keys = "1000"
 	takeHandoff("demo")
 	settled := func(st string) bool { return !stateIs("restoring")(st) }
 	state := waitState("settled", settled)
+	reportInitrd()
 	generation := 0
 	if strings.Contains(state, "boot=normal") {
 		mustFile("/run/kvcache.sock")
@@ -48,6 +52,15 @@ func demoMain(args []string) {
 		fmt.Printf("\nLUOTEST:DEMO_BEFORE keys=%s\n", strings.TrimPrefix(strings.TrimSpace(out), "COUNT "))
 	} else {
 		fmt.Printf("\nLUOTEST:DEMO_STATE %s\n", strings.ReplaceAll(strings.TrimSpace(state), "\n", " "))
+		js, err := exec.Command("/bin/luoinit", "status", "--json").Output()
+		if err != nil {
+			vmEnd("FAIL", fmt.Sprintf("luoinit status --json: %v", err))
+		}
+		var compact bytes.Buffer
+		if err := json.Compact(&compact, js); err != nil {
+			vmEnd("FAIL", fmt.Sprintf("luoinit status --json: %v: %s", err, js))
+		}
+		fmt.Printf("\nLUOTEST:DEMO_STATUS %s\n", compact.String())
 		for _, kv := range strings.Fields(state) {
 			if v, ok := strings.CutPrefix(kv, "generation="); ok {
 				generation, _ = strconv.Atoi(v)
@@ -61,19 +74,26 @@ func demoMain(args []string) {
 		count, _ := kv("COUNT")
 		stats, _ := kv("STATS")
 		fmt.Printf("\nLUOTEST:DEMO_AFTER keys=%s verified=true %s\n", strings.TrimPrefix(strings.TrimSpace(count), "COUNT "), strings.TrimSpace(stats))
+		if *sdstore {
+			r := waitResult()
+			fmt.Printf("\nLUOTEST:DEMO_SDSTORE %s\n", r)
+			if !strings.HasPrefix(r, "ok ") {
+				vmEnd("FAIL", "sdstore after live update: "+r)
+			}
+		}
 		if generation >= *updates {
 			vmEnd("PASS", fmt.Sprintf("every key read back after %d live update(s)", generation))
 		}
 	}
-	// Next live update: the running root (programs and config; the kernel
-	// image only if another update follows) becomes the next initramfs.
-	prepArgs := []string{"prepare", "--config", "/etc/luoinit/config.toml",
-		"--kernel", "/boot/bzImage", "--initrd-from-root", "--reuse-cmdline"}
-	if generation+1 < *updates {
-		// Another live update follows from the next root: it needs the
-		// kernel image, which prepare leaves out by default.
-		prepArgs = append(prepArgs, "--initrd-keep-kernel")
+	if *sdstore && generation == 0 {
+		if r := waitResult(); r != "stored" {
+			vmEnd("FAIL", "sdstore did not store its fds: "+r)
+		}
 	}
+	// Next live update: into the same image, which this kernel kept at
+	// /sys/firmware/initrd (retain_initrd), prepare's default.
+	prepArgs := []string{"prepare", "--config", "/etc/luoinit/config.toml",
+		"--kernel", "/boot/bzImage", "--reuse-cmdline"}
 	if *appendArgs != "" {
 		prepArgs = append(prepArgs, "--append", *appendArgs)
 	}
@@ -91,6 +111,19 @@ func demoMain(args []string) {
 	}
 	err := prep.Wait()
 	vmEnd("FAIL", fmt.Sprintf("luoinit prepare returned instead of rebooting: %v", err))
+}
+
+// reportInitrd prints the sha256 of the image this kernel booted from, as
+// the kernel kept it (retain_initrd), and whether a manifest sits in it.
+//
+//	LUOTEST:DEMO_INITRD sha256=HEX bytes=N manifest_in_root=false
+func reportInitrd() {
+	b, err := os.ReadFile("/sys/firmware/initrd")
+	if err != nil {
+		vmEnd("FAIL", fmt.Sprintf("the booted image: %v (was the kernel booted with retain_initrd?)", err))
+	}
+	_, inRoot := os.Stat("/etc/luoinit/manifest.toml")
+	fmt.Printf("\nLUOTEST:DEMO_INITRD sha256=%x bytes=%d manifest_in_root=%v\n", sha256.Sum256(b), len(b), inRoot == nil)
 }
 
 func kv(args ...string) (string, error) {

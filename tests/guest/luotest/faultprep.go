@@ -46,7 +46,7 @@ const (
 var prepFaults = []prepFault{
 	{name: "kill-during-collect", run: killDuringCollect},
 	{name: "kill-during-preserve", run: killAt("preserved kv/", "--dry-run"), loaded: either},
-	{name: "kill-after-manifest", run: killAt("built next initramfs", "--dry-run"), loaded: either},
+	{name: "kill-after-manifest", run: killAt("sealed into session", "--dry-run"), loaded: either},
 	{name: "kill-after-kexec-load", run: killAt("holding the sessions", "--no-reboot"), loaded: loaded},
 	{name: "replace-stale-image", run: replaceStaleImage},
 	{name: "collect-timeout", run: collectTimeout},
@@ -57,7 +57,7 @@ var prepFaults = []prepFault{
 	{name: "push-garbage", run: pushDies("garbage")},
 	{name: "second-prepare", run: secondPrepare},
 	{name: "kexec-refused", run: kexecRefused},
-	{name: "workdir-full", run: workdirFull},
+	{name: "initrd-not-initramfs", run: initrdNotInitramfs},
 	{name: "device-held", run: deviceHeld},
 	{name: "hostile-config", run: hostileConfig},
 	{name: "non-root-push", run: nonRootPush},
@@ -427,34 +427,24 @@ func kexecRefused() (string, error) {
 	return "exit 1: refused by the preflight", nil
 }
 
-// workdirFull: the next initramfs cannot be written (a full tmpfs).
-// Defined outcome: ENOSPC named, sessions closed, nothing left in it.
-func workdirFull() (string, error) {
+// initrdNotInitramfs: the next initramfs given is a kernel image.
+// Defined outcome: the preflight refuses it before anything is touched,
+// saying what the file starts with; nothing preserved, stopped or loaded.
+func initrdNotInitramfs() (string, error) {
 	if err := workloads(true); err != nil {
 		return "", err
 	}
-	dir := "/tmp/full"
-	os.MkdirAll(dir, 0o755)
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=64k"); err != nil {
-		return "", fmt.Errorf("mount tmpfs: %w", err)
-	}
-	defer unix.Unmount(dir, 0)
-	out, code, err := runPrepare("--config", configPath, "--kernel", vm.GuestKernel, "--initrd", vm.GuestInitramfs2, "--workdir", dir)
+	out, code, err := runPrepare("--config", configPath, "--kernel", vm.GuestKernel, "--initrd", vm.GuestKernel)
 	if err != nil || code != 1 {
 		return "", fmt.Errorf("exit %d, %v, want 1", code, err)
 	}
-	if err := mustSay(out, "no space left on device", "sessions closed"); err != nil {
+	if err := mustSay(out, "FAIL initramfs: "+vm.GuestKernel+": not an initramfs: at byte 0 it starts with 4d 5a", "preflight refused the live update", "nothing was held"); err != nil {
 		return "", err
 	}
-	ents, _ := os.ReadDir(dir)
-	var left []string
-	for _, e := range ents {
-		left = append(left, e.Name())
+	if strings.Contains(out, "phase prepared") {
+		return "", errors.New("prepare went past the preflight")
 	}
-	if len(left) > 0 {
-		return "", fmt.Errorf("left in the full work directory: %v", left)
-	}
-	return "exit 1 with ENOSPC, work directory left empty", nil
+	return "exit 1: the preflight refused the kernel image as an initramfs, nothing held", nil
 }
 
 // deviceHeld: another process holds /dev/liveupdate. Defined outcome:

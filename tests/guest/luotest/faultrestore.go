@@ -12,11 +12,8 @@ import (
 	"time"
 
 	"github.com/luoinit/luoinit/handoff"
-	"github.com/luoinit/luoinit/initramfs"
 	"github.com/luoinit/luoinit/manifest"
-	"github.com/luoinit/luoinit/prepare"
 	"github.com/luoinit/luoinit/tests/vm"
-	"github.com/luoinit/luoinit/tests/vm/guest"
 	"golang.org/x/sys/unix"
 )
 
@@ -46,20 +43,16 @@ func faultRestoreBefore() error {
 			return fmt.Errorf("starting workload %q: %w", w.Name, err)
 		}
 	}
+	// The manifest prepare carries also names fd "ghost" (token 99) of kv
+	// and a workload "gone" whose session was never created.
+	if err := setManifestFault("tamper"); err != nil {
+		return err
+	}
 	cmd, buf, err := startPrepare("--config", "/etc/luoinit/config.toml", "--kernel", vm.GuestKernel,
-		"--initrd", vm.GuestInitramfs2, "--reuse-cmdline", "--collect-timeout", "120s", "--no-reboot")
+		"--initrd", vm.GuestInitramfs2, "--reuse-cmdline", "--collect-timeout", "120s")
 	if err != nil {
 		return err
 	}
-	if err := waitOutput(buf, "holding the sessions"); err != nil {
-		cmd.Process.Kill()
-		return err
-	}
-	if err := loadTampered(); err != nil {
-		cmd.Process.Kill()
-		return fmt.Errorf("loading the tampered image: %w", err)
-	}
-	cmd.Process.Signal(unix.SIGUSR1)
 	code := exitOf(cmd)
 	return fmt.Errorf("luoinit prepare returned (exit %d) instead of rebooting: %s", code, lastLines(buf.String(), 5))
 }
@@ -69,20 +62,15 @@ func faultRestoreBefore() error {
 func startPrepare(args ...string) (*exec.Cmd, *syncBuffer, error) {
 	buf := new(syncBuffer)
 	cmd := exec.Command(luoinitBin, append([]string{"prepare"}, args...)...)
+	cmd.Env = append(os.Environ(), manifestFilterEnv)
 	cmd.Stdout = ioTee(buf)
 	cmd.Stderr = ioTee(buf)
 	return cmd, buf, cmd.Start()
 }
 
-// loadTampered appends to prepare's next initramfs a manifest that also
-// names fd "ghost" (token 99) of kv and a workload "gone" whose session
-// was never created, and loads it with kexec_file_load in place of the
-// image prepare loaded.
-func loadTampered() error {
-	m, err := manifest.Load("/run/luoinit/manifest.toml")
-	if err != nil {
-		return err
-	}
+// tamper adds to m fd "ghost" (token 99) of kv and a workload "gone"
+// whose session was never created.
+func tamper(m *manifest.Manifest) error {
 	found := false
 	for i := range m.Workloads {
 		if m.Workloads[i].Name == "kv" {
@@ -100,24 +88,6 @@ func loadTampered() error {
 		Session: manifest.SessionName("gone"),
 		FDs:     []manifest.FD{{Name: "x", Token: 1, Kind: manifest.KindMemfd}},
 	})
-	tmp := "/tmp/tampered.toml"
-	if err := m.WriteFile(tmp); err != nil {
-		return err
-	}
-	a := initramfs.New()
-	if err := a.AddFileFrom(manifest.Path, tmp, 0o644); err != nil {
-		return err
-	}
-	next := "/tmp/initramfs.tampered.cpio"
-	if err := initramfs.Append(next, "/run/luoinit/initramfs.next.cpio", a); err != nil {
-		return err
-	}
-	b, _ := os.ReadFile("/proc/cmdline")
-	cmd := prepare.Cmdline(strings.TrimSpace(string(b)), true, "")
-	if err := guest.KexecLoad(vm.GuestKernel, next, cmd); err != nil {
-		return err
-	}
-	guest.Info("loaded %s: the manifest also names kv/ghost (token 99) and workload gone (session luoinit.gone), never preserved", next)
 	return nil
 }
 
@@ -253,7 +223,7 @@ func secondPrepareUnderPID1() {
 			vmEnd("FAIL", "signaller: "+ev+" never happened")
 		}
 	}
-	args := []string{"prepare", "--config", "/etc/luoinit/config.toml", "--kernel", vm.GuestKernel, "--initrd-from-root"}
+	args := []string{"prepare", "--config", "/etc/luoinit/config.toml", "--kernel", vm.GuestKernel}
 	var first syncBuffer
 	cmd := exec.Command("/init", append(args, "--no-reboot")...)
 	cmd.Stdout, cmd.Stderr = ioTee(&first), ioTee(&first)
@@ -308,51 +278,3 @@ func exitCode(err error) int {
 
 // ioTee writes to the console and to buf.
 func ioTee(buf *syncBuffer) io.Writer { return io.MultiWriter(os.Stdout, buf) }
-
-// manifestFaultMain runs under luoinit (PID 1) in the boots of
-// TestFaultManifest, each of which found a broken manifest in its
-// initramfs (/etc/luoinit/fault-case names which). It checks that PID 1
-// came up degraded and started the workloads, reports, and then kexecs
-// (nothing preserved) into an image made from this root with the next
-// broken manifest of /etc/faults/order, or ends the VM after the last.
-func manifestFaultMain() {
-	takeHandoff("manifestfault")
-	// Degraded, and every first handoff over (kv's empty one included),
-	// so that kv has said it started fresh before the VM moves on.
-	state := waitState("degraded, first handoffs over", func(st string) bool {
-		return stateIs("degraded")(st) && strings.Contains(st, "handoff_done_ns=")
-	})
-	time.Sleep(500 * time.Millisecond) // kv prints FRESH right after its ACK
-	c, _ := os.ReadFile("/etc/luoinit/fault-case")
-	current := strings.TrimSpace(string(c))
-	fmt.Printf("\nLUOTEST:MANIFEST_FAULT %s %s\n", current, strings.Join(strings.Fields(state), " "))
-	o, _ := os.ReadFile("/etc/faults/order")
-	order := strings.Fields(string(o))
-	next := ""
-	for i, name := range order {
-		if name == current && i+1 < len(order) {
-			next = order[i+1]
-		}
-	}
-	if next == "" {
-		vmEnd("PASS", fmt.Sprintf("PID 1 came up degraded with each broken manifest (%s)", strings.Join(order, ", ")))
-	}
-	a := initramfs.New()
-	if err := a.AddTree("/", "proc", "sys", "dev", "run", "tmp", manifest.Path, "etc/luoinit/fault-case"); err != nil {
-		vmEnd("FAIL", err.Error())
-	}
-	if err := a.AddFileFrom(manifest.Path, "/etc/faults/"+next+".toml", 0o644); err != nil {
-		vmEnd("FAIL", err.Error())
-	}
-	if err := a.AddFile("etc/luoinit/fault-case", []byte(next+"\n"), 0o644); err != nil {
-		vmEnd("FAIL", err.Error())
-	}
-	img := "/tmp/next-fault.cpio"
-	if err := a.WriteFile(img); err != nil {
-		vmEnd("FAIL", err.Error())
-	}
-	b, _ := os.ReadFile("/proc/cmdline")
-	fmt.Printf("\nLUOTEST:KEXEC to the manifest fault %s\n", next)
-	err := guest.Kexec(vm.GuestKernel, img, strings.TrimSpace(string(b)))
-	vmEnd("FAIL", fmt.Sprintf("kexec into the next manifest fault: %v", err))
-}

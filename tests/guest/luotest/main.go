@@ -27,6 +27,10 @@ func main() {
 		workloadMain(os.Args[2:])
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == "manifestfilter" {
+		manifestFilterMain()
+		return
+	}
 	defer guest.Recover()
 	guest.Setup()
 	name, stage := guest.Flag("luotest.scenario"), guest.Stage()

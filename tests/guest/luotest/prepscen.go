@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/luoinit/luoinit/carry"
+	"github.com/luoinit/luoinit/kcmdline"
 	"github.com/luoinit/luoinit/luo"
 	"github.com/luoinit/luoinit/manifest"
 	"github.com/luoinit/luoinit/tests/vm"
@@ -179,19 +180,40 @@ func lastLines(s string, n int) string {
 
 func prepareAfter() error {
 	start := guest.BootTime()
-	m, err := manifest.Load("/" + manifest.Path)
+	cmdline, _ := os.ReadFile("/proc/cmdline")
+	if v, ok := kcmdline.Last(string(cmdline), carry.UpdateParam); !ok || v != "1" {
+		return fmt.Errorf("the command line %q lacks %s=1", cmdline, carry.UpdateParam)
+	}
+	dev, err := luo.Open(luo.DefaultPath)
+	if err != nil {
+		return err
+	}
+	defer dev.Close()
+	// The manifest comes from luoinit's own session, sealed.
+	rs, err := dev.RetrieveSession(carry.Session)
+	if err != nil {
+		return fmt.Errorf("luoinit's own session: %w", err)
+	}
+	mf, err := rs.RetrieveFD(carry.ManifestToken)
+	if err != nil {
+		return fmt.Errorf("manifest: %w", err)
+	}
+	data, err := carry.ReadSealed(mf, manifest.MaxFileSize)
+	if err != nil {
+		return fmt.Errorf("manifest: %w", err)
+	}
+	m, err := manifest.Parse(data)
 	if err != nil {
 		return err
 	}
 	if m.Generation != 1 {
 		return fmt.Errorf("generation %d, want 1", m.Generation)
 	}
-	guest.Info("manifest: generation %d, written %v by kernel %s, %d workloads", m.Generation, m.Written, m.KernelRelease, len(m.Workloads))
-	dev, err := luo.Open(luo.DefaultPath)
-	if err != nil {
-		return err
+	guest.Info("manifest (sealed, %d bytes, from session %q token %d): generation %d, written %v by kernel %s, %d workloads",
+		len(data), carry.Session, carry.ManifestToken, m.Generation, m.Written, m.KernelRelease, len(m.Workloads))
+	if _, err := os.Stat("/etc/luoinit/manifest.toml"); err == nil {
+		return fmt.Errorf("a manifest sits in the initramfs at /etc/luoinit/manifest.toml")
 	}
-	defer dev.Close()
 	var sessions []*luo.Session
 	count := 0
 	for _, w := range m.Workloads {
@@ -225,10 +247,6 @@ func prepareAfter() error {
 	}
 	if count != len(expected) {
 		return fmt.Errorf("verified %d fds, want %d", count, len(expected))
-	}
-	rs, err := dev.RetrieveSession(carry.Session)
-	if err != nil {
-		return fmt.Errorf("freeze record: %w", err)
 	}
 	rf, err := rs.RetrieveFD(carry.RecordToken)
 	if err != nil {

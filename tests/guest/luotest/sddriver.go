@@ -13,7 +13,7 @@ import (
 // row. On the cold boot it waits for the daemon to have stored its fds;
 // after each live update it waits for luoinit to finish the restore and
 // for the daemon's verdict; then, until the last, it runs `luoinit
-// prepare --initrd-from-root`, which PID 1 answers.
+// prepare`, which PID 1 answers.
 //
 //	LUOTEST:SD_STATE <luoinit's state file, one line>
 //	LUOTEST:PASS / LUOTEST:FAIL
@@ -39,9 +39,9 @@ func sdDriverMain(args []string) {
 			vmEnd("PASS", "sdstore got its fd store back: "+r)
 		}
 	}
-	// The next root keeps the kernel image: another update may follow.
+	// Into the same image, kept at /sys/firmware/initrd (retain_initrd).
 	prep := exec.Command("/bin/luoinit", "prepare", "--config", "/etc/luoinit/config.toml",
-		"--kernel", "/boot/bzImage", "--initrd-from-root", "--initrd-keep-kernel", "--reuse-cmdline")
+		"--kernel", "/boot/bzImage", "--reuse-cmdline")
 	prep.Stdout, prep.Stderr = os.Stdout, os.Stdout
 	err := prep.Run()
 	vmEnd("FAIL", fmt.Sprintf("luoinit prepare returned instead of rebooting: %v", err))

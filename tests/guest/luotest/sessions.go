@@ -269,7 +269,7 @@ func driveColdBoot(expect []string) {
 	}
 	// 1. A prepare whose config has workload "hijack" holding "luoinit.x":
 	// refused before anything is preserved or stopped.
-	out, code := luoinit("prepare", "--config", "/etc/luoinit/config.toml", "--kernel", "/boot/bzImage", "--initrd-from-root", "--reuse-cmdline")
+	out, code := luoinit("prepare", "--config", "/etc/luoinit/config.toml", "--kernel", "/boot/bzImage", "--reuse-cmdline")
 	fmt.Print(out)
 	line := ""
 	for _, l := range strings.Split(out, "\n") {
@@ -309,7 +309,7 @@ func driveColdBoot(expect []string) {
 	}
 	fmt.Printf("\nLUOTEST:PREPARE_NEXT\n")
 	// Its output goes to the console: prepare's log names every session.
-	prep := exec.Command("/bin/luoinit", "prepare", "--config", "/etc/luoinit/next.toml", "--kernel", "/boot/bzImage", "--initrd-from-root", "--reuse-cmdline")
+	prep := exec.Command("/bin/luoinit", "prepare", "--config", "/etc/luoinit/next.toml", "--kernel", "/boot/bzImage", "--reuse-cmdline")
 	prep.Stdout, prep.Stderr = os.Stdout, os.Stdout
 	err := prep.Run()
 	vmEnd("FAIL", fmt.Sprintf("luoinit prepare returned instead of rebooting: %v", err))
