@@ -46,7 +46,7 @@ type Marker struct {
 type Config struct {
 	Kernel    string        // bzImage
 	Initramfs string        // initramfs image
-	Append    string        // extra kernel command line; console=ttyS0, panic=-1 and no_timer_check are always set
+	Append    string        // extra kernel command line; console=ttyS0, panic=-1, no_timer_check and retain_initrd are always set
 	MemoryMB  int           // default 1024
 	CPUs      int           // default 2
 	Timeout   time.Duration // default 5 minutes

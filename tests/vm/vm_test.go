@@ -98,7 +98,7 @@ func TestRunMissingFiles(t *testing.T) {
 
 func TestArgs(t *testing.T) {
 	args := strings.Join(Config{Kernel: "k", Initramfs: "i", Append: "liveupdate=on", Accel: "tcg"}.Args(), " ")
-	for _, want := range []string{"-no-reboot", "-kernel k", "-initrd i", "accel=tcg", "console=ttyS0 panic=-1 loglevel=6 no_timer_check liveupdate=on", "-m 1024", "-smp 2"} {
+	for _, want := range []string{"-no-reboot", "-kernel k", "-initrd i", "accel=tcg", "console=ttyS0 panic=-1 loglevel=6 no_timer_check retain_initrd liveupdate=on", "-m 1024", "-smp 2"} {
 		if !strings.Contains(args, want) {
 			t.Errorf("QEMU args %q lack %q", args, want)
 		}
