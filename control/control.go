@@ -37,15 +37,15 @@ const DefaultSocket = manifest.RunDir + "/control.sock"
 // Request is a prepare as the command line asked for it, with every path
 // absolute.
 type Request struct {
-	Config         string `json:"config"`
-	Kernel         string `json:"kernel"`
-	Initrd         string `json:"initrd,omitempty"`
-	Append           string        `json:"append,omitempty"`
-	ReuseCmdline     bool          `json:"reuse_cmdline,omitempty"`
-	CollectTimeout   time.Duration `json:"collect_timeout,omitempty"`
-	DryRun           bool          `json:"dry_run,omitempty"`
-	NoReboot         bool          `json:"no_reboot,omitempty"`
-	RunningKernel    string        `json:"running_kernel,omitempty"`
+	Config         string        `json:"config"`
+	Kernel         string        `json:"kernel"`
+	Initrd         string        `json:"initrd,omitempty"`
+	Append         string        `json:"append,omitempty"`
+	ReuseCmdline   bool          `json:"reuse_cmdline,omitempty"`
+	CollectTimeout time.Duration `json:"collect_timeout,omitempty"`
+	DryRun         bool          `json:"dry_run,omitempty"`
+	NoReboot       bool          `json:"no_reboot,omitempty"`
+	RunningKernel  string        `json:"running_kernel,omitempty"`
 }
 
 // message is one JSON line either way.

@@ -85,7 +85,7 @@ type Options struct {
 	// Recorded is the previous live update's record of the kernel it
 	// loaded; used if its release is the running one's.
 	Recorded *Recorded
-	Device string // the LUO device; default luo.DefaultPath
+	Device   string // the LUO device; default luo.DefaultPath
 
 	root string // tests: prefix of /proc, /sys, /boot and the device
 	// release is the running kernel's; tests set it, default uname -r.

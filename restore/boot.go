@@ -55,8 +55,8 @@ type BootOptions struct {
 
 // Report is what a boot did.
 type Report struct {
-	Kind       string // normal or updated
-	State      string // finished or degraded at the end
+	Kind  string // normal or updated
+	State string // finished or degraded at the end
 	// Reason says why a live update's own state did not come back; ""
 	// when it did, or on a cold boot.
 	Reason     string

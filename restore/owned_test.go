@@ -91,10 +91,10 @@ func TestBootOwnedSessions(t *testing.T) {
 			rep, err := Boot(BootOptions{
 				Cmdline: "luoinit.update=1", Config: filepath.Join(dir, "none.toml"), StateDir: filepath.Join(dir, "run"),
 				ManifestCopy: filepath.Join(dir, "run", "manifest.toml"),
-				OpenDevice: func() (Device, error) { return tc.device, nil },
-				Start:      st,
-				Log:        func(f string, a ...any) { mu.Lock(); fmt.Fprintf(&log, f+"\n", a...); mu.Unlock() },
-				Supervisor: Options{HandoffTimeout: handoffTimeout},
+				OpenDevice:   func() (Device, error) { return tc.device, nil },
+				Start:        st,
+				Log:          func(f string, a ...any) { mu.Lock(); fmt.Fprintf(&log, f+"\n", a...); mu.Unlock() },
+				Supervisor:   Options{HandoffTimeout: handoffTimeout},
 				ApplyNetwork: func(manifest.Network, func(string, ...any)) (int, []error, time.Duration) {
 					return 0, nil, 0
 				},
@@ -170,4 +170,3 @@ func TestLeaveWatchStopsWhenAllSeen(t *testing.T) {
 		t.Fatalf("after %v: a %+v b %+v", time.Since(t0), a, b)
 	}
 }
-
