@@ -2,9 +2,6 @@ package prepare
 
 import (
 	"fmt"
-	"os"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/luoinit/luoinit/carry"
 	"github.com/luoinit/luoinit/luo"
@@ -19,22 +16,18 @@ import (
 // freezes its size, and what is written into those pages before the kexec
 // comes through.
 func (s *state) createOwn(dev *luo.Device) error {
-	fd, err := unix.MemfdCreate("luoinit-record", unix.MFD_CLOEXEC)
-	if err != nil {
-		return fmt.Errorf("memfd_create(\"luoinit-record\"): %w", err)
-	}
-	f := os.NewFile(uintptr(fd), "luoinit-record")
-	s.files = append(s.files, f)
 	// Real pages, not holes: the record is written into them later.
-	if _, err := f.WriteAt(make([]byte, manifest.RecordSize), 0); err != nil {
+	f, err := carry.Memfd("luoinit-record", make([]byte, manifest.RecordSize))
+	if err != nil {
 		return fmt.Errorf("freeze record: %w", err)
 	}
+	s.files = append(s.files, f)
 	sess, err := dev.CreateSession(carry.Session)
 	if err != nil {
 		return err
 	}
 	s.sessions = append(s.sessions, sess)
-	if err := sess.PreserveFD(fd, carry.RecordToken); err != nil {
+	if err := sess.PreserveFD(int(f.Fd()), carry.RecordToken); err != nil {
 		return err
 	}
 	s.own, s.record = sess, f
