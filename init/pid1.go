@@ -49,8 +49,9 @@ func pid1Main() {
 		// prepare answered here preserves it. The sockets are made, under
 		// /run, as the workloads start.
 		stores := notify.NewRegistry(notify.DefaultDir, log.Printf)
-		// The manifest is read (and a loopback-only network brought up)
-		// while the filesystems are mounted: neither needs the other.
+		// The restore runs once /proc, /sys and /dev are mounted: the
+		// command line says whether this is a live update, and the
+		// manifest comes from /dev/liveupdate.
 		pending := restore.Start(restore.BootOptions{
 			Start:      starter{reaper},
 			Log:        log.Printf,

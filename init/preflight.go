@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/luoinit/luoinit/luo"
 	"github.com/luoinit/luoinit/manifest"
@@ -47,7 +48,7 @@ func cmdPreflight(args []string) error {
 	appendArgs := fs.String("append", "", "kernel command line `ARGS` for the next kernel, as given to prepare")
 	reuse := fs.Bool("reuse-cmdline", false, "start from the running kernel's /proc/cmdline, then add --append")
 	running := fs.String("running-kernel", "", "the running kernel's `IMAGE`, to read the compatible strings it writes")
-	initrd := fs.String("initrd", "", "the next initramfs `IMG` prepare would load: checked to be one the next kernel reads, and counted in the memory check")
+	initrd := fs.String("initrd", "", "the next initramfs `IMG` prepare would load (default "+prepare.DefaultInitrd+" if there): checked to be one the next kernel reads, and counted in the memory check")
 	prev := fs.String("manifest", "", "the previous live update's manifest `FILE` (default "+manifest.Path+")")
 	device := fs.String("device", luo.DefaultPath, "the LUO device `PATH`")
 	if help, err := parse(fs, args); help || err != nil {
@@ -58,6 +59,10 @@ func cmdPreflight(args []string) error {
 		return usagef("preflight: --kernel BZIMAGE is required")
 	case fs.NArg() > 0:
 		return usagef("preflight: unexpected argument %q", fs.Arg(0))
+	}
+	// What prepare would load: --initrd, else the image this kernel kept.
+	if _, err := os.Stat(prepare.DefaultInitrd); *initrd == "" && err == nil {
+		*initrd = prepare.DefaultInitrd
 	}
 	rep := preflight.Run(prepare.PreflightOptions(prepare.Options{
 		Kernel: abs(*kernel), Initrd: abs(*initrd), Append: *appendArgs, ReuseCmdline: *reuse,
