@@ -47,6 +47,7 @@ lint:
 	@fmt=$$(gofmt -l .); if [ -n "$$fmt" ]; then echo "gofmt needed on:"; echo "$$fmt"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags "floor kernelimage" ./tests/perf/rawgo
+	$(GO) vet -tags luoinittest ./prepare/
 
 unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /tests/scenarios)
