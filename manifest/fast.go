@@ -87,8 +87,10 @@ type fast struct {
 func (f *fast) line(s string) bool {
 	s = strings.TrimLeft(s, " \t")
 	switch {
-	case s == "" || s[0] == '#':
+	case s == "":
 		return true
+	case s[0] == '#':
+		return commentOK(s)
 	case strings.HasPrefix(s, "[["):
 		end := strings.Index(s, "]]")
 		if end < 0 || !restIsEmpty(s[end+2:]) {
@@ -116,7 +118,19 @@ func (f *fast) line(s string) bool {
 // restIsEmpty: only blanks and a comment may follow an item.
 func restIsEmpty(s string) bool {
 	s = strings.TrimLeft(s, " \t")
-	return s == "" || s[0] == '#'
+	return s == "" || s[0] == '#' && commentOK(s)
+}
+
+// commentOK: a comment holds no control character but tab (the TOML
+// specification); a CR that ends its line is the line's end.
+func commentOK(c string) bool {
+	c = strings.TrimSuffix(c, "\r")
+	for i := 0; i < len(c); i++ {
+		if b := c[i]; b < 0x20 && b != '\t' || b == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 func bareKey(k string) bool {
