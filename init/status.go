@@ -117,6 +117,9 @@ func cmdStatus(args []string) error {
 // printStatus writes st for a person.
 func printStatus(w io.Writer, st *status.Status) {
 	fmt.Fprintf(w, "state %s (boot %s, generation %d)\n", st.State, st.Boot, st.Generation)
+	if st.Reason != "" {
+		fmt.Fprintf(w, "the live update's state did not come back: %s\n", st.Reason)
+	}
 	if st.FromKernel != "" || st.ToKernel != "" {
 		fmt.Fprintf(w, "updated from kernel %s to %s\n", status.Release(st.FromKernel), status.Release(st.ToKernel))
 	}

@@ -53,6 +53,9 @@ func TestStatusCommand(t *testing.T) {
 	}{
 		{"text", done, nil, 0, []string{"state finished (boot updated, generation 2)", "updated from kernel 7.2.13 to 7.3.4", "last blackout 2.4s: old kernel 600ms", `session "guest-ram" (found via proc, leave): taken, pid 12`}, nil},
 		{"json", done, []string{"--json"}, 0, []string{`"state": "finished"`, `"generation": 2`, `"result": "taken"`, `"from_kernel": "7.2.13"`, `"to_kernel": "7.3.4"`}, nil},
+		{"state missing", &status.Status{State: status.Degraded, Boot: status.BootUpdated, Generation: 3, Reason: "no /dev/liveupdate: booted without liveupdate=on"}, nil, 0,
+			[]string{"state degraded (boot updated, generation 3)", "the live update's state did not come back: no /dev/liveupdate: booted without liveupdate=on"}, nil},
+		{"state missing, json", &status.Status{State: status.Degraded, Boot: status.BootUpdated, Reason: "no /dev/liveupdate"}, []string{"--json"}, 0, []string{`"reason": "no /dev/liveupdate"`}, nil},
 		{"no state file", nil, nil, exitNoState, nil, []string{"no state file", "did not boot this system"}},
 		{"wait reached", done, []string{"--wait", "finished"}, 0, []string{"state finished"}, nil},
 		{"wait other end", done, []string{"--wait", "degraded"}, exitOtherEnd, nil, []string{"other final state"}},
