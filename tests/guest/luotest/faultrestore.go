@@ -48,6 +48,8 @@ func faultRestoreBefore() error {
 	if err := setManifestFault("tamper"); err != nil {
 		return err
 	}
+	name, value, _ := strings.Cut(manifestFilterEnv, "=")
+	os.Setenv(name, value)
 	cmd, buf, err := startPrepare("--config", "/etc/luoinit/config.toml", "--kernel", vm.GuestKernel,
 		"--initrd", vm.GuestInitramfs2, "--reuse-cmdline", "--collect-timeout", "120s")
 	if err != nil {
@@ -62,7 +64,6 @@ func faultRestoreBefore() error {
 func startPrepare(args ...string) (*exec.Cmd, *syncBuffer, error) {
 	buf := new(syncBuffer)
 	cmd := exec.Command(luoinitBin, append([]string{"prepare"}, args...)...)
-	cmd.Env = append(os.Environ(), manifestFilterEnv)
 	cmd.Stdout = ioTee(buf)
 	cmd.Stderr = ioTee(buf)
 	return cmd, buf, cmd.Start()
