@@ -344,7 +344,7 @@ func driveUpdated(workloads []string) {
 	fmt.Printf("\nLUOTEST:STATUS_JSON %s\n", compact.String())
 	text, _ := luoinit("status")
 	fmt.Printf("luoinit status:\n%s", text)
-	show, _ := luoinit("manifest", "show", "/etc/luoinit/manifest.toml")
+	show, _ := luoinit("manifest", "show") // the copy PID 1 wrote, /run/luoinit/manifest.toml
 	fmt.Printf("luoinit manifest show:\n%s", show)
 	// The end waits for the workloads under test to be done with their
 	// stage 2, so that their verdicts are on the console.
