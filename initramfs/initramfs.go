@@ -3,7 +3,7 @@
 //
 //	a := initramfs.New()
 //	a.AddFileFrom("init", "/path/to/static/luoinit", 0o755)
-//	a.AddFile("etc/luoinit/manifest.toml", data, 0o644)
+//	a.AddFile("etc/luoinit/config.toml", data, 0o644)
 //	err := a.WriteFile("initramfs.cpio")
 //
 // The same entries always give the same bytes: entries are written sorted
