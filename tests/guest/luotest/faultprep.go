@@ -438,7 +438,7 @@ func initrdNotInitramfs() (string, error) {
 	if err != nil || code != 1 {
 		return "", fmt.Errorf("exit %d, %v, want 1", code, err)
 	}
-	if err := mustSay(out, "FAIL initramfs: "+vm.GuestKernel+": not an initramfs: at byte 0 it starts with 4d 5a", "preflight refused the live update", "nothing was held"); err != nil {
+	if err := mustSay(out, "FAIL initramfs: "+vm.GuestKernel+": not an initramfs: at byte 0 it starts with ", "preflight refused the live update", "nothing was held"); err != nil {
 		return "", err
 	}
 	if strings.Contains(out, "phase prepared") {
