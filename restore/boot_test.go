@@ -90,6 +90,8 @@ func TestBootKinds(t *testing.T) {
 			"written by a newer luoinit: version 2", nil},
 		{"manifest too large", marker, true, fakeDevice{carry.Session: own(make([]byte, manifest.MaxFileSize+1), true)}, StateUpdated, StateDegraded, 0,
 			fmt.Sprintf("is unusable: %d bytes, more than the %d allowed", manifest.MaxFileSize+1, manifest.MaxFileSize), nil},
+		{"panic while reading", marker, true, fakeDevice{carry.Session: {name: carry.Session, panics: true}}, StateUpdated, StateDegraded, 0,
+			`the manifest (session "luoinit" token 0): panic while reading it: retrieve fd: a bug`, nil},
 		{"marker not a number", "luoinit.update=x", true, fakeDevice{carry.Session: own(good, true), "luoinit.kv": kv}, StateUpdated, StateDegraded, 0,
 			`luoinit.update="x" on the kernel command line is not a generation`, nil},
 		{"workload session gone", marker, true, fakeDevice{carry.Session: own(good, true)}, StateUpdated, StateDegraded, 0, "", []string{`fd "arena"`, "lost"}},

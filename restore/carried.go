@@ -66,10 +66,16 @@ func (b *boot) load() *source {
 }
 
 // readCarried retrieves luoinit's own session and reads the manifest
-// from it: sealed, at most manifest.MaxFileSize bytes, valid.
-func readCarried(dev Device) (Session, *manifest.Manifest, []byte, error) {
+// from it: sealed, at most manifest.MaxFileSize bytes, valid. A panic
+// while reading it is an error like any other: PID 1 goes on.
+func readCarried(dev Device) (own Session, m *manifest.Manifest, data []byte, err error) {
 	what := fmt.Sprintf("the manifest (session %q token %d)", carry.Session, carry.ManifestToken)
-	own, err := dev.RetrieveSession(carry.Session)
+	defer func() {
+		if r := recover(); r != nil {
+			own, m, data, err = nil, nil, nil, fmt.Errorf("%s: panic while reading it: %v", what, r)
+		}
+	}()
+	own, err = dev.RetrieveSession(carry.Session)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("luoinit's own session %q did not come back: %w", carry.Session, err)
 	}
@@ -79,12 +85,12 @@ func readCarried(dev Device) (Session, *manifest.Manifest, []byte, error) {
 		return nil, nil, nil, fmt.Errorf("%s did not come back: %w", what, err)
 	}
 	defer f.Close()
-	data, err := carry.ReadSealed(f, manifest.MaxFileSize)
+	data, err = carry.ReadSealed(f, manifest.MaxFileSize)
 	if err != nil {
 		own.Close()
 		return nil, nil, nil, fmt.Errorf("%s is unusable: %w", what, err)
 	}
-	m, err := manifest.Parse(data)
+	m, err = manifest.Parse(data)
 	if err != nil {
 		own.Close()
 		return nil, nil, nil, fmt.Errorf("%s is unusable: %w", what, err)

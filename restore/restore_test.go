@@ -24,6 +24,7 @@ type fakeSession struct {
 	name      string
 	files     map[uint64]string // token -> content
 	sealed    bool              // its memfds carry carry.Seals
+	panics    bool              // RetrieveFD panics
 	finishErr []error           // returned by successive Finish calls
 	finishes  int
 	closed    bool
@@ -33,6 +34,9 @@ type fakeSession struct {
 func (s *fakeSession) Name() string { return s.name }
 
 func (s *fakeSession) RetrieveFD(token uint64) (*os.File, error) {
+	if s.panics {
+		panic("retrieve fd: a bug")
+	}
 	content, ok := s.files[token]
 	if !ok {
 		return nil, fmt.Errorf("retrieve fd token %d: %w", token, unix.ENOENT)
