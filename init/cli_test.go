@@ -235,3 +235,29 @@ func TestManifestCheckAndShow(t *testing.T) {
 		}
 	}
 }
+
+// TestHelpOnce: every command's --help prints its usage once, and its
+// options as the README writes them (--flag).
+func TestHelpOnce(t *testing.T) {
+	oneDash := regexp.MustCompile(`(?m)^\s+-[a-z]`)
+	for _, args := range [][]string{
+		{"prepare"}, {"preflight"}, {"status"}, {"initramfs", "build"}, {"initramfs", "append"}, {"manifest", "check"}, {"manifest", "show"},
+	} {
+		o, _ := capture(t)
+		if err := run(append(args, "--help")); err != nil {
+			t.Fatalf("%v --help: %v", args, err)
+		}
+		out := o.String()
+		if n := strings.Count(out, "Usage:"); n != 1 {
+			t.Errorf("%v --help prints its usage %d times:\n%s", args, n, out)
+		}
+		if oneDash.MatchString(out) {
+			t.Errorf("%v --help writes an option with one dash:\n%s", args, out)
+		}
+	}
+	o, _ := capture(t)
+	run([]string{"prepare", "--help"})
+	if !strings.Contains(o.String(), "  --initrd IMG\n") {
+		t.Errorf("prepare --help does not list --initrd IMG:\n%s", o)
+	}
+}
