@@ -14,8 +14,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/luoinit/luoinit/kcmdline"
 )
 
 // Session is the name of luoinit's own LUO session.
@@ -25,6 +28,21 @@ const Session = "luoinit"
 // command line, luoinit.update=GENERATION: it tells PID 1 that this boot
 // is a live update, whether or not its state came back.
 const UpdateParam = "luoinit.update"
+
+// Marker reads UpdateParam from a kernel command line: whether it is
+// there, and its generation; a value that is not a generation (1 or more)
+// is an error, the marker still being there.
+func Marker(cmdline string) (generation uint64, present bool, err error) {
+	v, ok := kcmdline.Last(cmdline, UpdateParam)
+	if !ok {
+		return 0, false, nil
+	}
+	gen, err := strconv.ParseUint(v, 10, 64)
+	if err != nil || gen == 0 {
+		return 0, true, fmt.Errorf("%s=%q on the kernel command line is not a generation (1 or more)", UpdateParam, v)
+	}
+	return gen, true, nil
+}
 
 // Tokens in Session.
 const (

@@ -4,10 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 
 	"github.com/luoinit/luoinit/carry"
-	"github.com/luoinit/luoinit/kcmdline"
 	"github.com/luoinit/luoinit/manifest"
 	"github.com/luoinit/luoinit/preflight"
 )
@@ -69,10 +67,8 @@ func nextGeneration(prev *manifest.Manifest, cmdline string) uint64 {
 	if prev != nil {
 		n = prev.Generation
 	}
-	if v, ok := kcmdline.Last(cmdline, carry.UpdateParam); ok {
-		if g, err := strconv.ParseUint(v, 10, 64); err == nil {
-			n = max(n, g)
-		}
+	if g, ok, err := carry.Marker(cmdline); ok && err == nil {
+		n = max(n, g)
 	}
 	return n + 1
 }

@@ -6,12 +6,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/luoinit/luoinit/atomicfile"
 	"github.com/luoinit/luoinit/carry"
-	"github.com/luoinit/luoinit/kcmdline"
 	"github.com/luoinit/luoinit/luo"
 	"github.com/luoinit/luoinit/manifest"
 )
@@ -33,7 +31,7 @@ type source struct {
 // luoinit's own session. With the marker, any step that fails leaves
 // src.err set, saying which step and why.
 func (b *boot) load() *source {
-	gen, marked, err := updateMarker(b.o.cmdline())
+	gen, marked, err := carry.Marker(b.o.cmdline())
 	if !marked {
 		return &source{cold: true}
 	}
@@ -96,21 +94,6 @@ func readCarried(dev Device) (own Session, m *manifest.Manifest, data []byte, er
 		return nil, nil, nil, fmt.Errorf("%s is unusable: %w", what, err)
 	}
 	return own, m, data, nil
-}
-
-// updateMarker reads luoinit.update=GENERATION from cmdline: whether it
-// is there, and its value; a value that is not a generation is an error
-// (the boot is still a live update).
-func updateMarker(cmdline string) (uint64, bool, error) {
-	v, ok := kcmdline.Last(cmdline, carry.UpdateParam)
-	if !ok {
-		return 0, false, nil
-	}
-	gen, err := strconv.ParseUint(v, 10, 64)
-	if err != nil || gen == 0 {
-		return 0, true, fmt.Errorf("%s=%q on the kernel command line is not a generation (1 or more)", carry.UpdateParam, v)
-	}
-	return gen, true, nil
 }
 
 // cmdline is the kernel command line: Cmdline, else /proc/cmdline.
