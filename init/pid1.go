@@ -11,12 +11,15 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/luoinit/luoinit/carry"
 	"github.com/luoinit/luoinit/control"
 	"github.com/luoinit/luoinit/manifest"
 	"github.com/luoinit/luoinit/notify"
 	"github.com/luoinit/luoinit/pid1"
 	"github.com/luoinit/luoinit/prepare"
 	"github.com/luoinit/luoinit/restore"
+	"github.com/luoinit/luoinit/rootfs"
+	"github.com/luoinit/luoinit/status"
 )
 
 // pid1Main is luoinit as PID 1 of the next kernel's initramfs. It never
@@ -66,6 +69,14 @@ func pid1Main() {
 		if _, err := pid1.RaiseFileLimit(); err != nil {
 			log.Printf("file limit: %v (a workload with more than 1024 fds may not get them all)", err)
 		}
+		// The root (root=) before anything else: the config, the workloads'
+		// programs and the control socket's clients live there, and
+		// /dev/liveupdate is not opened until PID 1 is in it, so a root
+		// that never comes leaves every session in the kernel's hands.
+		if err := switchRoot(log); err != nil {
+			return err
+		}
+		tl.Mark(restore.PhaseRoot)
 		// The next `luoinit prepare` is answered here, from before the
 		// restore: PID 1 owns the workloads, knows their pids and holds
 		// their restarts. Until the first handoffs are over it answers
@@ -90,6 +101,37 @@ func pid1Main() {
 		boot.set(rep.Supervisor)
 		return nil // Guard keeps PID 1 alive; the reaper and supervisors go on
 	})
+}
+
+// switchRoot mounts the root filesystem the kernel command line names and
+// makes it PID 1's root; without root= it does nothing. On failure the
+// state file says why (state failed) and the error goes to luoinit.fatal=.
+func switchRoot(log pid1.Logger) error {
+	cmdline, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		return fmt.Errorf("reading the kernel command line for root=: %w", err)
+	}
+	root, err := rootfs.Switch(context.Background(), rootfs.Options{
+		Cmdline: string(cmdline),
+		Require: []string{restore.ConfigPath},
+		Log:     log.Printf,
+	})
+	if err != nil {
+		st := status.Status{Boot: status.BootNormal, State: status.Failed, Reason: err.Error()}
+		if gen, marked, _ := carry.Marker(string(cmdline)); marked {
+			st.Boot, st.Generation = status.BootUpdated, gen
+			err = fmt.Errorf("%w (a live update, generation %d: no session was retrieved, they stay the kernel's while PID 1 runs)", err, gen)
+		}
+		if werr := status.Write(status.Dir, &st); werr != nil {
+			log.Printf("state file: %v", werr)
+		}
+		return err
+	}
+	if root != nil {
+		log.Printf("root: switched into %s (%s, %s) in %v, %d entries of the initramfs freed; the config is now the root's %s",
+			root.Device, root.FSType, root.Spec, root.Took.Round(time.Millisecond), root.Freed, restore.ConfigPath)
+	}
+	return nil
 }
 
 // starter starts workloads through the reaper, the only place that waits

@@ -117,7 +117,10 @@ func cmdStatus(args []string) error {
 // printStatus writes st for a person.
 func printStatus(w io.Writer, st *status.Status) {
 	fmt.Fprintf(w, "state %s (boot %s, generation %d)\n", st.State, st.Boot, st.Generation)
-	if st.Reason != "" {
+	switch {
+	case st.Reason != "" && st.State == status.Failed:
+		fmt.Fprintf(w, "PID 1 failed before starting any workload: %s\n", st.Reason)
+	case st.Reason != "":
 		fmt.Fprintf(w, "the live update's state did not come back: %s\n", st.Reason)
 	}
 	if st.FromKernel != "" || st.ToKernel != "" {

@@ -19,6 +19,7 @@ const (
 	PhaseInit         = "init"          // PID 1's first instruction (as near as Go lets it)
 	PhaseSignals      = "signals"       // signal handlers and the reaper in place
 	PhaseMounted      = "mounted"       // /proc, /sys, /dev, /run... mounted
+	PhaseRoot         = "root"          // in the root filesystem of root= (at once without one)
 	PhaseManifest     = "manifest"      // the manifest read and validated
 	PhaseDevice       = "device"        // /dev/liveupdate open
 	PhaseFDsRetrieved = "fds_retrieved" // every session and fd of the manifest retrieved

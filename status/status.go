@@ -54,7 +54,8 @@ const (
 )
 
 // The states. normal, then prepared and frozen while `luoinit prepare`
-// runs; in the next kernel restoring, then finished or degraded.
+// runs; in the next kernel restoring, then finished or degraded; failed
+// when PID 1 could not get as far as starting anything.
 const (
 	Normal    = "normal"    // running; no live update in progress (a cold boot, or after cancel)
 	Prepared  = "prepared"  // prepare preserved everything and loaded the next kernel; workloads run
@@ -62,10 +63,15 @@ const (
 	Restoring = "restoring" // the next kernel's PID 1 is retrieving fds and handing them over
 	Finished  = "finished"  // every fd and session delivered (or left to its owner), nothing lost
 	Degraded  = "degraded"  // data was lost, or could not be delivered to its workload
+	// Failed: PID 1 stopped before it started any workload (its root
+	// did not come, say) and took its luoinit.fatal= action; Reason says
+	// why. On a live update nothing was retrieved: the sessions are still
+	// the kernel's.
+	Failed = "failed"
 )
 
 // States lists the states, for messages and flags.
-var States = []string{Normal, Prepared, Frozen, Restoring, Finished, Degraded}
+var States = []string{Normal, Prepared, Frozen, Restoring, Finished, Degraded, Failed}
 
 // Boot kinds: the kernel command line says which (luoinit.update=, see
 // package carry); the state says how the boot went.
@@ -101,7 +107,8 @@ type Status struct {
 	Generation uint64 `json:"generation"` // live updates this system went through (0 on a cold boot)
 	Lost       int    `json:"lost"`       // fds and sessions lost in this boot
 	// Reason says why a live update's own state did not come back (boot
-	// updated, state degraded, nothing restored); "" otherwise.
+	// updated, state degraded, nothing restored), or why PID 1 failed
+	// (state failed); "" otherwise.
 	Reason string `json:"reason,omitempty"`
 
 	// Figures of the restore, once every first handoff ended.
@@ -291,7 +298,7 @@ func Path(dir string) string { return filepath.Join(dir, File) }
 
 // Terminal reports whether state ends a restore: nothing changes it but
 // the next `luoinit prepare`.
-func Terminal(state string) bool { return state == Finished || state == Degraded }
+func Terminal(state string) bool { return state == Finished || state == Degraded || state == Failed }
 
 // Valid reports whether state is one of States.
 func Valid(state string) bool {

@@ -56,6 +56,12 @@ type KVDemo struct {
 	// Extra files go into the image too, ExtraConfig into the config.
 	Extra       []File
 	ExtraConfig string
+	// RootTree, if set, is a directory that receives the programs
+	// (luoinit too, at /bin/luoinit), the config and the kernels, as a
+	// root filesystem's tree (see RootTree); the initramfs then holds
+	// luoinit alone as /init, and InitramfsExtra.
+	RootTree       string
+	InitramfsExtra []File
 }
 
 // KVDemoImageFor builds the demo's initramfs as d says.
@@ -79,10 +85,23 @@ func KVDemoImageFor(dir string, d KVDemo) (string, error) {
 	if d.Running != nil {
 		files = append(files, File{Guest: "boot/vmlinuz-" + d.Running.Version, Host: d.Running.BzImage})
 	}
-	// luoinit once: /bin/luoinit is /init.
 	img := filepath.Join(dir, "kvdemo.cpio")
-	args := []string{"initramfs", "build", "-o", img, "--init", bins["luoinit"], "--config", cfg, "--symlink", "bin/luoinit:/init"}
+	args := []string{"initramfs", "build", "-o", img, "--init", bins["luoinit"]}
+	if d.RootTree != "" {
+		files = append(files, File{Guest: "bin/luoinit", Host: bins["luoinit"]})
+		if err := RootTree(d.RootTree, KVDemoConfig(d.Updates, d.ExtraConfig, d.DemoArgs...), files...); err != nil {
+			return "", err
+		}
+		files = d.InitramfsExtra
+	} else {
+		// luoinit once: /bin/luoinit is /init.
+		args = append(args, "--config", cfg, "--symlink", "bin/luoinit:/init")
+	}
 	for _, f := range files {
+		if f.Link != "" {
+			args = append(args, "--symlink", f.Guest+":"+f.Link)
+			continue
+		}
 		args = append(args, "--file", f.Host+":"+f.Guest)
 	}
 	if out, err := exec.Command(bins["luoinit"], args...).CombinedOutput(); err != nil {

@@ -58,6 +58,8 @@ type Config struct {
 	QEMU string
 	// Accel is "kvm", "tcg" or "" for the result of ProbeAccel.
 	Accel string
+	// Disks are attached as virtio disks, in order.
+	Disks []Disk
 }
 
 // Result is what a VM run showed.
@@ -167,6 +169,9 @@ func (cfg Config) Args() []string {
 	}
 	if cfg.Initramfs != "" {
 		args = append(args, "-initrd", cfg.Initramfs)
+	}
+	for _, d := range cfg.Disks {
+		args = append(args, d.args()...)
 	}
 	return args
 }

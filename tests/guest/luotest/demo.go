@@ -82,6 +82,7 @@ func demoMain(args []string) {
 			}
 		}
 		if generation >= *updates {
+			reportExes()
 			vmEnd("PASS", fmt.Sprintf("every key read back after %d live update(s)", generation))
 		}
 	}
@@ -90,6 +91,7 @@ func demoMain(args []string) {
 			vmEnd("FAIL", "sdstore did not store its fds: "+r)
 		}
 	}
+	reportExes()
 	// Next live update: into the same image, which this kernel kept at
 	// /sys/firmware/initrd (retain_initrd), prepare's default.
 	prepArgs := []string{"prepare", "--config", "/etc/luoinit/config.toml",
@@ -124,6 +126,46 @@ func reportInitrd() {
 	}
 	_, inRoot := os.Stat("/etc/luoinit/manifest.toml")
 	fmt.Printf("\nLUOTEST:DEMO_INITRD sha256=%x bytes=%d manifest_in_root=%v\n", sha256.Sum256(b), len(b), inRoot == nil)
+}
+
+// reportExes prints, for each child of PID 1 (the workloads), the program
+// it runs and the filesystem that holds it, by statfs(2) and stat(2) of
+// /proc/PID/exe: on a root filesystem, its type and device; in the
+// initramfs, ramfs or tmpfs with major 0.
+//
+//	LUOTEST:DEMO_EXE comm=kvcache pid=41 exe=/bin/kvcache fs=ext4 dev=254:0
+func reportExes() {
+	fsNames := map[int64]string{0xef53: "ext4", 0xe0f5e1e2: "erofs", 0x858458f6: "ramfs", 0x01021994: "tmpfs"}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so from the last ')'.
+		i := bytes.LastIndexByte(stat, ')')
+		fields := strings.Fields(string(stat[i+1:]))
+		if len(fields) < 2 || fields[1] != "1" {
+			continue
+		}
+		comm := string(stat[bytes.IndexByte(stat, '(')+1 : i])
+		exe := fmt.Sprintf("/proc/%d/exe", pid)
+		target, _ := os.Readlink(exe)
+		var sfs unix.Statfs_t
+		var st unix.Stat_t
+		if unix.Statfs(exe, &sfs) != nil || unix.Stat(exe, &st) != nil {
+			continue // gone meanwhile
+		}
+		fsName := fsNames[int64(sfs.Type)]
+		if fsName == "" {
+			fsName = fmt.Sprintf("%#x", sfs.Type)
+		}
+		fmt.Printf("\nLUOTEST:DEMO_EXE comm=%s pid=%d exe=%s fs=%s dev=%d:%d\n", comm, pid, target, fsName, unix.Major(st.Dev), unix.Minor(st.Dev))
+	}
 }
 
 func kv(args ...string) (string, error) {

@@ -23,6 +23,10 @@ var scenarios = map[string]map[string]func() error{
 }
 
 func main() {
+	if os.Args[0] == "/bin/sh" {
+		fatalShellMain()
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == "workload" {
 		workloadMain(os.Args[2:])
 		return
