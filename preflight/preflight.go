@@ -29,6 +29,7 @@ import (
 	"strings"
 
 	"github.com/luoinit/luoinit/luo"
+	"github.com/luoinit/luoinit/rootfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -90,6 +91,8 @@ type Options struct {
 	root string // tests: prefix of /proc, /sys, /boot and the device
 	// release is the running kernel's; tests set it, default uname -r.
 	release string
+	// findRoot finds root='s device; tests set it, default rootfs.Find.
+	findRoot func(rootfs.Spec) (string, error)
 }
 
 // Running is what the preflight knows of the running kernel.
@@ -151,6 +154,7 @@ func Run(o Options) *Report {
 	r.checkConfig()
 	r.checkInitrd(o)
 	r.checkCmdline(o)
+	r.checkRoot(o)
 	r.checkMemory(o)
 	return r
 }

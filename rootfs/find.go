@@ -30,8 +30,8 @@ var realSystem = system{
 	devices:  block.GetBlockDevices,
 }
 
-// errAmbiguous is a root= that names more than one device.
-var errAmbiguous = errors.New("more than one device matches")
+// ErrAmbiguous is a root= that names more than one device.
+var ErrAmbiguous = errors.New("more than one device matches")
 
 // find returns the device node spec names, or "" while there is none.
 func (s system) find(spec Spec) (string, error) {
@@ -74,7 +74,7 @@ func (s system) find(spec Spec) (string, error) {
 	case len(names) == 0:
 		return "", nil
 	case len(names) > 1:
-		return "", fmt.Errorf("%s=%s: %w: %s", ParamRoot, spec.Root, errAmbiguous, strings.Join(names, ", "))
+		return "", fmt.Errorf("%s=%s: %w: %s", ParamRoot, spec.Root, ErrAmbiguous, strings.Join(names, ", "))
 	}
 	name := names[0]
 	if spec.PartNrOff != 0 {
@@ -180,3 +180,8 @@ func (s system) describe() string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+// Find returns the device node spec names now, "" if there is none (yet).
+// It does not wait: the preflight asks whether the next kernel's root is
+// here.
+func Find(spec Spec) (string, error) { return realSystem.find(spec) }

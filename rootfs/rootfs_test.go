@@ -220,7 +220,7 @@ func TestFindAmbiguous(t *testing.T) {
 		return block.BlockDevices{{Name: "vda1", FsUUID: "same"}, {Name: "vdb1", FsUUID: "same"}}, nil
 	}
 	_, err := s.find(Spec{Root: "UUID=same", By: ByUUID, Value: "same"})
-	if !errors.Is(err, errAmbiguous) || !strings.Contains(err.Error(), "vda1, vdb1") {
+	if !errors.Is(err, ErrAmbiguous) || !strings.Contains(err.Error(), "vda1, vdb1") {
 		t.Errorf("err = %v, want both devices named", err)
 	}
 }

@@ -213,6 +213,9 @@ func TestPartitionRoots(t *testing.T) {
 	}
 	checkSwitch(t, res, 0, "PARTUUID="+partA, "/dev/vda1", "ext4", "rw")
 	checkExes(t, res, 0, "ext4", "kvcache", "luotest")
+	if w := bootLines(res, "root=LABEL=root-b ro is /dev/vda2 here now")[0]; len(w) != 1 {
+		t.Errorf("the preflight did not find the next root on root A: %q", w)
+	}
 	checkSwitch(t, res, 1, "LABEL=root-b", "/dev/vda2", "erofs", "ro")
 	checkExes(t, res, 1, "erofs", "kvcache", "luotest")
 	checkRestores(t, res, 1)
@@ -250,6 +253,12 @@ func TestRootMissing(t *testing.T) {
 		t.Fatalf("%d kernels booted, want 2", res.Boots)
 	}
 	checkSwitch(t, res, 0, "UUID="+uuidRoot, "/dev/vda", "ext4", "rw")
+	// The preflight saw it coming, and warned: a device may appear late.
+	if w := bootLines(res, "root=UUID="+uuidNobody+" rw names no block device here now")[0]; len(w) == 0 {
+		t.Errorf("the preflight did not warn that the next root is not here")
+	} else {
+		t.Logf("the preflight: %s", strings.TrimSpace(w[0]))
+	}
 	second := strings.Join(res.BootConsoles()[1], "\n")
 	want := fmt.Sprintf("root device root=UUID=%s did not appear within 3", uuidNobody)
 	fatal := bootLines(res, "fatal: "+want)[1]
