@@ -3,6 +3,7 @@ package rootfs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -333,5 +334,36 @@ func TestProbeMkfs(t *testing.T) {
 				t.Errorf("Probe = %+v, %v; want %+v", id, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestMountRootErrors: a filesystem that does not mount names each type
+// tried with its errno. A regular file of zeroes holds no filesystem, so
+// nothing is mounted; it needs root to get past EPERM.
+func TestMountRootErrors(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mount(2) needs root: without it every type fails with EPERM")
+	}
+	dir := t.TempDir()
+	dev := filepath.Join(dir, "disk")
+	if err := os.WriteFile(dev, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(dir, "sysroot")
+	_, err := mountRoot(dev, target, Spec{FSTypes: []string{"ext4", "nosuchfs"}, ReadOnly: true, Flags: "noatime"})
+	if err == nil {
+		t.Fatal("a regular file mounted as a root")
+	}
+	for _, want := range []string{
+		// ENOTBLK or EINVAL, as the kernel sees a regular file.
+		fmt.Sprintf(`mount(%q, %q, "ext4", MS_RDONLY, "noatime") = E`, dev, target),
+		fmt.Sprintf(`mount(%q, %q, "nosuchfs", MS_RDONLY, "noatime") = ENODEV`, dev, target),
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%v\ndoes not say %s", err, want)
+		}
+	}
+	if !errors.Is(err, unix.ENODEV) {
+		t.Errorf("%v does not wrap ENODEV", err)
 	}
 }
