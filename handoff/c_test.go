@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -48,18 +49,79 @@ func cClient(t *testing.T) string {
 	return cBin
 }
 
-// The C source is the one docs/handoff.md shows, byte for byte.
-func TestCClientIsTheDocs(t *testing.T) {
-	src, err := os.ReadFile(cSource)
-	if err != nil {
-		t.Fatal(err)
-	}
+// docsCSection is the section of docs/handoff.md that presents the C client.
+const docsCSection = "## A client in C\n"
+
+// cSection returns that section of docs/handoff.md, up to the next one.
+func cSection(t *testing.T) string {
+	t.Helper()
 	doc, err := os.ReadFile("../docs/handoff.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Contains(doc, append(append([]byte("```c\n"), src...), "```\n"...)) {
-		t.Errorf("docs/handoff.md does not show %s as it is: copy it into the ```c block", cSource)
+	_, sec, ok := strings.Cut(string(doc), docsCSection)
+	if !ok {
+		t.Fatalf("docs/handoff.md has no section %q", strings.TrimSpace(docsCSection))
+	}
+	if end := strings.Index(sec, "\n## "); end >= 0 {
+		sec = sec[:end]
+	}
+	return sec
+}
+
+var (
+	mdLink     = regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	namedFunc  = regexp.MustCompile("`([A-Za-z_][A-Za-z0-9_]*)\\(\\)`")
+	cCodeBlock = regexp.MustCompile("(?s)```c\n(.*?)```\n")
+)
+
+// TestDocsLinkTheCClient checks that docs/handoff.md links the C client
+// and names only functions it defines.
+func TestDocsLinkTheCClient(t *testing.T) {
+	sec := cSection(t)
+	src, err := os.ReadFile(cSource)
+	if err != nil {
+		t.Fatal(err)
+	}
+	linked := false
+	for _, m := range mdLink.FindAllStringSubmatch(sec, -1) {
+		target, _, _ := strings.Cut(m[1], "#")
+		if strings.Contains(target, "://") || (!strings.HasSuffix(target, ".c") && !strings.HasSuffix(target, ".h")) {
+			continue
+		}
+		path := filepath.Join("../docs", target)
+		if _, err := os.Stat(path); err != nil {
+			t.Errorf("docs/handoff.md links %s, which does not exist: %v", target, err)
+		}
+		linked = linked || filepath.Clean(path) == filepath.Clean(cSource)
+	}
+	if !linked {
+		t.Errorf("docs/handoff.md (%s) does not link %s", strings.TrimSpace(docsCSection), strings.TrimPrefix(cSource, "../"))
+	}
+	for _, m := range namedFunc.FindAllStringSubmatch(sec, -1) {
+		def := regexp.MustCompile(`(?m)^[A-Za-z_][A-Za-z0-9_ \t*]*[ \t*]` + m[1] + `\(`)
+		if !def.Match(src) {
+			t.Errorf("docs/handoff.md names %s, which %s does not define", m[0], strings.TrimPrefix(cSource, "../"))
+		}
+	}
+}
+
+// TestDocsCExampleBuilds compiles the example of docs/handoff.md that
+// includes the C client.
+func TestDocsCExampleBuilds(t *testing.T) {
+	blocks := cCodeBlock.FindAllStringSubmatch(cSection(t), -1)
+	if len(blocks) == 0 {
+		t.Skip("docs/handoff.md shows no C example of the client")
+	}
+	for i, b := range blocks {
+		file := filepath.Join(t.TempDir(), fmt.Sprintf("example%d.c", i))
+		if err := os.WriteFile(file, []byte(b[1]), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command("gcc", "-fsyntax-only", "-Wall", "-Wextra", "-Werror", "-I", filepath.Dir(cSource), file).CombinedOutput()
+		if err != nil {
+			t.Errorf("the C example %d of docs/handoff.md does not build (%v):\n%s", i+1, err, out)
+		}
 	}
 }
 
