@@ -261,9 +261,11 @@ func TestRootMissing(t *testing.T) {
 	}
 	second := strings.Join(res.BootConsoles()[1], "\n")
 	want := fmt.Sprintf("root device root=UUID=%s did not appear within 3", uuidNobody)
-	fatal := bootLines(res, "fatal: "+want)[1]
-	if len(fatal) != 1 {
-		t.Fatalf("the second boot has no fatal line saying %q", want)
+	// On the console, and in kmsg: the kernel echoes kmsg's record to the
+	// console with its timestamp.
+	fatal := bootLines(res, "luoinit: fatal: "+want)[1]
+	if len(fatal) != 2 || !strings.Contains(fatal[1], "] luoinit: fatal: ") {
+		t.Fatalf("the second boot's fatal lines saying %q: %q, want one on the console and its kmsg record", want, fatal)
 	}
 	t.Logf("the failure: %s", strings.TrimSpace(fatal[0]))
 	for _, w := range []string{"(rootwait=3)", "block devices: vda (ext4 UUID=" + uuidRoot + ` LABEL="luoinit-root")`, "no session was retrieved"} {
