@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -90,9 +91,43 @@ func TestSilentConnectionDelaysNobody(t *testing.T) {
 	}
 }
 
+// connectAs runs f on a goroutine whose OS thread has the effective uid
+// uid, which is what the server reads from SO_PEERCRED, so that a test run
+// as root can connect as another user. Only that thread changes: the raw
+// system calls bypass Go's setresuid, which changes every thread of the
+// process, and the thread is never given back to the runtime, so it ends
+// with the goroutine. Its filesystem uid goes back to root (allowed, as
+// its real uid is root) to reach the socket in the test's private
+// directory.
+func connectAs(uid uint32, f func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
+		const keep = ^uintptr(0)
+		if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, keep, uintptr(uid), keep); e != 0 {
+			errc <- fmt.Errorf("setresuid(-1, %d, -1): %w", uid, e)
+			return
+		}
+		unix.RawSyscall(unix.SYS_SETFSUID, 0, 0, 0)
+		if euid := unix.Geteuid(); euid != int(uid) {
+			errc <- fmt.Errorf("thread's effective uid is %d, want %d", euid, uid)
+			return
+		}
+		errc <- f()
+	}()
+	return <-errc
+}
+
 // Strangers are answered with ERROR, and nothing reaches the caller.
 func TestPushServerRefuses(t *testing.T) {
 	uid := uint32(os.Getuid())
+	// Root may push for any workload: as root, another user's push comes
+	// from nobody's uid.
+	stranger, asStranger := uid, func(f func() error) error { return f() }
+	if uid == 0 {
+		stranger = 65534
+		asStranger = func(f func() error) error { return connectAs(stranger, f) }
+	}
 	for _, tc := range []struct {
 		desc string
 		uids map[string]uint32
@@ -115,9 +150,9 @@ func TestPushServerRefuses(t *testing.T) {
 			_, err = c.ReceiveFiles()
 			return err
 		}, "or this is not a push"},
-		{"another user's workload", map[string]uint32{"a": uid + 1}, func(path string) error {
-			return handoff.Push(path, "a", nil, 5*time.Second)
-		}, fmt.Sprintf(`workload "a" runs as uid %d, the connection is from uid %d`, uid+1, uid)},
+		{"another user's workload", map[string]uint32{"a": stranger + 1}, func(path string) error {
+			return asStranger(func() error { return handoff.Push(path, "a", nil, 5*time.Second) })
+		}, fmt.Sprintf(`workload "a" runs as uid %d, the connection is from uid %d`, stranger+1, stranger)},
 		{"garbage", map[string]uint32{"a": uid}, func(path string) error {
 			fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 			if err != nil {
@@ -139,9 +174,6 @@ func TestPushServerRefuses(t *testing.T) {
 		}, "bad magic"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			if tc.desc == "another user's workload" && uid == 0 {
-				t.Skip("root may push for any workload; needs a non-root test run")
-			}
 			srv, path := startServer(t, tc.uids, 5*time.Second)
 			err := tc.do(path)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
