@@ -3,9 +3,9 @@
 // knows their pids, and holds any fds not yet handed over.
 //
 //	// PID 1:
-//	srv, err := control.Listen(control.DefaultSocket, func(ctx context.Context, req control.Request, log io.Writer, cont <-chan struct{}) int { ... })
+//	srv, err := control.Listen(wellknown.ControlSocket, func(ctx context.Context, req control.Request, log io.Writer, cont <-chan struct{}) int { ... })
 //	// the command:
-//	code, err := control.Prepare(control.DefaultSocket, req, os.Stderr, sigs)
+//	code, err := control.Prepare(wellknown.ControlSocket, req, os.Stderr, sigs)
 //
 // The wire is a unix stream socket carrying JSON lines: the client sends
 // one Request, then optionally {"continue":true} or {"cancel":true}; the
@@ -26,13 +26,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/luoinit/luoinit/manifest"
 	"github.com/luoinit/luoinit/unixsock"
 	"golang.org/x/sys/unix"
 )
-
-// DefaultSocket is where PID 1 listens.
-const DefaultSocket = manifest.RunDir + "/control.sock"
 
 // Request is a prepare as the command line asked for it, with every path
 // absolute.

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/luoinit/luoinit/wellknown"
 	"golang.org/x/sys/unix"
 )
 
@@ -279,7 +280,7 @@ func TestCPull(t *testing.T) {
 			if err := c.PassCred(); err != nil {
 				t.Fatal(err)
 			}
-			r := startC(t, []*os.File{child}, []string{EnvFD + "=3"}, "pull", "kv")
+			r := startC(t, []*os.File{child}, []string{wellknown.EnvHandoffFD + "=3"}, "pull", "kv")
 			child.Close()
 			c.SetDeadline(time.Now().Add(5 * time.Second))
 			h, err := c.ReadHello()
@@ -319,7 +320,7 @@ func TestCPullMany(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	r := startC(t, []*os.File{child}, []string{EnvFD + "=3"}, "pull", "kv")
+	r := startC(t, []*os.File{child}, []string{wellknown.EnvHandoffFD + "=3"}, "pull", "kv")
 	child.Close()
 	c.SetDeadline(time.Now().Add(20 * time.Second))
 	if _, err := c.ReadHello(); err != nil {
@@ -369,7 +370,7 @@ func TestCPullRefuses(t *testing.T) {
 			raw := fds[0]
 			defer unix.Close(raw)
 			child := os.NewFile(uintptr(fds[1]), "child end")
-			r := startC(t, []*os.File{child}, []string{EnvFD + "=3"}, "pull", "kv")
+			r := startC(t, []*os.File{child}, []string{wellknown.EnvHandoffFD + "=3"}, "pull", "kv")
 			child.Close()
 			if m, err := readRaw(t, raw); err != nil || m.typ != typeHello {
 				t.Fatalf("HELLO: %v %v", m.typ, err)
@@ -394,6 +395,6 @@ func TestCPullRefuses(t *testing.T) {
 	}
 	r := startC(t, nil, nil, "pull", "kv")
 	if code := r.wait(t); code != 3 {
-		t.Errorf("without %s: exit %d, want 3 (start fresh); stderr %s", EnvFD, code, r.stderr.String())
+		t.Errorf("without %s: exit %d, want 3 (start fresh); stderr %s", wellknown.EnvHandoffFD, code, r.stderr.String())
 	}
 }

@@ -7,29 +7,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/luoinit/luoinit/wellknown"
 	"golang.org/x/sys/unix"
-)
-
-// EnvFD names the environment variable that gives a workload the number of
-// an inherited, connected SOCK_SEQPACKET socket to pull its fds from.
-const EnvFD = "LUOINIT_HANDOFF_FD"
-
-// EnvWorkload names the environment variable in which PID 1 tells a
-// workload it starts its name: the name to say in HELLO, both when it
-// pulls after a kexec and when it pushes before the next one.
-const EnvWorkload = "LUOINIT_WORKLOAD"
-
-// EnvSocket names the environment variable that gives a workload the path
-// of a unix socket to connect to and pull its fds from. EnvFD wins when
-// both are set.
-const EnvSocket = "LUOINIT_HANDOFF_SOCKET"
-
-// RunDir is luoinit's runtime directory: its sockets, the state file, the
-// next manifest and initramfs. PushSocket is where `luoinit prepare`
-// listens for the workloads' pushes (see docs/handoff.md).
-const (
-	RunDir     = "/run/luoinit"
-	PushSocket = RunDir + "/prepare.sock"
 )
 
 // Push gives files to luoinit before a kexec: it connects to socketPath,
@@ -86,9 +65,9 @@ func refused(c *Conn, err error) error {
 }
 
 // Receive pulls the files luoinit kept for workload after a kexec, over
-// the socket EnvFD or EnvSocket names: HELLO (pull), the files, ACK. It
-// must be done within timeout (0: no limit). The inherited socket of EnvFD
-// is closed and EnvFD unset, so that no child inherits a stale number. If
+// the socket wellknown.EnvHandoffFD or wellknown.EnvHandoffSocket names: HELLO (pull), the files, ACK. It
+// must be done within timeout (0: no limit). The inherited socket of wellknown.EnvHandoffFD
+// is closed and wellknown.EnvHandoffFD unset, so that no child inherits a stale number. If
 // receiving fails, Receive tells luoinit why (ACK error) before it returns;
 // luoinit then still holds the files. Without either variable the error
 // wraps ErrNoHandoff.
@@ -126,10 +105,10 @@ func Receive(workload string, timeout time.Duration) ([]File, error) {
 	return files, nil
 }
 
-// connFromEnv connects as EnvFD or EnvSocket says.
+// connFromEnv connects as wellknown.EnvHandoffFD or wellknown.EnvHandoffSocket says.
 func connFromEnv(deadline time.Time, timeout time.Duration, workload string) (*Conn, error) {
-	if v, ok := os.LookupEnv(EnvFD); ok && v != "" {
-		step := fmt.Sprintf("workload %q: using %s=%s", workload, EnvFD, v)
+	if v, ok := os.LookupEnv(wellknown.EnvHandoffFD); ok && v != "" {
+		step := fmt.Sprintf("workload %q: using %s=%s", workload, wellknown.EnvHandoffFD, v)
 		fd, err := strconv.Atoi(v)
 		if err != nil || fd < 0 {
 			return nil, &Error{Step: step, Workload: workload, Err: fmt.Errorf("not an fd number")}
@@ -139,10 +118,10 @@ func connFromEnv(deadline time.Time, timeout time.Duration, workload string) (*C
 		if err := checkSocket(fd); err != nil {
 			return nil, &Error{Step: step, Workload: workload, Err: err}
 		}
-		f := os.NewFile(uintptr(fd), EnvFD)
+		f := os.NewFile(uintptr(fd), wellknown.EnvHandoffFD)
 		c, err := NewConn(f)
 		f.Close()
-		os.Unsetenv(EnvFD)
+		os.Unsetenv(wellknown.EnvHandoffFD)
 		if err != nil {
 			var he *Error
 			if errors.As(err, &he) {
@@ -152,7 +131,7 @@ func connFromEnv(deadline time.Time, timeout time.Duration, workload string) (*C
 		}
 		return c, nil
 	}
-	if p := os.Getenv(EnvSocket); p != "" {
+	if p := os.Getenv(wellknown.EnvHandoffSocket); p != "" {
 		return dial(p, deadline, timeout, workload)
 	}
 	return nil, &Error{Step: fmt.Sprintf("workload %q: finding the handoff socket", workload), Workload: workload, Err: ErrNoHandoff}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/luoinit/luoinit/wellknown"
 	"golang.org/x/sys/unix"
 )
 
@@ -52,7 +53,7 @@ func helperPush() int {
 	return 0
 }
 
-// helperReceive pulls its files as EnvFD says, checks them and writes
+// helperReceive pulls its files as wellknown.EnvHandoffFD says, checks them and writes
 // into each.
 func helperReceive() int {
 	files, err := Receive("kv-child", 10*time.Second)
@@ -60,8 +61,8 @@ func helperReceive() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if v, ok := os.LookupEnv(EnvFD); ok {
-		fmt.Fprintf(os.Stderr, "%s=%s still set after Receive\n", EnvFD, v)
+	if v, ok := os.LookupEnv(wellknown.EnvHandoffFD); ok {
+		fmt.Fprintf(os.Stderr, "%s=%s still set after Receive\n", wellknown.EnvHandoffFD, v)
 		return 1
 	}
 	for _, f := range files {
@@ -151,7 +152,7 @@ func TestReceiveInAnotherProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	cmd := helper(t, "receive", EnvFD+"=3")
+	cmd := helper(t, "receive", wellknown.EnvHandoffFD+"=3")
 	cmd.ExtraFiles = []*os.File{child}
 	err = cmd.Start()
 	child.Close()
@@ -217,7 +218,7 @@ func TestReceive(t *testing.T) {
 		// may only be there once Receive has connected, and a last check.
 		setup func(t *testing.T) (initConn func() *Conn, after func())
 	}{
-		{"EnvFD", func(t *testing.T) (func() *Conn, func()) {
+		{"wellknown.EnvHandoffFD", func(t *testing.T) (func() *Conn, func()) {
 			c, child, err := Socketpair()
 			if err != nil {
 				t.Fatal(err)
@@ -228,22 +229,22 @@ func TestReceive(t *testing.T) {
 				t.Fatal(err)
 			}
 			child.Close()
-			t.Setenv(EnvFD, strconv.Itoa(fd))
-			t.Setenv(EnvSocket, "/nonexistent") // EnvFD wins
+			t.Setenv(wellknown.EnvHandoffFD, strconv.Itoa(fd))
+			t.Setenv(wellknown.EnvHandoffSocket, "/nonexistent") // wellknown.EnvHandoffFD wins
 			return func() *Conn { return c }, func() {
 				// That Receive closed the inherited fd, noLeak checks.
-				if _, ok := os.LookupEnv(EnvFD); ok {
-					t.Errorf("%s still set after Receive", EnvFD)
+				if _, ok := os.LookupEnv(wellknown.EnvHandoffFD); ok {
+					t.Errorf("%s still set after Receive", wellknown.EnvHandoffFD)
 				}
 			}
 		}},
-		{"EnvSocket", func(t *testing.T) (func() *Conn, func()) {
+		{"wellknown.EnvHandoffSocket", func(t *testing.T) (func() *Conn, func()) {
 			l, err := Listen(filepath.Join(t.TempDir(), "init.sock"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Setenv(EnvFD, "")
-			t.Setenv(EnvSocket, l.Path())
+			t.Setenv(wellknown.EnvHandoffFD, "")
+			t.Setenv(wellknown.EnvHandoffSocket, l.Path())
 			return func() *Conn {
 					defer l.Close()
 					l.SetDeadline(time.Now().Add(10 * time.Second))
@@ -253,8 +254,8 @@ func TestReceive(t *testing.T) {
 					}
 					return c
 				}, func() {
-					if os.Getenv(EnvSocket) == "" {
-						t.Errorf("%s unset by Receive", EnvSocket)
+					if os.Getenv(wellknown.EnvHandoffSocket) == "" {
+						t.Errorf("%s unset by Receive", wellknown.EnvHandoffSocket)
 					}
 				}
 		}},
@@ -305,13 +306,13 @@ func TestReceiveErrors(t *testing.T) {
 		{desc: "socket missing", socket: "/nonexistent/x.sock", want: `workload "kv": connecting to /nonexistent/x.sock`, is: unix.ENOENT},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			t.Setenv(EnvFD, tc.fd)
-			t.Setenv(EnvSocket, tc.socket)
+			t.Setenv(wellknown.EnvHandoffFD, tc.fd)
+			t.Setenv(wellknown.EnvHandoffSocket, tc.socket)
 			if tc.fd == "" {
-				os.Unsetenv(EnvFD)
+				os.Unsetenv(wellknown.EnvHandoffFD)
 			}
 			if tc.socket == "" {
-				os.Unsetenv(EnvSocket)
+				os.Unsetenv(wellknown.EnvHandoffSocket)
 			}
 			files, err := Receive("kv", time.Second)
 			if err == nil {

@@ -151,7 +151,7 @@ func dial(path string, deadline time.Time, timeout time.Duration, workload strin
 
 // Socketpair makes a connected pair of SOCK_SEQPACKET unix sockets: a Conn
 // to keep and an *os.File to give to a child (exec.Cmd.ExtraFiles and the
-// like), which finds it through EnvFD. Close the *os.File once the child
+// like), which finds it through wellknown.EnvHandoffFD. Close the *os.File once the child
 // has started. Both ends are close-on-exec: passing a file to a child
 // clears the flag on the child's copy only, while a child started by some
 // other goroutine in the meantime must not inherit this pair.

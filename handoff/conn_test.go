@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/luoinit/luoinit/wellknown"
 	"golang.org/x/sys/unix"
 )
 
@@ -599,7 +600,7 @@ func TestPassCredNamesTheSender(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), helperEnv+"=receive", EnvFD+"=3")
+	cmd.Env = append(os.Environ(), helperEnv+"=receive", wellknown.EnvHandoffFD+"=3")
 	cmd.ExtraFiles = []*os.File{child}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/luoinit/luoinit/wellknown"
 )
 
 // Error is what the operations of a Conn, a Listener and the helpers
@@ -59,9 +61,9 @@ type PeerError struct {
 
 func (e *PeerError) Error() string { return "peer sent ERROR: " + e.Message }
 
-// ErrNoHandoff is wrapped by the error of Receive when neither EnvFD nor
-// EnvSocket is set: the process was not started for a handoff.
-var ErrNoHandoff = errors.New("no handoff: neither " + EnvFD + " nor " + EnvSocket + " is set")
+// ErrNoHandoff is wrapped by the error of Receive when neither wellknown.EnvHandoffFD nor
+// EnvHandoffSocket is set: the process was not started for a handoff.
+var ErrNoHandoff = errors.New("no handoff: neither " + wellknown.EnvHandoffFD + " nor " + wellknown.EnvHandoffSocket + " is set")
 
 // timeoutError is a deadline that passed, with the time that was allowed.
 type timeoutError struct{ d time.Duration }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/luoinit/luoinit/wellknown"
 	"golang.org/x/sys/unix"
 )
 
@@ -199,7 +200,7 @@ func rawReceiver(t *testing.T) (raw int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv(EnvFD, strconv.Itoa(fds[1]))
+	t.Setenv(wellknown.EnvHandoffFD, strconv.Itoa(fds[1]))
 	return fds[0]
 }
 

@@ -5,17 +5,14 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/luoinit/luoinit/wellknown"
 )
 
 // The one rule for the names of workloads and fds. The manifest checks it
 // when it reads a config, so that a name it accepts is one the wire, the
 // LUO session and LISTEN_FDNAMES also take; the wire checks it on every
 // message. It lives here because the wire is the strictest consumer.
-
-// SessionPrefix starts the LUO session name of every workload:
-// "luoinit." + workload name, at most 63 bytes (LUO's limit without the
-// NUL), which is where MaxWorkloadLen comes from.
-const SessionPrefix = "luoinit."
 
 // ErrInvalidName is wrapped by the errors of ValidateName and
 // ValidateWorkload.
@@ -66,14 +63,14 @@ func ValidateName(name string) error {
 // ValidateWorkload reports whether name can name a workload: 1 to
 // MaxWorkloadLen bytes of ASCII letters, digits, '.', '_' and '-', and
 // neither "." nor "..". The limit makes its session name
-// (SessionPrefix + name) fit in LUO's 63 bytes.
+// (wellknown.SessionPrefix + name) fit in LUO's 63 bytes.
 func ValidateWorkload(name string) error {
 	const what = "workload name"
 	switch {
 	case name == "":
 		return &nameError{what, name, "is empty"}
 	case len(name) > MaxWorkloadLen:
-		return &nameError{what, name, fmt.Sprintf("is %d bytes long (at most %d, so that its session name %s<name> fits in 63)", len(name), MaxWorkloadLen, SessionPrefix)}
+		return &nameError{what, name, fmt.Sprintf("is %d bytes long (at most %d, so that its session name %s<name> fits in 63)", len(name), MaxWorkloadLen, wellknown.SessionPrefix)}
 	case name == "." || name == "..":
 		return &nameError{what, name, "is not allowed"}
 	}

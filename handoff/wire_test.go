@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/luoinit/luoinit/wellknown"
 )
 
 // seedMessages has one or more valid messages of every type.
@@ -257,7 +259,7 @@ func TestValidateName(t *testing.T) {
 		}
 	}
 	// The longest workload name makes the longest session name LUO takes.
-	if n := len(SessionPrefix) + MaxWorkloadLen; n != 63 {
+	if n := len(wellknown.SessionPrefix) + MaxWorkloadLen; n != 63 {
 		t.Errorf("session name of the longest workload is %d bytes, LUO takes 63", n)
 	}
 }

@@ -3,15 +3,17 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/luoinit/luoinit/initramfs"
 	"github.com/luoinit/luoinit/manifest"
+	"github.com/luoinit/luoinit/wellknown"
 )
 
 func cmdInitramfsBuild(args []string) error {
 	fs := newFlags("initramfs build", "luoinit initramfs build -o OUT [--config FILE] [--init PROG] [--file SRC:DST]... [--symlink DST:TARGET]...\n\nThe image an image build makes once: luoinit (or PROG) as /init, the config\nat /etc/luoinit/config.toml and the workloads' files. Every live update\nboots it as it is (prepare --initrd, or /sys/firmware/initrd under\nretain_initrd); nothing of a manifest ever goes into it.")
 	out := fs.String("o", "", "write the image to `OUT` (required)")
-	config := fs.String("config", "", "validate `FILE` and put it at /"+manifest.ConfigPath)
+	config := fs.String("config", "", "validate `FILE` and put it at "+wellknown.Config)
 	initBin := fs.String("init", "", "the program to put at /init (default: this luoinit, which must be static)")
 	var files, links fileSpec
 	fs.Var(&files, "file", "add the file `SRC:DST` (repeatable)")
@@ -60,7 +62,7 @@ func buildArchive(initBin, config string, files fileSpec) (*initramfs.Archive, e
 
 // baseImage is luoinit's image: self (a static luoinit; "" means this
 // program) as /init and, if config is set, the config at
-// manifest.ConfigPath.
+// wellknown.Config.
 func baseImage(self, config string) (*initramfs.Archive, error) {
 	if self == "" {
 		var err error
@@ -76,7 +78,7 @@ func baseImage(self, config string) (*initramfs.Archive, error) {
 		return nil, err
 	}
 	if config != "" {
-		if err := a.AddFileFrom(manifest.ConfigPath, config, 0o644); err != nil {
+		if err := a.AddFileFrom(strings.TrimPrefix(wellknown.Config, "/"), config, 0o644); err != nil {
 			return nil, err
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/luoinit/luoinit/manifest"
+	"github.com/luoinit/luoinit/wellknown"
 )
 
 func cmdManifestCheck(args []string) error {
@@ -23,14 +24,14 @@ func cmdManifestCheck(args []string) error {
 }
 
 func cmdManifestShow(args []string) error {
-	fs := newFlags("manifest show", "luoinit manifest show [FILE]\n\nFILE defaults to "+manifest.Path+", the copy PID 1 writes of the manifest it\nread from luoinit's own LUO session after a live update.")
+	fs := newFlags("manifest show", "luoinit manifest show [FILE]\n\nFILE defaults to "+wellknown.ManifestCopy+", the copy PID 1 writes of the manifest it\nread from luoinit's own LUO session after a live update.")
 	if help, err := parse(fs, args); help || err != nil {
 		return err
 	}
 	if fs.NArg() > 1 {
 		return usagef("manifest show: at most one FILE expected")
 	}
-	path := manifest.Path
+	path := wellknown.ManifestCopy
 	if fs.NArg() == 1 {
 		path = fs.Arg(0)
 	}

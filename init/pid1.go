@@ -20,6 +20,7 @@ import (
 	"github.com/luoinit/luoinit/restore"
 	"github.com/luoinit/luoinit/rootfs"
 	"github.com/luoinit/luoinit/status"
+	"github.com/luoinit/luoinit/wellknown"
 )
 
 // pid1Main is luoinit as PID 1 of the next kernel's initramfs. It never
@@ -51,7 +52,7 @@ func pid1Main() {
 		// as PID 1: a restarted workload gets its store back, and a
 		// prepare answered here preserves it. The sockets are made, under
 		// /run, as the workloads start.
-		stores := notify.NewRegistry(notify.DefaultDir, log.Printf)
+		stores := notify.NewRegistry(wellknown.NotifyDir, log.Printf)
 		// The restore runs once /proc, /sys and /dev are mounted: the
 		// command line says whether this is a live update, and the
 		// manifest comes from /dev/liveupdate.
@@ -88,7 +89,7 @@ func pid1Main() {
 		var boot bootState
 		go func() {
 			defer pid1.Recover(log)
-			if _, err := control.Listen(control.DefaultSocket, prepareHandler(log, boot.get, stores)); err != nil {
+			if _, err := control.Listen(wellknown.ControlSocket, prepareHandler(log, boot.get, stores)); err != nil {
 				log.Printf("no control socket: `luoinit prepare` will refuse to run unless --standalone: %v", err)
 			}
 		}()
@@ -113,7 +114,7 @@ func switchRoot(log pid1.Logger) error {
 	}
 	root, err := rootfs.Switch(context.Background(), rootfs.Options{
 		Cmdline: string(cmdline),
-		Require: []string{restore.ConfigPath},
+		Require: []string{wellknown.Config},
 		Log:     log.Printf,
 	})
 	if err != nil {
@@ -122,14 +123,14 @@ func switchRoot(log pid1.Logger) error {
 			st.Boot, st.Generation = status.BootUpdated, gen
 			err = fmt.Errorf("%w (a live update, generation %d: no session was retrieved, they stay the kernel's while PID 1 runs)", err, gen)
 		}
-		if werr := status.Write(status.Dir, &st); werr != nil {
+		if werr := status.Write(wellknown.RunDir, &st); werr != nil {
 			log.Printf("state file: %v", werr)
 		}
 		return err
 	}
 	if root != nil {
 		log.Printf("root: switched into %s (%s, %s) in %v, %d entries of the initramfs freed; the config is now the root's %s",
-			root.Device, root.FSType, root.Spec, root.Took.Round(time.Millisecond), root.Freed, restore.ConfigPath)
+			root.Device, root.FSType, root.Spec, root.Took.Round(time.Millisecond), root.Freed, wellknown.Config)
 	}
 	return nil
 }

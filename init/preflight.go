@@ -5,9 +5,9 @@ import (
 	"os"
 
 	"github.com/luoinit/luoinit/luo"
-	"github.com/luoinit/luoinit/manifest"
 	"github.com/luoinit/luoinit/preflight"
 	"github.com/luoinit/luoinit/prepare"
+	"github.com/luoinit/luoinit/wellknown"
 )
 
 const preflightUsage = `luoinit preflight --kernel BZIMAGE [--append ARGS] [--reuse-cmdline] [options]
@@ -49,7 +49,7 @@ func cmdPreflight(args []string) error {
 	reuse := fs.Bool("reuse-cmdline", false, "start from the running kernel's /proc/cmdline, then add --append")
 	running := fs.String("running-kernel", "", "the running kernel's `IMAGE`, to read the compatible strings it writes")
 	initrd := fs.String("initrd", "", "the next initramfs `IMG` prepare would load (default "+prepare.DefaultInitrd+" if there): checked to be one the next kernel reads, and counted in the memory check")
-	prev := fs.String("manifest", "", "the previous live update's manifest `FILE` (default "+manifest.Path+")")
+	prev := fs.String("manifest", "", "the previous live update's manifest `FILE` (default "+wellknown.ManifestCopy+")")
 	device := fs.String("device", luo.DefaultPath, "the LUO device `PATH`")
 	if help, err := parse(fs, args); help || err != nil {
 		return err

@@ -14,8 +14,8 @@ import (
 	"github.com/luoinit/luoinit/manifest"
 	"github.com/luoinit/luoinit/pid1"
 	"github.com/luoinit/luoinit/prepare"
-	"github.com/luoinit/luoinit/restore"
 	"github.com/luoinit/luoinit/status"
+	"github.com/luoinit/luoinit/wellknown"
 )
 
 const prepareUsage = `luoinit prepare --config FILE --kernel BZIMAGE [--initrd IMG] [options]
@@ -52,7 +52,7 @@ func cmdPrepare(args []string) error {
 	appendArgs := fs.String("append", "", "kernel command line `ARGS` for the next kernel (liveupdate=on, kho=on and luoinit.update=GENERATION are always ensured)")
 	reuse := fs.Bool("reuse-cmdline", false, "start from the running kernel's /proc/cmdline, then add --append")
 	running := fs.String("running-kernel", "", "the running kernel's `IMAGE`, for the preflight to compare the next kernel's compatible strings with (default: what luoinit recorded, or /boot/vmlinuz-$(uname -r))")
-	socket := fs.String("socket", prepare.DefaultSocket, "unix socket `PATH` where socket-mode workloads push their fds")
+	socket := fs.String("socket", wellknown.PushSocket, "unix socket `PATH` where socket-mode workloads push their fds")
 	collect := fs.Duration("collect-timeout", 0, "how long to wait for socket-mode workloads (default 30s)")
 	device := fs.String("device", luo.DefaultPath, "the LUO device `PATH`")
 	dryRun := fs.Bool("dry-run", false, "do everything but stopping workloads and rebooting, print the manifest, then cancel")
@@ -86,7 +86,7 @@ func cmdPrepare(args []string) error {
 	go func() { <-usr1; close(cont) }()
 
 	if !*standalone && os.Getpid() != 1 {
-		handed, err := handToPID1(control.DefaultSocket, req, cont, ctx.Done())
+		handed, err := handToPID1(wellknown.ControlSocket, req, cont, ctx.Done())
 		if handed || err != nil {
 			return err
 		}
@@ -114,7 +114,7 @@ func cmdPrepare(args []string) error {
 // none of them and hold none of their restarts. --standalone is the way
 // to want that.
 func handToPID1(socket string, req control.Request, cont, cancel <-chan struct{}) (bool, error) {
-	isPID1, why := luoinitIsPID1(pid1Exe, selfExe, filepath.Join(restore.StateDir, "state"))
+	isPID1, why := luoinitIsPID1(pid1Exe, selfExe, filepath.Join(wellknown.RunDir, "state"))
 	if _, err := os.Stat(socket); err != nil {
 		if isPID1 {
 			return false, fmt.Errorf("luoinit runs as PID 1 (%s) but its control socket %s is not there (%v); it may still be starting: try again, or prepare here with --standalone", why, socket, err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/luoinit/luoinit/status"
+	"github.com/luoinit/luoinit/wellknown"
 )
 
 const statusUsage = `luoinit status [--json] [--wait STATE [--timeout D]]
@@ -52,7 +53,7 @@ func cmdStatus(args []string) error {
 	asJSON := fs.Bool("json", false, "print the status as JSON")
 	wait := fs.String("wait", "", "block until the state is `STATE`")
 	timeout := fs.Duration("timeout", 0, "with --wait: give up after `D` (exit 3); 0 waits for ever")
-	dir := fs.String("dir", status.Dir, "the state file's `DIR`")
+	dir := fs.String("dir", wellknown.RunDir, "the state file's `DIR`")
 	if help, err := parse(fs, args); help || err != nil {
 		return err
 	}

@@ -30,26 +30,13 @@ import (
 
 	"github.com/luoinit/luoinit/atomicfile"
 	"github.com/luoinit/luoinit/carry"
-	"github.com/luoinit/luoinit/handoff"
+	"github.com/luoinit/luoinit/wellknown"
 	"golang.org/x/sys/unix"
 )
 
 // Version is the format version this build writes and understands. A
 // reader refuses a file with a newer version.
 const Version = 1
-
-// Path is where PID 1 writes a copy of the manifest it read from
-// luoinit's own LUO session (package carry), for `luoinit manifest show`
-// and the next prepare.
-const Path = RunDir + "/manifest.toml"
-
-// ConfigPath is where the config sits in a luoinit initramfs (no leading
-// slash): PID 1 reads it at /etc/luoinit/config.toml.
-const ConfigPath = "etc/luoinit/config.toml"
-
-// SessionPrefix starts the name of every LUO session luoinit creates for
-// a workload: "luoinit." + the workload's name (see SessionName).
-const SessionPrefix = handoff.SessionPrefix
 
 // sessionNameMax is the longest LUO session name in bytes (luo.NameMax).
 const sessionNameMax = 63
@@ -211,7 +198,7 @@ func (w *Workload) UsesHandoffSocket() bool {
 }
 
 // SessionName is the LUO session that holds the fds of a workload.
-func SessionName(workload string) string { return SessionPrefix + workload }
+func SessionName(workload string) string { return wellknown.SessionPrefix + workload }
 
 // Config is the file that declares the workloads.
 type Config struct {
@@ -323,20 +310,10 @@ const (
 // SessionVias lists the valid SessionVia values, for messages.
 var SessionVias = []SessionVia{ViaPush, ViaFDStore, ViaProc}
 
-// EnvWorkload is set to the workload's name in the environment of every
-// process PID 1 starts for it (handoff.EnvWorkload). Descendants that
-// keep their environment carry it too, which is how prepare finds a
-// workload's daemon child after its parent exited and it was re-parented
-// to PID 1.
-const EnvWorkload = handoff.EnvWorkload
-
-// RunDir is luoinit's runtime directory (handoff.RunDir).
-const RunDir = handoff.RunDir
-
 // ReservedSessionName reports whether name is in luoinit's own session
 // namespace ("luoinit", "luoinit.*"): no workload may own such a session.
 func ReservedSessionName(name string) bool {
-	return name == carry.Session || strings.HasPrefix(name, SessionPrefix)
+	return name == carry.Session || strings.HasPrefix(name, wellknown.SessionPrefix)
 }
 
 // CheckOwnedSession says what is wrong with workload w owning a session
@@ -355,7 +332,7 @@ func CheckOwnedSession(w *Workload, name string) error {
 	case !utf8.ValidString(name):
 		return fmt.Errorf("session name %q is not valid UTF-8", name)
 	case ReservedSessionName(name):
-		return fmt.Errorf("session %q is in luoinit's own namespace (%s and %s*): a workload cannot own it", name, carry.Session, SessionPrefix)
+		return fmt.Errorf("session %q is in luoinit's own namespace (%s and %s*): a workload cannot own it", name, carry.Session, wellknown.SessionPrefix)
 	}
 	if w.SessionsMode() != SessionsRetrieve {
 		return nil

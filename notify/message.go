@@ -5,7 +5,7 @@
 // gets its fd store back as sd_listen_fds(3) passes fds: LISTEN_FDS,
 // LISTEN_PID, LISTEN_FDNAMES, fds from 3.
 //
-//	reg := notify.NewRegistry(notify.DefaultDir, log.Printf)
+//	reg := notify.NewRegistry(wellknown.NotifyDir, log.Printf)
 //	sock, err := reg.Open(spec)            // before the workload starts
 //	env = append(env, sock.Env()...)       // NOTIFY_SOCKET=/run/luoinit/notify/<name>
 //	sock.Started(pid)                      // datagrams are judged from now on

@@ -16,9 +16,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// DefaultDir holds PID 1's notification sockets, one per workload.
-const DefaultDir = manifest.RunDir + "/notify"
-
 // scmMaxFD is the most fds the kernel attaches to one message
 // (SCM_MAX_FD).
 const scmMaxFD = 253

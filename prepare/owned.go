@@ -14,6 +14,7 @@ import (
 	"github.com/luoinit/luoinit/handoff"
 	"github.com/luoinit/luoinit/luo"
 	"github.com/luoinit/luoinit/manifest"
+	"github.com/luoinit/luoinit/wellknown"
 	"golang.org/x/sys/unix"
 )
 
@@ -334,7 +335,7 @@ func (t *procTable) workload(name string, uid uint32, known int) []int {
 		add(known)
 	}
 	for pid := range t.ppid {
-		if !in[pid] && t.uid[pid] == uid && environHas(pid, manifest.EnvWorkload+"="+name) {
+		if !in[pid] && t.uid[pid] == uid && environHas(pid, wellknown.EnvWorkload+"="+name) {
 			add(pid)
 		}
 	}

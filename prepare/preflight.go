@@ -8,6 +8,7 @@ import (
 	"github.com/luoinit/luoinit/carry"
 	"github.com/luoinit/luoinit/manifest"
 	"github.com/luoinit/luoinit/preflight"
+	"github.com/luoinit/luoinit/wellknown"
 )
 
 // preflight checks that the next kernel can take over the state, before
@@ -47,10 +48,10 @@ func PreflightOptions(o Options) preflight.Options {
 }
 
 // previous reads the running system's manifest (path, default
-// manifest.Path): nil without error if there is none.
+// wellknown.ManifestCopy): nil without error if there is none.
 func previous(path string) (*manifest.Manifest, string, error) {
 	if path == "" {
-		path = manifest.Path
+		path = wellknown.ManifestCopy
 	}
 	m, err := manifest.Load(path)
 	if errors.Is(err, os.ErrNotExist) {

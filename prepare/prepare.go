@@ -30,16 +30,13 @@ import (
 	"github.com/luoinit/luoinit/pid1"
 	"github.com/luoinit/luoinit/preflight"
 	"github.com/luoinit/luoinit/status"
+	"github.com/luoinit/luoinit/wellknown"
 	"golang.org/x/sys/unix"
 )
 
-// Defaults.
-const (
-	DefaultSocket = handoff.PushSocket
-	// DefaultInitrd is the image the running kernel booted from, which
-	// the kernel keeps there when booted with retain_initrd.
-	DefaultInitrd = "/sys/firmware/initrd"
-)
+// DefaultInitrd is the image the running kernel booted from, which the
+// kernel keeps there when booted with retain_initrd.
+const DefaultInitrd = "/sys/firmware/initrd"
 
 // defaultInitrd is DefaultInitrd; tests point it elsewhere.
 var defaultInitrd = DefaultInitrd
@@ -64,7 +61,7 @@ type Options struct {
 	Socket         string        // where socket-mode workloads push their fds
 	CollectTimeout time.Duration // how long to wait for them; default 30s
 	Device         string        // default luo.DefaultPath
-	PrevManifest   string        // the running system's manifest, for the generation; default manifest.Path
+	PrevManifest   string        // the running system's manifest, for the generation; default wellknown.ManifestCopy
 
 	DryRun   bool // everything but stopping and rebooting; print the manifest; then cancel
 	NoReboot bool // stop after prepared; SIGUSR1 (Continue) goes on, ctx cancel cancels
@@ -89,7 +86,7 @@ type Options struct {
 	// nil outside such an init (a --standalone prepare).
 	FDStore func(workload string) []handoff.File
 	// StateDir holds the state file (package status) that prepare moves to
-	// prepared and frozen, and back on cancel; default status.Dir.
+	// prepared and frozen, and back on cancel; default wellknown.RunDir.
 	StateDir string
 
 	// reboot is replaced in tests; default reboot(LINUX_REBOOT_CMD_KEXEC).
@@ -128,7 +125,7 @@ func Run(ctx context.Context, o Options) (err error) {
 		o.Out = os.Stdout
 	}
 	if o.Socket == "" {
-		o.Socket = DefaultSocket
+		o.Socket = wellknown.PushSocket
 	}
 	if o.Device == "" {
 		o.Device = luo.DefaultPath
@@ -137,10 +134,10 @@ func Run(ctx context.Context, o Options) (err error) {
 		o.CollectTimeout = 30 * time.Second
 	}
 	if o.StateDir == "" {
-		o.StateDir = status.Dir
+		o.StateDir = wellknown.RunDir
 	}
 	if o.PrevManifest == "" {
-		o.PrevManifest = manifest.Path
+		o.PrevManifest = wellknown.ManifestCopy
 	}
 	if o.reboot == nil {
 		o.reboot = func() error {

@@ -11,6 +11,7 @@ import (
 	"github.com/luoinit/luoinit/manifest"
 	"github.com/luoinit/luoinit/netconf"
 	"github.com/luoinit/luoinit/status"
+	"github.com/luoinit/luoinit/wellknown"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,16 +25,10 @@ const (
 	StateDegraded  = status.Degraded    // data was lost or could not be delivered; workloads started anyway
 )
 
-// Paths on the restore side.
-const (
-	ConfigPath = "/" + manifest.ConfigPath
-	StateDir   = status.Dir
-)
-
 // BootOptions says where things are; tests point them into a temp dir.
 type BootOptions struct {
 	// Config is the config's path; ManifestCopy where the manifest read
-	// from luoinit's own session is copied (default manifest.Path).
+	// from luoinit's own session is copied (default wellknown.ManifestCopy).
 	Config, ManifestCopy, StateDir string
 	// Cmdline is the kernel command line; default /proc/cmdline.
 	Cmdline string
@@ -151,13 +146,13 @@ func (p *Pending) Run() (*Report, error) {
 // withDefaults fills in what o leaves unset.
 func (o BootOptions) withDefaults() BootOptions {
 	if o.ManifestCopy == "" {
-		o.ManifestCopy = manifest.Path
+		o.ManifestCopy = wellknown.ManifestCopy
 	}
 	if o.Config == "" {
-		o.Config = ConfigPath
+		o.Config = wellknown.Config
 	}
 	if o.StateDir == "" {
-		o.StateDir = StateDir
+		o.StateDir = wellknown.RunDir
 	}
 	if o.ApplyNetwork == nil {
 		o.ApplyNetwork = netconf.Apply

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/luoinit/luoinit/handoff"
+	"github.com/luoinit/luoinit/wellknown"
 )
 
 // The start of a workload with handoff "fdstore": its fd store passed as
@@ -38,7 +39,7 @@ func (s *Supervisor) launchFDStore(w *Workload) (Process, error) {
 	for i, f := range files {
 		names[i], extra[i] = f.Name, f.File
 	}
-	env := []string{handoff.EnvWorkload + "=" + name}
+	env := []string{wellknown.EnvWorkload + "=" + name}
 	t0 := time.Now()
 	p, err := s.startProcess(w, env, extra, names)
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/luoinit/luoinit/handoff"
 	"github.com/luoinit/luoinit/manifest"
 	"github.com/luoinit/luoinit/notify"
+	"github.com/luoinit/luoinit/wellknown"
 	"golang.org/x/sys/unix"
 )
 
@@ -153,7 +154,7 @@ func TestFDStoreLaunch(t *testing.T) {
 				t.Errorf("start %d: %s=%q, want %q (env %q)", i+1, key, got, want, s.env)
 			}
 		}
-		if _, ok := envValue(s.env, handoff.EnvFD); ok {
+		if _, ok := envValue(s.env, wellknown.EnvHandoffFD); ok {
 			t.Errorf("start %d: an fdstore workload got a handoff socket", i+1)
 		}
 		if _, ok := envValue(s.env, notify.EnvNotifySocket); !ok {

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/luoinit/luoinit/handoff"
 	"github.com/luoinit/luoinit/manifest"
+	"github.com/luoinit/luoinit/wellknown"
 )
 
 // launchNone starts a workload with handoff = "none": no socket pair, no
@@ -18,7 +18,7 @@ func (s *Supervisor) launchNone(w *Workload) (Process, error) {
 	name := w.Spec.Name
 	// Its notification socket all the same (sd_notify READY=1, and an fd
 	// store if fdstore_max allows one).
-	p, err := s.startProcess(w, []string{handoff.EnvWorkload + "=" + name}, nil, nil)
+	p, err := s.startProcess(w, []string{wellknown.EnvWorkload + "=" + name}, nil, nil)
 	if err != nil {
 		s.record(name, func(r *Result) { r.Err = err })
 		return nil, fmt.Errorf("starting %s: %w", strings.Join(w.Spec.Argv, " "), err)

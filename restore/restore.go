@@ -21,6 +21,7 @@ import (
 	"github.com/luoinit/luoinit/handoff"
 	"github.com/luoinit/luoinit/manifest"
 	"github.com/luoinit/luoinit/notify"
+	"github.com/luoinit/luoinit/wellknown"
 	"golang.org/x/sys/unix"
 )
 
@@ -249,7 +250,7 @@ func (s *Supervisor) launch(w *Workload, first bool) (Process, error) {
 		childEnd.Close()
 		return nil, err
 	}
-	env := []string{handoff.EnvFD + "=3", handoff.EnvWorkload + "=" + name}
+	env := []string{wellknown.EnvHandoffFD + "=3", wellknown.EnvWorkload + "=" + name}
 	p, err := s.startProcess(w, env, []*os.File{childEnd}, nil)
 	childEnd.Close()
 	if err != nil {

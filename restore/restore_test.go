@@ -17,6 +17,7 @@ import (
 	"github.com/luoinit/luoinit/carry"
 	"github.com/luoinit/luoinit/handoff"
 	"github.com/luoinit/luoinit/manifest"
+	"github.com/luoinit/luoinit/wellknown"
 	"golang.org/x/sys/unix"
 )
 
@@ -148,7 +149,7 @@ func (s *inProcess) Start(spec manifest.Workload, env []string, extra []*os.File
 	}
 	hasFD := false
 	for _, e := range env {
-		hasFD = hasFD || e == handoff.EnvFD+"=3"
+		hasFD = hasFD || e == wellknown.EnvHandoffFD+"=3"
 	}
 	if !hasFD || len(extra) != 1 {
 		return nil, fmt.Errorf("env %v extra %d: the handoff socket is not advertised as fd 3", env, len(extra))
@@ -340,10 +341,10 @@ func TestHoldAndRelease(t *testing.T) {
 func (s *inProcess) startNone(spec manifest.Workload, env []string, extra []*os.File) (Process, error) {
 	named := false
 	for _, e := range env {
-		if strings.HasPrefix(e, handoff.EnvFD+"=") || strings.HasPrefix(e, handoff.EnvSocket+"=") {
+		if strings.HasPrefix(e, wellknown.EnvHandoffFD+"=") || strings.HasPrefix(e, wellknown.EnvHandoffSocket+"=") {
 			return nil, fmt.Errorf("workload %q with handoff none got %s", spec.Name, e)
 		}
-		named = named || e == manifest.EnvWorkload+"="+spec.Name
+		named = named || e == wellknown.EnvWorkload+"="+spec.Name
 	}
 	if !named || len(extra) != 0 {
 		return nil, fmt.Errorf("workload %q with handoff none: env %v, %d extra files", spec.Name, env, len(extra))

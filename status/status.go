@@ -5,10 +5,10 @@
 // back and what was lost. PID 1 and prepare write it; `luoinit status`
 // and scripts read it.
 //
-//	st, err := status.Read(status.Dir)   // os.ErrNotExist: luoinit did not boot this system
+//	st, err := status.Read(wellknown.RunDir)   // os.ErrNotExist: luoinit did not boot this system
 //	st.State = status.Prepared
-//	err = status.Write(status.Dir, st)   // atomic: readers see the old file or the new one
-//	err = status.Wait(ctx, status.Dir, status.Finished)
+//	err = status.Write(wellknown.RunDir, st)   // atomic: readers see the old file or the new one
+//	err = status.Wait(ctx, wellknown.RunDir, status.Finished)
 //
 // The file is text, one record a line, so that a shell can grep it:
 //
@@ -41,17 +41,13 @@ import (
 	"time"
 
 	"github.com/luoinit/luoinit/atomicfile"
-	"github.com/luoinit/luoinit/manifest"
 )
 
 // Format is the version of the file this build writes and reads.
 const Format = 1
 
-// Dir is where the state file lives; File is its name in Dir.
-const (
-	Dir  = manifest.RunDir
-	File = "state"
-)
+// File is the state file's name in its directory (wellknown.RunDir).
+const File = "state"
 
 // The states. normal, then prepared and frozen while `luoinit prepare`
 // runs; in the next kernel restoring, then finished or degraded; failed

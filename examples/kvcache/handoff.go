@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/luoinit/luoinit/handoff"
+	"github.com/luoinit/luoinit/wellknown"
 )
 
 // arenaName is the name of the arena memfd in a handoff.
@@ -24,7 +25,7 @@ func restoreArena(workload string, size int64, timeout time.Duration, logger *lo
 	files, err := handoff.Receive(workload, timeout)
 	switch {
 	case errors.Is(err, handoff.ErrNoHandoff):
-		logger.Printf("no handoff (neither %s nor %s is set): starting with a new arena", handoff.EnvFD, handoff.EnvSocket)
+		logger.Printf("no handoff (neither %s nor %s is set): starting with a new arena", wellknown.EnvHandoffFD, wellknown.EnvHandoffSocket)
 		return newArena(size, logger)
 	case err != nil:
 		return nil, nil, fmt.Errorf("receiving the arena from luoinit: %w", err)

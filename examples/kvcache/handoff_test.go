@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/luoinit/luoinit/handoff"
+	"github.com/luoinit/luoinit/wellknown"
 	"golang.org/x/sys/unix"
 )
 
@@ -74,8 +75,8 @@ func offerHandoff(t *testing.T, workload string, files []handoff.File, refuse st
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv(handoff.EnvFD, strconv.Itoa(fd))
-	t.Setenv(handoff.EnvSocket, "")
+	t.Setenv(wellknown.EnvHandoffFD, strconv.Itoa(fd))
+	t.Setenv(wellknown.EnvHandoffSocket, "")
 	return serveHandoff(c, workload, files, refuse)
 }
 
@@ -168,8 +169,8 @@ func TestRestoreArena(t *testing.T) {
 			if tt.handoff {
 				acked = offerHandoff(t, "kvtest", files, tt.refuse)
 			} else {
-				t.Setenv(handoff.EnvFD, "")
-				t.Setenv(handoff.EnvSocket, "")
+				t.Setenv(wellknown.EnvHandoffFD, "")
+				t.Setenv(wellknown.EnvHandoffSocket, "")
 			}
 			var logs bytes.Buffer
 			st, arena, err := restoreArena("kvtest", 1<<20, 5*time.Second, log.New(&logs, "", 0))
@@ -178,8 +179,8 @@ func TestRestoreArena(t *testing.T) {
 					t.Errorf("luoinit's side of the handoff: %v", err)
 				}
 			}
-			if os.Getenv(handoff.EnvFD) != "" {
-				t.Errorf("%s still set after the handoff", handoff.EnvFD)
+			if os.Getenv(wellknown.EnvHandoffFD) != "" {
+				t.Errorf("%s still set after the handoff", wellknown.EnvHandoffFD)
 			}
 			if tt.wantErr != "" {
 				if err == nil {
@@ -446,7 +447,7 @@ func startKvcache(t *testing.T, handoffEnd *os.File, args ...string) *kvcachePro
 	cmd.Env = append(cmd.Env, runMainEnv+"=1")
 	if handoffEnd != nil {
 		cmd.ExtraFiles = []*os.File{handoffEnd}
-		cmd.Env = append(cmd.Env, handoff.EnvFD+"=3")
+		cmd.Env = append(cmd.Env, wellknown.EnvHandoffFD+"=3")
 	}
 	p := &kvcacheProc{cmd: cmd, stderr: &syncBuffer{}, exited: make(chan struct{})}
 	cmd.Stderr = p.stderr

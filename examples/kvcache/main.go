@@ -35,12 +35,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/luoinit/luoinit/handoff"
+	"github.com/luoinit/luoinit/wellknown"
 )
 
 const (
 	defaultListen        = "/run/kvcache.sock"
-	defaultPrepareSocket = handoff.PushSocket
+	defaultPrepareSocket = wellknown.PushSocket
 	defaultWorkload      = "kvcache"
 )
 

@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/luoinit/luoinit/manifest"
 	"github.com/luoinit/luoinit/status"
 	"github.com/luoinit/luoinit/tests/vm"
+	"github.com/luoinit/luoinit/wellknown"
 )
 
 // The restore scenarios boot luoinit as PID 1: after a live update
@@ -289,7 +289,7 @@ func TestTwoUpdates(t *testing.T) {
 	}
 	// The second prepare's preflight knows what the running kernel writes
 	// from the first one's record in the manifest PID 1 copied out.
-	if !strings.Contains(strings.Join(res.Console, "\n"), "from luoinit's record of loading it (manifest "+manifest.Path+", generation 1)") {
+	if !strings.Contains(strings.Join(res.Console, "\n"), "from luoinit's record of loading it (manifest "+wellknown.ManifestCopy+", generation 1)") {
 		t.Errorf("the second preflight did not use the record of the first live update")
 	}
 	states, after, sds, js := res.Find("DEMO_STATE"), res.Find("DEMO_AFTER"), res.Find("DEMO_SDSTORE"), res.Find("DEMO_STATUS")

@@ -16,6 +16,7 @@ import (
 
 	"github.com/luoinit/luoinit/handoff"
 	"github.com/luoinit/luoinit/tests/guest/kmsgclock"
+	"github.com/luoinit/luoinit/wellknown"
 	"golang.org/x/sys/unix"
 )
 
@@ -54,7 +55,7 @@ func autoMain(args []string) {
 	signal.Notify(term, syscall.SIGTERM)
 	os.WriteFile(filepath.Join("/run", *name+".pid"), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
 
-	if _, ok := os.LookupEnv(handoff.EnvFD); ok {
+	if _, ok := os.LookupEnv(wellknown.EnvHandoffFD); ok {
 		switch {
 		case *dieBeforeAck:
 			fmt.Printf("\nLUOTEST:DIED %s before ACK\n", *name)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/luoinit/luoinit/handoff"
+	"github.com/luoinit/luoinit/wellknown"
 	"golang.org/x/sys/unix"
 )
 
@@ -21,7 +22,7 @@ func vmEnd(kind, msg string) {
 
 // takeHandoff takes the (here empty) handoff luoinit offers every workload.
 func takeHandoff(name string) {
-	if _, ok := os.LookupEnv(handoff.EnvFD); ok {
+	if _, ok := os.LookupEnv(wellknown.EnvHandoffFD); ok {
 		if _, err := handoff.Receive(name, 30*time.Second); err != nil {
 			vmEnd("FAIL", name+": "+err.Error())
 		}

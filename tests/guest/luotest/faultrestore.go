@@ -14,6 +14,7 @@ import (
 	"github.com/luoinit/luoinit/handoff"
 	"github.com/luoinit/luoinit/manifest"
 	"github.com/luoinit/luoinit/tests/vm"
+	"github.com/luoinit/luoinit/wellknown"
 	"golang.org/x/sys/unix"
 )
 
@@ -123,7 +124,7 @@ func (a *autoFault) beforeReceive() {
 	if a.pullFault == "" || !a.first("faulted") {
 		return
 	}
-	f := os.NewFile(3, handoff.EnvFD)
+	f := os.NewFile(3, wellknown.EnvHandoffFD)
 	c, err := handoff.NewConn(f)
 	if err != nil {
 		fail(a.name, err)

@@ -19,6 +19,7 @@ import (
 	"github.com/luoinit/luoinit/luo"
 	"github.com/luoinit/luoinit/manifest"
 	"github.com/luoinit/luoinit/status"
+	"github.com/luoinit/luoinit/wellknown"
 	"golang.org/x/sys/unix"
 )
 
@@ -208,7 +209,7 @@ func pidOf(name string) int {
 		}
 		b, _ := os.ReadFile("/proc/" + e.Name() + "/environ")
 		for _, kv := range bytes.Split(b, []byte{0}) {
-			if string(kv) == manifest.EnvWorkload+"="+name {
+			if string(kv) == wellknown.EnvWorkload+"="+name {
 				return pid
 			}
 		}
@@ -237,7 +238,7 @@ func sessDriverMain(args []string) {
 	expect := fs.String("expect", "", "the sessions every workload owns, comma-separated (luoinit.x included on the cold boot)")
 	workloads := fs.String("workloads", "", "the workloads that must have exited before the end, comma-separated")
 	fs.Parse(args)
-	st, err := status.Read(status.Dir)
+	st, err := status.Read(wellknown.RunDir)
 	if err != nil {
 		vmEnd("FAIL", fmt.Sprintf("state file: %v", err))
 	}
@@ -291,7 +292,7 @@ func driveColdBoot(expect []string) {
 			vmEnd("FAIL", fmt.Sprintf("the holder of %q (pid %d) was stopped: %c %v", s, pid, st, err))
 		}
 	}
-	if st, err := status.Read(status.Dir); err != nil || st.State != status.Normal {
+	if st, err := status.Read(wellknown.RunDir); err != nil || st.State != status.Normal {
 		vmEnd("FAIL", fmt.Sprintf("state after the refused prepare: %+v %v", st, err))
 	}
 	fmt.Printf("\nLUOTEST:UNTOUCHED %d sessions still held, state normal\n", len(expect))
