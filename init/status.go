@@ -60,8 +60,8 @@ func cmdStatus(args []string) error {
 	switch {
 	case fs.NArg() > 0:
 		return usagef("status: unexpected argument %q", fs.Arg(0))
-	case *wait != "" && !status.Valid(*wait):
-		return usagef("status: --wait %q: the states are %s", *wait, strings.Join(status.States, ", "))
+	case *wait != "" && !status.Valid(status.State(*wait)):
+		return usagef("status: --wait %q: the states are %s", *wait, strings.Trim(strings.Join(strings.Fields(fmt.Sprint(status.States)), ", "), "[]"))
 	case *timeout != 0 && *wait == "":
 		return usagef("status: --timeout needs --wait")
 	case *timeout < 0:
@@ -76,12 +76,12 @@ func cmdStatus(args []string) error {
 			ctx, cancel = context.WithTimeout(ctx, *timeout)
 			defer cancel()
 		}
-		st, err = status.Wait(ctx, *dir, *wait)
+		st, err = status.Wait(ctx, *dir, status.State(*wait))
 		switch {
 		case errors.Is(err, context.DeadlineExceeded):
 			now := "no state file"
 			if st != nil {
-				now = "the state is " + st.State
+				now = "the state is " + string(st.State)
 			}
 			fmt.Fprintf(stderr, "luoinit status: %s not reached within %v (%s)\n", *wait, *timeout, now)
 			return exitError{exitTimeout}

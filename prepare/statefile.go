@@ -18,7 +18,7 @@ func (p *stateSave) was() string {
 	if p.prev == nil {
 		return "no state file"
 	}
-	return p.prev.State
+	return string(p.prev.State)
 }
 
 func (p *stateSave) restore() error {
@@ -35,7 +35,7 @@ func (p *stateSave) restore() error {
 // setState moves the state file to state (prepared, frozen), keeping the
 // rest of it; the first change saves what was there for a cancel. A state
 // file that cannot be written is logged: it reports, it does not decide.
-func (s *state) setState(state string) {
+func (s *state) setState(state status.State) {
 	dir := s.o.StateDir
 	if s.prevState == nil {
 		prev, err := status.Read(dir)

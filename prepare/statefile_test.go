@@ -33,7 +33,7 @@ func TestStateFileMoves(t *testing.T) {
 			}
 			var log strings.Builder
 			s := &state{o: Options{StateDir: dir, Log: pid1.LogTo(&log)}}
-			for _, want := range []string{status.Prepared, status.Frozen} {
+			for _, want := range []status.State{status.Prepared, status.Frozen} {
 				s.setState(want)
 				st, err := status.Read(dir)
 				if err != nil || st.State != want {

@@ -15,16 +15,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Boot kinds and progress, as written to the state file (package status
-// owns the words and the format).
-const (
-	StateNormal    = status.Normal      // cold boot: no live update marker, workloads of the config start without fds
-	StateUpdated   = status.BootUpdated // this boot came through a live update
-	StateRestoring = status.Restoring   // fds being retrieved and handed over
-	StateFinished  = status.Finished    // every fd and session delivered or left to its owner
-	StateDegraded  = status.Degraded    // data was lost or could not be delivered; workloads started anyway
-)
-
 // BootOptions says where things are; tests point them into a temp dir.
 type BootOptions struct {
 	// Config is the config's path; ManifestCopy where the manifest read
@@ -50,8 +40,8 @@ type BootOptions struct {
 
 // Report is what a boot did.
 type Report struct {
-	Kind  string // normal or updated
-	State string // finished or degraded at the end
+	Kind  status.Boot
+	State status.State // finished or degraded at the end
 	// Reason says why a live update's own state did not come back; ""
 	// when it did, or on a cold boot.
 	Reason     string
@@ -123,8 +113,8 @@ func (p *Pending) Run() (*Report, error) {
 	b := p.b
 	src := b.load()
 	if src.cold {
-		b.rep.Kind = StateNormal
-		b.state(StateNormal)
+		b.rep.Kind = status.BootNormal
+		b.state(status.Normal)
 		return coldBoot(b.o, b.rep, b.logf)
 	}
 	if src.err != nil {
@@ -183,7 +173,7 @@ type boot struct {
 
 // state writes the state file with the boot in state s, after any write
 // still in flight, and returns once it is written.
-func (b *boot) state(s string) {
+func (b *boot) state(s status.State) {
 	b.stateBeside(s)
 	b.waitState()
 }
@@ -191,7 +181,7 @@ func (b *boot) state(s string) {
 // stateBeside is state off the restore path: what the file says is taken
 // now, and it is written while the fds are retrieved. The next state
 // waits for it, so the file never goes back.
-func (b *boot) stateBeside(s string) {
+func (b *boot) stateBeside(s status.State) {
 	b.waitState()
 	b.rep.State = s
 	st := b.rep.Status()
@@ -236,17 +226,17 @@ func (b *boot) waitState() {
 func (b *boot) withoutState(src *source) (*Report, error) {
 	b.logf("live update boot (%s=%d), but its state did not come back: %v; starting the config's workloads without fds",
 		carry.UpdateParam, src.generation, src.err)
-	b.rep.Kind, b.rep.Reason, b.rep.Generation = StateUpdated, src.err.Error(), src.generation
-	b.state(StateDegraded)
+	b.rep.Kind, b.rep.Reason, b.rep.Generation = status.BootUpdated, src.err.Error(), src.generation
+	b.state(status.Degraded)
 	return coldBoot(b.o, b.rep, b.logf)
 }
 
 // begin says that this boot came through a live update, and from where.
 func (b *boot) begin(m *manifest.Manifest) {
 	rep := b.rep
-	rep.Kind, rep.Generation, rep.Timing = StateUpdated, m.Generation, m.Timing
+	rep.Kind, rep.Generation, rep.Timing = status.BootUpdated, m.Generation, m.Timing
 	rep.FromKernel, rep.ToKernel = m.KernelRelease, b.o.release()
-	b.stateBeside(StateRestoring)
+	b.stateBeside(status.Restoring)
 	b.logf("live update boot: generation %d, updated from kernel %s to %s, manifest written %s, %d workloads",
 		m.Generation, status.Release(rep.FromKernel), status.Release(rep.ToKernel), m.Written.Format(time.RFC3339), len(m.Workloads))
 	if want := m.NextKernel.Release; want != "" && want != rep.ToKernel {
@@ -322,18 +312,18 @@ func (b *boot) run(m *manifest.Manifest, ret *Retrieved) {
 // degrades nothing, and neither does one that got its fds but never said
 // READY=1 (the report and the state file say so).
 func (b *boot) end(ret *Retrieved) {
-	end := StateFinished
+	end := status.Finished
 	if len(b.rep.Lost) > 0 {
-		end = StateDegraded
+		end = status.Degraded
 	}
 	for i, r := range b.rep.Results {
 		w := ret.Workloads[i]
 		if (r.Err != nil && b.toDeliver[r.Workload] > 0) || (hasFDs(w.Spec) && r.Delivered > 0 && !r.Finished) {
-			end = StateDegraded
+			end = status.Degraded
 		}
 		for _, ow := range w.Owned {
 			if ow.Result == status.SessionLost || ow.Result == status.SessionUndelivered {
-				end = StateDegraded
+				end = status.Degraded
 			}
 		}
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/luoinit/luoinit/carry"
 	"github.com/luoinit/luoinit/manifest"
+	"github.com/luoinit/luoinit/status"
 	"golang.org/x/sys/unix"
 )
 
@@ -66,35 +67,35 @@ func TestBootKinds(t *testing.T) {
 		cmdline   string
 		config    bool
 		device    fakeDevice // nil: open fails with ENOENT
-		kind      string
-		state     string
+		kind      status.Boot
+		state     status.State
 		delivered int
 		reason    string // in the report and the state file
 		logHas    []string
 	}{
-		{"cold boot", "console=ttyS0", true, nil, StateNormal, StateNormal, 0, "", []string{"cold boot: starting 1 workloads"}},
-		{"nothing at all", "console=ttyS0", false, nil, StateNormal, StateNormal, 0, "", []string{"no workloads"}},
-		{"no marker, state there", "console=ttyS0 liveupdate=on", true, fakeDevice{carry.Session: own(good, true), "luoinit.kv": kv}, StateNormal, StateNormal, 0, "", []string{"cold boot"}},
-		{"live update", marker, true, fakeDevice{carry.Session: own(good, true), "luoinit.kv": kv}, StateUpdated, StateFinished, 1, "",
+		{"cold boot", "console=ttyS0", true, nil, status.BootNormal, status.Normal, 0, "", []string{"cold boot: starting 1 workloads"}},
+		{"nothing at all", "console=ttyS0", false, nil, status.BootNormal, status.Normal, 0, "", []string{"no workloads"}},
+		{"no marker, state there", "console=ttyS0 liveupdate=on", true, fakeDevice{carry.Session: own(good, true), "luoinit.kv": kv}, status.BootNormal, status.Normal, 0, "", []string{"cold boot"}},
+		{"live update", marker, true, fakeDevice{carry.Session: own(good, true), "luoinit.kv": kv}, status.BootUpdated, status.Finished, 1, "",
 			[]string{"generation 4", "updated from kernel 7.3.4 to 7.4.1", "the manifest was written for kernel 7.4.0 but this is 7.4.1"}},
-		{"no /dev/liveupdate", marker, true, nil, StateUpdated, StateDegraded, 0, "no /dev/liveupdate: the kernel was booted without liveupdate=on",
+		{"no /dev/liveupdate", marker, true, nil, status.BootUpdated, status.Degraded, 0, "no /dev/liveupdate: the kernel was booted without liveupdate=on",
 			[]string{"starting the config's workloads without fds", "cold boot: starting 1 workloads"}},
-		{"own session gone", marker, true, fakeDevice{"luoinit.kv": kv}, StateUpdated, StateDegraded, 0, `luoinit's own session "luoinit" did not come back`, nil},
-		{"manifest token gone", marker, true, fakeDevice{carry.Session: {name: carry.Session, files: map[uint64]string{}}}, StateUpdated, StateDegraded, 0,
+		{"own session gone", marker, true, fakeDevice{"luoinit.kv": kv}, status.BootUpdated, status.Degraded, 0, `luoinit's own session "luoinit" did not come back`, nil},
+		{"manifest token gone", marker, true, fakeDevice{carry.Session: {name: carry.Session, files: map[uint64]string{}}}, status.BootUpdated, status.Degraded, 0,
 			`the manifest (session "luoinit" token 0) did not come back`, nil},
-		{"manifest unsealed", marker, true, fakeDevice{carry.Session: own(good, false), "luoinit.kv": kv}, StateUpdated, StateDegraded, 0,
+		{"manifest unsealed", marker, true, fakeDevice{carry.Session: own(good, false), "luoinit.kv": kv}, status.BootUpdated, status.Degraded, 0,
 			"is unusable: not sealed: seals 0x0, missing F_SEAL_WRITE|F_SEAL_GROW|F_SEAL_SHRINK|F_SEAL_SEAL", nil},
-		{"manifest corrupt", marker, true, fakeDevice{carry.Session: own([]byte("version = 1\n[[workload]\n"), true)}, StateUpdated, StateDegraded, 0,
+		{"manifest corrupt", marker, true, fakeDevice{carry.Session: own([]byte("version = 1\n[[workload]\n"), true)}, status.BootUpdated, status.Degraded, 0,
 			"is unusable: manifest.toml:3: syntax error", nil},
-		{"manifest newer", marker, true, fakeDevice{carry.Session: own([]byte(strings.Replace(string(good), "version = 1", "version = 2", 1)), true)}, StateUpdated, StateDegraded, 0,
+		{"manifest newer", marker, true, fakeDevice{carry.Session: own([]byte(strings.Replace(string(good), "version = 1", "version = 2", 1)), true)}, status.BootUpdated, status.Degraded, 0,
 			"written by a newer luoinit: version 2", nil},
-		{"manifest too large", marker, true, fakeDevice{carry.Session: own(make([]byte, manifest.MaxFileSize+1), true)}, StateUpdated, StateDegraded, 0,
+		{"manifest too large", marker, true, fakeDevice{carry.Session: own(make([]byte, manifest.MaxFileSize+1), true)}, status.BootUpdated, status.Degraded, 0,
 			fmt.Sprintf("is unusable: %d bytes, more than the %d allowed", manifest.MaxFileSize+1, manifest.MaxFileSize), nil},
-		{"panic while reading", marker, true, fakeDevice{carry.Session: {name: carry.Session, panics: true}}, StateUpdated, StateDegraded, 0,
+		{"panic while reading", marker, true, fakeDevice{carry.Session: {name: carry.Session, panics: true}}, status.BootUpdated, status.Degraded, 0,
 			`the manifest (session "luoinit" token 0): panic while reading it: retrieve fd: a bug`, nil},
-		{"marker not a number", "luoinit.update=x", true, fakeDevice{carry.Session: own(good, true), "luoinit.kv": kv}, StateUpdated, StateDegraded, 0,
+		{"marker not a number", "luoinit.update=x", true, fakeDevice{carry.Session: own(good, true), "luoinit.kv": kv}, status.BootUpdated, status.Degraded, 0,
 			`luoinit.update="x" on the kernel command line is not a generation`, nil},
-		{"workload session gone", marker, true, fakeDevice{carry.Session: own(good, true)}, StateUpdated, StateDegraded, 0, "", []string{`fd "arena"`, "lost"}},
+		{"workload session gone", marker, true, fakeDevice{carry.Session: own(good, true)}, status.BootUpdated, status.Degraded, 0, "", []string{`fd "arena"`, "lost"}},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			dir := t.TempDir()
@@ -159,14 +160,14 @@ func TestBootKinds(t *testing.T) {
 				}
 			}
 			b, err := os.ReadFile(filepath.Join(dir, "run", "state"))
-			if err != nil || !strings.Contains(string(b), "state="+tc.state+"\n") || !strings.Contains(string(b), "boot="+tc.kind+"\n") {
+			if err != nil || !strings.Contains(string(b), "state="+string(tc.state)+"\n") || !strings.Contains(string(b), "boot="+string(tc.kind)+"\n") {
 				t.Fatalf("state file %q (%v)", b, err)
 			}
 			if tc.reason != "" && !strings.Contains(string(b), "reason="+strconv.Quote(rep.Reason)+"\n") {
 				t.Errorf("state file %q lacks the reason", b)
 			}
 			// The manifest as carried is copied when it was read, and only then.
-			restored := tc.kind == StateUpdated && tc.reason == ""
+			restored := tc.kind == status.BootUpdated && tc.reason == ""
 			if c, err := os.ReadFile(copyPath); restored && (err != nil || string(c) != string(good)) {
 				t.Errorf("manifest copy %q (%v), want the carried manifest", c, err)
 			} else if !restored && err == nil {

@@ -43,7 +43,7 @@ func TestBootOwnedSessions(t *testing.T) {
 	for _, tc := range []struct {
 		desc    string
 		device  fakeDevice
-		state   string
+		state   status.State
 		results map[string]string // session -> result
 	}{
 		{"all there", fakeDevice{

@@ -53,27 +53,33 @@ const File = "state"
 // runs; in the next kernel restoring, then finished or degraded; failed
 // when PID 1 could not get as far as starting anything.
 const (
-	Normal    = "normal"    // running; no live update in progress (a cold boot, or after cancel)
-	Prepared  = "prepared"  // prepare preserved everything and loaded the next kernel; workloads run
-	Frozen    = "frozen"    // prepare is stopping the workloads to reboot into the next kernel
-	Restoring = "restoring" // the next kernel's PID 1 is retrieving fds and handing them over
-	Finished  = "finished"  // every fd and session delivered (or left to its owner), nothing lost
-	Degraded  = "degraded"  // data was lost, or could not be delivered to its workload
+	Normal    State = "normal"    // running; no live update in progress (a cold boot, or after cancel)
+	Prepared  State = "prepared"  // prepare preserved everything and loaded the next kernel; workloads run
+	Frozen    State = "frozen"    // prepare is stopping the workloads to reboot into the next kernel
+	Restoring State = "restoring" // the next kernel's PID 1 is retrieving fds and handing them over
+	Finished  State = "finished"  // every fd and session delivered (or left to its owner), nothing lost
+	Degraded  State = "degraded"  // data was lost, or could not be delivered to its workload
 	// Failed: PID 1 stopped before it started any workload (its root
 	// did not come, say) and took its luoinit.fatal= action; Reason says
 	// why. On a live update nothing was retrieved: the sessions are still
 	// the kernel's.
-	Failed = "failed"
+	Failed State = "failed"
 )
 
+// State is where live update stands on this system: one of States.
+type State string
+
 // States lists the states, for messages and flags.
-var States = []string{Normal, Prepared, Frozen, Restoring, Finished, Degraded, Failed}
+var States = []State{Normal, Prepared, Frozen, Restoring, Finished, Degraded, Failed}
+
+// Boot is how this system came up: BootNormal or BootUpdated.
+type Boot string
 
 // Boot kinds: the kernel command line says which (luoinit.update=, see
 // package carry); the state says how the boot went.
 const (
-	BootNormal  = "normal"  // cold boot: no live update marker
-	BootUpdated = "updated" // this boot came through a live update
+	BootNormal  Boot = "normal"  // cold boot: no live update marker
+	BootUpdated      = "updated" // this boot came through a live update
 )
 
 // Results of a workload-owned session after the kexec.
@@ -98,8 +104,8 @@ const (
 
 // Status is the content of the state file.
 type Status struct {
-	State      string `json:"state"`
-	Boot       string `json:"boot"`
+	State      State  `json:"state"`
+	Boot       Boot   `json:"boot"`
 	Generation uint64 `json:"generation"` // live updates this system went through (0 on a cold boot)
 	Lost       int    `json:"lost"`       // fds and sessions lost in this boot
 	// Reason says why a live update's own state did not come back (boot
@@ -294,10 +300,10 @@ func Path(dir string) string { return filepath.Join(dir, File) }
 
 // Terminal reports whether state ends a restore: nothing changes it but
 // the next `luoinit prepare`.
-func Terminal(state string) bool { return state == Finished || state == Degraded || state == Failed }
+func Terminal(state State) bool { return state == Finished || state == Degraded || state == Failed }
 
 // Valid reports whether state is one of States.
-func Valid(state string) bool {
+func Valid(state State) bool {
 	for _, s := range States {
 		if s == state {
 			return true
@@ -347,7 +353,7 @@ func Read(dir string) (*Status, error) {
 // Marshal writes st in the file format. Parse(st.Marshal()) equals st.
 func (st *Status) Marshal() []byte {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "state=%s\nboot=%s\ngeneration=%d\nformat=%d\nlost=%d\n", bare(st.State), bare(st.Boot), st.Generation, Format, st.Lost)
+	fmt.Fprintf(&b, "state=%s\nboot=%s\ngeneration=%d\nformat=%d\nlost=%d\n", bare(string(st.State)), bare(string(st.Boot)), st.Generation, Format, st.Lost)
 	if st.FromKernel != "" || st.ToKernel != "" {
 		fmt.Fprintf(&b, "from_kernel=%s\nto_kernel=%s\n", bare(st.FromKernel), bare(st.ToKernel))
 	}
@@ -524,9 +530,9 @@ func (st *Status) global(key, val string) error {
 	var err error
 	switch key {
 	case "state":
-		st.State = val
+		st.State = State(val)
 	case "boot":
-		st.Boot = val
+		st.Boot = Boot(val)
 	case "generation":
 		err = unsigned(key, &st.Generation).set(val)
 	case "format":

@@ -27,7 +27,7 @@ const PollInterval = 50 * time.Millisecond
 // file every PollInterval instead. It returns the status that satisfied
 // it. A missing dir gives an error wrapping os.ErrNotExist at once; a
 // missing file is waited for.
-func Wait(ctx context.Context, dir, want string) (*Status, error) {
+func Wait(ctx context.Context, dir string, want State) (*Status, error) {
 	if !Valid(want) {
 		return nil, fmt.Errorf("%q is not a state (%v)", want, States)
 	}
@@ -117,7 +117,7 @@ func waitEvent(ctx context.Context, fd int) error {
 
 // check reads the state file once: done when want is reached (or can no
 // longer be) or the file cannot be read.
-func check(dir, want string) (*Status, bool, error) {
+func check(dir string, want State) (*Status, bool, error) {
 	st, err := Read(dir)
 	switch {
 	case err == nil && st.State == want:
@@ -131,7 +131,7 @@ func check(dir, want string) (*Status, bool, error) {
 }
 
 // poll is Wait on a kernel without inotify.
-func poll(ctx context.Context, dir, want string) (*Status, error) {
+func poll(ctx context.Context, dir string, want State) (*Status, error) {
 	if _, err := os.Stat(dir); err != nil {
 		return nil, err
 	}
