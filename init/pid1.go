@@ -21,6 +21,7 @@ import (
 	"github.com/luoinit/luoinit/rootfs"
 	"github.com/luoinit/luoinit/status"
 	"github.com/luoinit/luoinit/wellknown"
+	"github.com/u-root/uio/ulog"
 )
 
 // pid1Main is luoinit as PID 1 of the next kernel's initramfs. It never
@@ -52,13 +53,13 @@ func pid1Main() {
 		// as PID 1: a restarted workload gets its store back, and a
 		// prepare answered here preserves it. The sockets are made, under
 		// /run, as the workloads start.
-		stores := notify.NewRegistry(wellknown.NotifyDir, log.Printf)
+		stores := notify.NewRegistry(wellknown.NotifyDir, log)
 		// The restore runs once /proc, /sys and /dev are mounted: the
 		// command line says whether this is a live update, and the
 		// manifest comes from /dev/liveupdate.
 		pending := restore.Start(restore.BootOptions{
 			Start:      starter{reaper},
-			Log:        log.Printf,
+			Log:        log,
 			Started:    started,
 			Timeline:   tl,
 			Supervisor: restore.Options{Notify: stores},
@@ -107,7 +108,7 @@ func pid1Main() {
 // switchRoot mounts the root filesystem the kernel command line names and
 // makes it PID 1's root; without root= it does nothing. On failure the
 // state file says why (state failed) and the error goes to luoinit.fatal=.
-func switchRoot(log pid1.Logger) error {
+func switchRoot(log ulog.Logger) error {
 	cmdline, err := os.ReadFile("/proc/cmdline")
 	if err != nil {
 		return fmt.Errorf("reading the kernel command line for root=: %w", err)
@@ -115,7 +116,7 @@ func switchRoot(log pid1.Logger) error {
 	root, err := rootfs.Switch(context.Background(), rootfs.Options{
 		Cmdline: string(cmdline),
 		Require: []string{wellknown.Config},
-		Log:     log.Printf,
+		Log:     log,
 	})
 	if err != nil {
 		st := status.Status{Boot: status.BootNormal, State: status.Failed, Reason: err.Error()}
@@ -180,7 +181,7 @@ func (p proc) Wait() int {
 
 // report logs what the boot did, with the figures an operator asks for
 // after a live update: restore time inside init, and the blackout.
-func report(log pid1.Logger, r *restore.Report) {
+func report(log ulog.Logger, r *restore.Report) {
 	var parts []string
 	for _, res := range r.Results {
 		s := fmt.Sprintf("%s: %d fds", res.Workload, res.Delivered)
@@ -244,7 +245,7 @@ const exitTryAgain = 75
 // prepareHandler runs a `luoinit prepare` that a command handed to PID 1.
 // boot says whether the restore is over, and gives the supervisor;
 // stores are the workloads' fd stores.
-func prepareHandler(log pid1.Logger, boot func() (*restore.Supervisor, bool), stores *notify.Registry) control.Handler {
+func prepareHandler(log ulog.Logger, boot func() (*restore.Supervisor, bool), stores *notify.Registry) control.Handler {
 	return func(ctx context.Context, req control.Request, out io.Writer, cont <-chan struct{}) int {
 		defer pid1.Recover(log)
 		sup, ready := boot()
@@ -259,7 +260,7 @@ func prepareHandler(log pid1.Logger, boot func() (*restore.Supervisor, bool), st
 			return 1
 		}
 		o := prepareOptions(req, cfg)
-		o.Log, o.Out, o.Continue = pid1.LogTo(out), out, cont
+		o.Log, o.Out, o.Continue = lineLogger(out), out, cont
 		o.FDStore = stores.FDStore
 		if sup != nil {
 			o.Procs = sup.Pids()

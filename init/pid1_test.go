@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/u-root/u-root/pkg/ulog/ulogtest"
+
 	"github.com/luoinit/luoinit/control"
 	"github.com/luoinit/luoinit/notify"
 )
@@ -22,7 +24,7 @@ func (l testLogger) Printf(format string, args ...any) { l.t.Logf(format, args..
 // neither runs without the workloads' pids nor waits for the restore.
 func TestPrepareHandlerWhileRestoring(t *testing.T) {
 	var boot bootState
-	h := prepareHandler(testLogger{t}, boot.get, notify.NewRegistry("", t.Logf))
+	h := prepareHandler(testLogger{t}, boot.get, notify.NewRegistry("", ulogtest.Logger{TB: t}))
 	var out bytes.Buffer
 	code := h(context.Background(), control.Request{Config: "/nonexistent"}, &out, make(chan struct{}))
 	if code != exitTryAgain || !strings.Contains(out.String(), "PID 1 is still restoring the workloads") {
@@ -85,7 +87,7 @@ func TestHandToPID1Refused(t *testing.T) {
 	}
 	sock = filepath.Join(t.TempDir(), "control.sock")
 	var boot bootState
-	srv, err := control.Listen(sock, prepareHandler(testLogger{t}, boot.get, notify.NewRegistry("", t.Logf)))
+	srv, err := control.Listen(sock, prepareHandler(testLogger{t}, boot.get, notify.NewRegistry("", ulogtest.Logger{TB: t})))
 	if err != nil {
 		t.Fatal(err)
 	}

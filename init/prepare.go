@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -12,10 +14,10 @@ import (
 	"github.com/luoinit/luoinit/control"
 	"github.com/luoinit/luoinit/luo"
 	"github.com/luoinit/luoinit/manifest"
-	"github.com/luoinit/luoinit/pid1"
 	"github.com/luoinit/luoinit/prepare"
 	"github.com/luoinit/luoinit/status"
 	"github.com/luoinit/luoinit/wellknown"
+	"github.com/u-root/uio/ulog"
 )
 
 const prepareUsage = `luoinit prepare --config FILE --kernel BZIMAGE [--initrd IMG] [options]
@@ -97,7 +99,7 @@ func cmdPrepare(args []string) error {
 	}
 	o := prepareOptions(req, cfg)
 	o.Socket, o.Device = *socket, *device
-	o.Continue, o.Log, o.Out = cont, pid1.LogTo(stderr), stdout
+	o.Continue, o.Log, o.Out = cont, lineLogger(stderr), stdout
 	if err := prepare.Run(ctx, o); err != nil {
 		return err
 	}
@@ -185,3 +187,7 @@ func abs(p string) string {
 	}
 	return p
 }
+
+// lineLogger logs each call as one line to w: prepare's progress, on the
+// terminal of the command that asked for it.
+func lineLogger(w io.Writer) ulog.Logger { return log.New(w, "", 0) }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/u-root/uio/ulog"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
@@ -17,16 +18,16 @@ import (
 // that need a link whose create failed (or that is missing) are skipped
 // with a log line. A route or address the kernel already has (EEXIST) is
 // taken as done. applied counts the ops run without error.
-func Apply(want manifest.Network, logf func(format string, args ...any)) (applied int, errs []error, took time.Duration) {
+func Apply(want manifest.Network, log ulog.Logger) (applied int, errs []error, took time.Duration) {
 	start := time.Now()
-	if logf == nil {
-		logf = func(string, ...any) {}
+	if log == nil {
+		log = ulog.Null
 	}
 	defer func() { took = time.Since(start) }()
 	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
 		err = fmt.Errorf("netconf: apply: netlink NewHandle: %w", err)
-		logf("network: %v", err)
+		log.Printf("network: %v", err)
 		return 0, []error{err}, 0
 	}
 	defer h.Close()
@@ -37,15 +38,15 @@ func Apply(want manifest.Network, logf func(format string, args ...any)) (applie
 	cur, err := read()
 	if err != nil {
 		err = fmt.Errorf("netconf: apply: %w", err)
-		logf("network: %v", err)
+		log.Printf("network: %v", err)
 		return 0, []error{err}, 0
 	}
-	applied, errs = run(h, Plan(cur, want), logf)
+	applied, errs = run(h, Plan(cur, want), log)
 	return applied, errs, 0
 }
 
 // run runs ops in order; see Apply.
-func run(h *netlink.Handle, ops []Op, logf func(format string, args ...any)) (applied int, errs []error) {
+func run(h *netlink.Handle, ops []Op, log ulog.Logger) (applied int, errs []error) {
 	failed := map[string]bool{} // links that do not exist after a failed create or a missing device
 	for _, op := range ops {
 		if op.Action == ActMissing {
@@ -59,7 +60,7 @@ func run(h *netlink.Handle, ops []Op, logf func(format string, args ...any)) (ap
 			}
 		}
 		if skip != "" {
-			logf("network: skip %s: link %s was not made", op, skip)
+			log.Printf("network: skip %s: link %s was not made", op, skip)
 			for _, m := range op.makes {
 				failed[m] = true
 			}
@@ -72,11 +73,11 @@ func run(h *netlink.Handle, ops []Op, logf func(format string, args ...any)) (ap
 		switch {
 		case err == nil:
 			applied++
-			logf("network: %s", op)
+			log.Printf("network: %s", op)
 		case errors.Is(err, unix.EEXIST) && (op.Action == ActAddRoute || op.Action == ActAddAddr || op.Action == ActAddRule):
-			logf("network: %s: already there", op)
+			log.Printf("network: %s: already there", op)
 		default:
-			logf("network: %s failed: %v", op, err)
+			log.Printf("network: %s failed: %v", op, err)
 			errs = append(errs, err)
 			for _, m := range op.makes {
 				failed[m] = true

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/u-root/u-root/pkg/ulog/ulogtest"
+
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
@@ -95,7 +97,7 @@ func TestApplyInNetns(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		applied, errs, took := Apply(want, t.Logf)
+		applied, errs, took := Apply(want, ulogtest.Logger{TB: t})
 		t.Logf("applied %d ops in %v", applied, took)
 		for _, err := range errs {
 			t.Errorf("apply: %v", err)
@@ -112,7 +114,7 @@ func TestApplyInNetns(t *testing.T) {
 			t.Errorf("after Apply, Snapshot is\n%s\nwant\n%s", g, w)
 		}
 
-		applied, errs, _ = Apply(want, t.Logf)
+		applied, errs, _ = Apply(want, ulogtest.Logger{TB: t})
 		if applied != 0 || len(errs) != 0 {
 			t.Errorf("second Apply: applied %d, errs %v", applied, errs)
 		}
@@ -158,8 +160,8 @@ func TestApplyLoopbackOnly(t *testing.T) {
 				t.Skipf("no veth links here: %v", err)
 			}
 			var logged []string
-			logf := func(f string, a ...any) { logged = append(logged, fmt.Sprintf(f, a...)) }
-			n, errs, _ := Apply(want, logf)
+			log := func(f string, a ...any) { logged = append(logged, fmt.Sprintf(f, a...)) }
+			n, errs, _ := Apply(want, printf(log))
 			if n != 1 || len(errs) != 0 || !slices.Contains(logged, "network: set-up lo") {
 				t.Fatalf("first apply: %d changes, %v, log %q", n, errs, logged)
 			}
@@ -179,7 +181,7 @@ func TestApplyLoopbackOnly(t *testing.T) {
 			if lo == nil || !lo.Up || x0 == nil || x0.Up {
 				t.Fatalf("after apply: lo %+v, x0 %+v", lo, x0)
 			}
-			if n, errs, _ := Apply(want, logf); n != 0 || len(errs) != 0 {
+			if n, errs, _ := Apply(want, printf(log)); n != 0 || len(errs) != 0 {
 				t.Fatalf("second apply: %d changes, %v", n, errs)
 			}
 			if ops := Plan(cur, want); len(ops) != 0 {

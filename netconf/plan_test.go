@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/u-root/u-root/pkg/ulog/ulogtest"
+
 	"github.com/vishvananda/netlink"
 
 	"github.com/luoinit/luoinit/manifest"
@@ -216,7 +218,7 @@ func TestPlanMissingDevice(t *testing.T) {
 		t.Errorf("got:\n%swant:\n%s", opsText(got), opsText(wantOps))
 	}
 	// Apply turns it into an error.
-	_, errs := run(nil, got[:1], t.Logf)
+	_, errs := run(nil, got[:1], ulogtest.Logger{TB: t})
 	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "eth1") {
 		t.Errorf("errs %v", errs)
 	}
@@ -300,7 +302,7 @@ func TestPlanExistingNameOtherKind(t *testing.T) {
 		ops[i].apply = func(*netlink.Handle) error { return nil } // no kernel here
 	}
 	var log []string
-	applied, errs := run(nil, ops, func(f string, a ...any) { log = append(log, fmt.Sprintf(f, a...)) })
+	applied, errs := run(nil, ops, printf(func(f string, a ...any) { log = append(log, fmt.Sprintf(f, a...)) }))
 	if got[0].Action != "create" || got[0].Detail != "bridge (name taken by a dummy)" || len(errs) < 1 || !strings.Contains(errs[0].Error(), "br0") {
 		t.Fatalf("ops:\n%serrs %v", opsText(got), errs)
 	}
@@ -331,7 +333,7 @@ func TestRunSkipsDependents(t *testing.T) {
 		mk("add-rule", "", nil),
 	}
 	var log []string
-	applied, errs := run(nil, ops, func(f string, a ...any) { log = append(log, fmt.Sprintf(f, a...)) })
+	applied, errs := run(nil, ops, printf(func(f string, a ...any) { log = append(log, fmt.Sprintf(f, a...)) }))
 	if want := []string{"create br0", "create d0", "set-up d0", "add-route d0", "add-rule "}; !reflect.DeepEqual(ran, want) {
 		t.Errorf("ran %q, want %q", ran, want)
 	}
@@ -497,3 +499,8 @@ func TestPlanVethPeerNotWanted(t *testing.T) {
 		t.Errorf("no create of v0:\n%s", opsText(got))
 	}
 }
+
+// printf makes a logger of a function, for the tests.
+type printf func(format string, args ...any)
+
+func (f printf) Printf(format string, args ...any) { f(format, args...) }

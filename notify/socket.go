@@ -13,6 +13,7 @@ import (
 	"github.com/luoinit/luoinit/handoff"
 	"github.com/luoinit/luoinit/manifest"
 	"github.com/luoinit/luoinit/unixsock"
+	"github.com/u-root/uio/ulog"
 	"golang.org/x/sys/unix"
 )
 
@@ -36,7 +37,7 @@ type Socket struct {
 	workload string
 	path     string
 	store    *Store
-	logf     func(string, ...any)
+	log      ulog.Logger
 	conn     *net.UnixConn // nil without a socket (Registry with no dir)
 	file     *unixsock.File
 	rc       syscall.RawConn
@@ -55,8 +56,8 @@ type Socket struct {
 
 // listen makes the socket of workload w at path, owned by the workload's
 // user so that a workload that is not root can send to it.
-func listen(w manifest.Workload, path string, store *Store, logf func(string, ...any)) (*Socket, error) {
-	s := newSocket(w.Name, store, logf)
+func listen(w manifest.Workload, path string, store *Store, log ulog.Logger) (*Socket, error) {
+	s := newSocket(w.Name, store, log)
 	if path == "" {
 		return s, nil
 	}
@@ -83,8 +84,8 @@ func listen(w manifest.Workload, path string, store *Store, logf func(string, ..
 	return s, nil
 }
 
-func newSocket(workload string, store *Store, logf func(string, ...any)) *Socket {
-	return &Socket{workload: workload, store: store, logf: logf, started: make(chan struct{}), ready: make(chan struct{}), startWait: startWait}
+func newSocket(workload string, store *Store, log ulog.Logger) *Socket {
+	return &Socket{workload: workload, store: store, log: log, started: make(chan struct{}), ready: make(chan struct{}), startWait: startWait}
 }
 
 // Path is the socket's path, "" if there is none.
@@ -200,7 +201,7 @@ func (d *datagram) closeFDs() {
 func (s *Socket) serve() {
 	defer func() {
 		if p := recover(); p != nil {
-			s.logf("workload %q: notification socket: panic: %v (no more notifications from it)", s.workload, p)
+			s.log.Printf("workload %q: notification socket: panic: %v (no more notifications from it)", s.workload, p)
 		}
 	}()
 	buf := make([]byte, MaxDatagram+1)
@@ -209,7 +210,7 @@ func (s *Socket) serve() {
 		d, err := s.receive(buf, oob)
 		if err != nil {
 			if !errors.Is(err, net.ErrClosed) {
-				s.logf("workload %q: notification socket %s: %v (no more notifications from it)", s.workload, s.path, err)
+				s.log.Printf("workload %q: notification socket %s: %v (no more notifications from it)", s.workload, s.path, err)
 			}
 			return
 		}
@@ -259,11 +260,11 @@ func (s *Socket) handle(d *datagram) {
 		from = fmt.Sprintf("pid %d (uid %d)", d.cred.Pid, d.cred.Uid)
 	}
 	if d.trunc != "" {
-		s.logf("workload %q: datagram from %s dropped: %s; its %d fds closed", s.workload, from, d.trunc, len(d.fds))
+		s.log.Printf("workload %q: datagram from %s dropped: %s; its %d fds closed", s.workload, from, d.trunc, len(d.fds))
 		return
 	}
 	if d.cred == nil || d.cred.Pid <= 0 {
-		s.logf("workload %q: datagram without credentials dropped; its %d fds closed", s.workload, len(d.fds))
+		s.log.Printf("workload %q: datagram without credentials dropped; its %d fds closed", s.workload, len(d.fds))
 		return
 	}
 	if !s.authorized(int(d.cred.Pid)) {
@@ -271,11 +272,11 @@ func (s *Socket) handle(d *datagram) {
 	}
 	m, err := Parse(d.data)
 	if err != nil {
-		s.logf("workload %q: datagram from %s dropped: %v; its %d fds closed", s.workload, from, err, len(d.fds))
+		s.log.Printf("workload %q: datagram from %s dropped: %v; its %d fds closed", s.workload, from, err, len(d.fds))
 		return
 	}
 	for _, why := range m.Ignored {
-		s.logf("workload %q: %s from %s ignored", s.workload, why, from)
+		s.log.Printf("workload %q: %s from %s ignored", s.workload, why, from)
 	}
 	s.apply(m, d, from)
 }
@@ -295,7 +296,7 @@ func (s *Socket) authorized(pid int) bool {
 	select {
 	case <-started:
 	case <-time.After(wait):
-		s.logf("workload %q: datagram from pid %d refused: no process of the workload has run for %v", s.workload, pid, wait)
+		s.log.Printf("workload %q: datagram from pid %d refused: no process of the workload has run for %v", s.workload, pid, wait)
 		return false
 	}
 	s.mu.Lock()
@@ -307,7 +308,7 @@ func (s *Socket) authorized(pid int) bool {
 	if pid == root || pid == main || descendant(pid, root) || (main != root && descendant(pid, main)) {
 		return true
 	}
-	s.logf("workload %q: datagram from pid %d refused: not a process of the workload (main pid %d)", s.workload, pid, main)
+	s.log.Printf("workload %q: datagram from pid %d refused: not a process of the workload (main pid %d)", s.workload, pid, main)
 	return false
 }
 
@@ -322,11 +323,11 @@ func (s *Socket) apply(m Message, d *datagram, from string) {
 		s.status = m.Status
 		s.mu.Unlock()
 		if changed {
-			s.logf("workload %q: status: %s", s.workload, m.Status)
+			s.log.Printf("workload %q: status: %s", s.workload, m.Status)
 		}
 	}
 	if m.Stopping {
-		s.logf("workload %q: STOPPING=1: it is shutting down", s.workload)
+		s.log.Printf("workload %q: STOPPING=1: it is shutting down", s.workload)
 	}
 	if m.Ready {
 		s.setReady()
@@ -334,11 +335,11 @@ func (s *Socket) apply(m Message, d *datagram, from string) {
 	switch {
 	case m.FDStoreRemove:
 		if !m.FDNameSet {
-			s.logf("workload %q: FDSTOREREMOVE=1 without a valid FDNAME= ignored", s.workload)
+			s.log.Printf("workload %q: FDSTOREREMOVE=1 without a valid FDNAME= ignored", s.workload)
 			break
 		}
 		n := s.store.Remove(m.FDName)
-		s.logf("workload %q: FDSTOREREMOVE=1: %d fds named %q removed from the fd store (%d left)", s.workload, n, m.FDName, s.store.Len())
+		s.log.Printf("workload %q: FDSTOREREMOVE=1: %d fds named %q removed from the fd store (%d left)", s.workload, n, m.FDName, s.store.Len())
 	case m.FDStore:
 		name := DefaultFDName
 		if m.FDNameSet {
@@ -347,7 +348,7 @@ func (s *Socket) apply(m Message, d *datagram, from string) {
 		s.storeFDs(name, d)
 	}
 	if len(d.fds) > 0 {
-		s.logf("workload %q: %d fds came without FDSTORE=1 and were closed", s.workload, len(d.fds))
+		s.log.Printf("workload %q: %d fds came without FDSTORE=1 and were closed", s.workload, len(d.fds))
 	}
 }
 
@@ -359,7 +360,7 @@ func (s *Socket) setMain(pid int, from string) {
 		return
 	}
 	if pid != root && !descendant(pid, root) && !descendant(pid, main) {
-		s.logf("workload %q: MAINPID=%d from %s refused: not a process of the workload (main pid %d)", s.workload, pid, from, main)
+		s.log.Printf("workload %q: MAINPID=%d from %s refused: not a process of the workload (main pid %d)", s.workload, pid, from, main)
 		return
 	}
 	s.mu.Lock()
@@ -367,7 +368,7 @@ func (s *Socket) setMain(pid int, from string) {
 		s.main = pid
 	}
 	s.mu.Unlock()
-	s.logf("workload %q: main pid is now %d (MAINPID= from %s)", s.workload, pid, from)
+	s.log.Printf("workload %q: main pid is now %d (MAINPID= from %s)", s.workload, pid, from)
 }
 
 func (s *Socket) setReady() {
@@ -380,12 +381,12 @@ func (s *Socket) setReady() {
 	}
 	s.readyAt = bootTime()
 	close(s.ready)
-	s.logf("workload %q (pid %d): READY=1", s.workload, s.main)
+	s.log.Printf("workload %q (pid %d): READY=1", s.workload, s.main)
 }
 
 func (s *Socket) storeFDs(name string, d *datagram) {
 	if len(d.fds) == 0 {
-		s.logf("workload %q: FDSTORE=1 (FDNAME=%s) came with no fds", s.workload, name)
+		s.log.Printf("workload %q: FDSTORE=1 (FDNAME=%s) came with no fds", s.workload, name)
 		return
 	}
 	files := d.fds
@@ -393,16 +394,16 @@ func (s *Socket) storeFDs(name string, d *datagram) {
 	r := s.store.Add(name, files)
 	switch {
 	case s.store.Limit() == 0:
-		s.logf("workload %q: FDSTORE=1 refused: its fd store is off (fdstore_max = 0); %d fds closed", s.workload, r.Refused)
+		s.log.Printf("workload %q: FDSTORE=1 refused: its fd store is off (fdstore_max = 0); %d fds closed", s.workload, r.Refused)
 		return
 	case r.Refused > 0:
-		s.logf("workload %q: cannot store more fds than fdstore_max = %d; %d fds named %q closed", s.workload, s.store.Limit(), r.Refused, name)
+		s.log.Printf("workload %q: cannot store more fds than fdstore_max = %d; %d fds named %q closed", s.workload, s.store.Limit(), r.Refused, name)
 	}
 	if r.Err != nil {
-		s.logf("workload %q: %d fds named %q not stored: %v", s.workload, r.Failed, name, r.Err)
+		s.log.Printf("workload %q: %d fds named %q not stored: %v", s.workload, r.Failed, name, r.Err)
 	}
 	if r.Added > 0 || r.Duplicates > 0 {
-		s.logf("workload %q: fd store: %d fds named %q added, %d already stored; %d of at most %d held", s.workload, r.Added, name, r.Duplicates, s.store.Len(), s.store.Limit())
+		s.log.Printf("workload %q: fd store: %d fds named %q added, %d already stored; %d of at most %d held", s.workload, r.Added, name, r.Duplicates, s.store.Len(), s.store.Limit())
 	}
 }
 
@@ -417,8 +418,8 @@ func bootTime() time.Duration {
 // A workload's socket and store live as long as PID 1: the store is kept
 // across the workload's restarts. Safe for concurrent use.
 type Registry struct {
-	dir  string
-	logf func(string, ...any)
+	dir string
+	log ulog.Logger
 
 	mu      sync.Mutex
 	sockets map[string]*Socket
@@ -427,8 +428,8 @@ type Registry struct {
 // NewRegistry serves sockets in dir (created 0755 on first use). With dir
 // "", workloads get fd stores but no socket and no NOTIFY_SOCKET (for
 // tests of what uses the stores).
-func NewRegistry(dir string, logf func(string, ...any)) *Registry {
-	return &Registry{dir: dir, logf: logf, sockets: map[string]*Socket{}}
+func NewRegistry(dir string, log ulog.Logger) *Registry {
+	return &Registry{dir: dir, log: log, sockets: map[string]*Socket{}}
 }
 
 // Open returns workload w's socket, making it (and its empty store, with
@@ -446,12 +447,12 @@ func (r *Registry) Open(w manifest.Workload) (*Socket, error) {
 		path = filepath.Join(r.dir, w.Name)
 	}
 	store := NewStore(w.Name, w.FDStoreLimit())
-	s, err := listen(w, path, store, r.logf)
+	s, err := listen(w, path, store, r.log)
 	if err != nil {
 		// The store is kept all the same: what PID 1 holds for the
 		// workload (fds back from a live update) must not depend on a
 		// socket. The workload just gets no NOTIFY_SOCKET.
-		s = newSocket(w.Name, store, r.logf)
+		s = newSocket(w.Name, store, r.log)
 	}
 	r.sockets[w.Name] = s
 	return s, err
@@ -470,7 +471,7 @@ func (r *Registry) FDStore(workload string) []handoff.File {
 	}
 	files, err := s.store.Dup()
 	if err != nil {
-		r.logf("%v", err)
+		r.log.Printf("%v", err)
 		return nil
 	}
 	return files

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/u-root/u-root/pkg/ulog/ulogtest"
+
 	"github.com/luoinit/luoinit/manifest"
 	"golang.org/x/sys/unix"
 )
@@ -82,7 +84,7 @@ type logbuf struct {
 	b  strings.Builder
 }
 
-func (l *logbuf) printf(f string, a ...any) {
+func (l *logbuf) Printf(f string, a ...any) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	fmt.Fprintf(&l.b, f+"\n", a...)
@@ -116,7 +118,7 @@ func (l *logbuf) waitCount(t *testing.T, want string, n int) {
 func openSocket(t *testing.T, limit int) (*Socket, *logbuf) {
 	t.Helper()
 	log := &logbuf{}
-	reg := NewRegistry(t.TempDir(), log.printf)
+	reg := NewRegistry(t.TempDir(), log)
 	w := manifest.Workload{Name: "sd", Handoff: manifest.HandoffFDStore, FDStoreMax: limit,
 		UID: uint32(os.Geteuid()), GID: uint32(os.Getegid())}
 	s, err := reg.Open(w)
@@ -419,7 +421,7 @@ func TestOpenOverLeftovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	unix.Close(fd)
-	s, err := NewRegistry(dir, t.Logf).Open(w)
+	s, err := NewRegistry(dir, ulogtest.Logger{TB: t}).Open(w)
 	if err != nil || s.Path() != path {
 		t.Fatalf("Open over a stale socket: %v, path %q", err, s.Path())
 	}
@@ -427,7 +429,7 @@ func TestOpenOverLeftovers(t *testing.T) {
 	s.Store().Close()
 
 	os.WriteFile(path, []byte("keep"), 0o644)
-	s, err = NewRegistry(dir, t.Logf).Open(w)
+	s, err = NewRegistry(dir, ulogtest.Logger{TB: t}).Open(w)
 	if err == nil || !strings.Contains(err.Error(), "is not a socket") {
 		t.Fatalf("Open over a regular file: %v", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/luoinit/luoinit/kcmdline"
+	"github.com/u-root/uio/ulog"
 	"golang.org/x/sys/unix"
 )
 
@@ -46,11 +47,11 @@ var realFatalEnv = fatalEnv{
 // Fatal never returns. A second call, from another goroutine, logs its
 // error and blocks forever. Called in a process that is not PID 1, it logs
 // err and exits with status 1.
-func Fatal(log Logger, err error) {
+func Fatal(log ulog.Logger, err error) {
 	fatal(orDiscard(log), err, realFatalEnv, realShutdownSys)
 }
 
-func fatal(log Logger, err error, env fatalEnv, s shutdownSys) {
+func fatal(log ulog.Logger, err error, env fatalEnv, s shutdownSys) {
 	if !env.once.CompareAndSwap(false, true) {
 		logAt(log, levelCrit, "fatal, while handling an earlier fatal error: %v", err)
 		s.forever()
@@ -88,7 +89,7 @@ func fatal(log Logger, err error, env fatalEnv, s shutdownSys) {
 
 // fatalShell runs the shell of luoinit.fatal=shell and returns what to do
 // after it: reboot once it has exited, halt when there is none.
-func fatalShell(log Logger, env fatalEnv) Action {
+func fatalShell(log ulog.Logger, env fatalEnv) Action {
 	if st, err := os.Stat(env.shell); err != nil || !st.Mode().IsRegular() {
 		logAt(log, levelErr, "%s=shell: no shell at %s: halting", FatalParam, env.shell)
 		return ActionHalt
@@ -167,7 +168,7 @@ func (e *PanicError) Error() string {
 // starts with `defer pid1.Recover(log)`. What no recover can catch (a
 // runtime fatal error: out of memory, concurrent map writes, deadlock) ends
 // the process, and the kernel panics: boot with panic=N to have it reboot.
-func Guard(log Logger, main func() error) {
+func Guard(log ulog.Logger, main func() error) {
 	log = orDiscard(log)
 	if err := callGuarded(main); err != nil {
 		Fatal(log, err)
@@ -186,7 +187,7 @@ func callGuarded(fn func() error) (err error) {
 
 // Recover, deferred first thing in a goroutine of PID 1, turns a panic of
 // that goroutine into Fatal, like Guard does for main.
-func Recover(log Logger) {
+func Recover(log ulog.Logger) {
 	if p := recover(); p != nil {
 		Fatal(orDiscard(log), &PanicError{Value: p, Stack: debug.Stack()})
 	}

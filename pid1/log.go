@@ -9,23 +9,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/u-root/uio/ulog"
 	"golang.org/x/sys/unix"
 )
-
-// Logger is the one log interface of luoinit: one line per call, for
-// operators (what happened, to which workload, session or token, and what
-// the system did about it). A message with newlines in it, such as a
-// stack, becomes one line per line.
-//
-// The other packages take its Printf method value, the one shape
-// func(format string, args ...any) (restore, notify, netconf, prepare's
-// Options.Log; LogTo makes one that writes to an io.Writer). pid1 keeps
-// the interface for itself: Flush and the kmsg levels of fatal errors
-// and shutdown reach luoinit's own logger through it. control's
-// io.Writer is not a log but the client's terminal, relayed line by line.
-type Logger interface {
-	Printf(format string, args ...any)
-}
 
 // kmsg levels (syslog(2)), as the "<N>" prefix of a /dev/kmsg record.
 const (
@@ -69,7 +55,7 @@ const (
 // line (up to logQueue lines; past that it waits, so that no line is
 // lost); a line at error level or above first flushes the queue and is
 // then written at once, and Flush writes what is queued before a reboot.
-func NewLogger(pid1 bool) Logger {
+func NewLogger(pid1 bool) ulog.Logger {
 	if !pid1 {
 		return newLogger(nil, os.Stderr)
 	}
@@ -130,7 +116,7 @@ func (l *logger) Flush() {
 
 // Flush writes what log has queued, if it is luoinit's own logger: before
 // a reboot, a poweroff or a fatal error, so that the last lines are seen.
-func Flush(log Logger) {
+func Flush(log ulog.Logger) {
 	if l, ok := log.(*logger); ok {
 		l.Flush()
 	}
@@ -227,7 +213,7 @@ func kmsgRecords(level int, line string) []string {
 
 // logAt logs at a kmsg level when log is luoinit's own logger, and with
 // Printf otherwise.
-func logAt(log Logger, level int, format string, args ...any) {
+func logAt(log ulog.Logger, level int, format string, args ...any) {
 	if l, ok := log.(*logger); ok {
 		l.logf(level, format, args...)
 		return
@@ -235,30 +221,13 @@ func logAt(log Logger, level int, format string, args ...any) {
 	log.Printf(format, args...)
 }
 
-// LogTo is the log function of luoinit's packages (restore, notify,
-// netconf, prepare: func(format string, args ...any), which a Logger's
-// Printf method value also is) that writes each call as one line to w.
-func LogTo(w io.Writer) func(format string, args ...any) {
-	return func(format string, args ...any) {
-		line := fmt.Sprintf(format, args...)
-		if !strings.HasSuffix(line, "\n") {
-			line += "\n"
-		}
-		io.WriteString(w, line)
-	}
-}
-
-// orDiscard makes a nil Logger safe to call.
-func orDiscard(log Logger) Logger {
+// orDiscard makes a nil logger safe to call.
+func orDiscard(log ulog.Logger) ulog.Logger {
 	if log == nil {
-		return discard{}
+		return ulog.Null
 	}
 	return log
 }
-
-type discard struct{}
-
-func (discard) Printf(string, ...any) {}
 
 // fdWriter writes to a raw non-blocking fd. It is not an *os.File on
 // purpose: an *os.File of a non-blocking tty is handed to the Go poller,

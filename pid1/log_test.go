@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/u-root/uio/ulog"
 	"golang.org/x/sys/unix"
 )
 
@@ -68,12 +69,12 @@ func TestLoggerLines(t *testing.T) {
 
 func TestLogAtLevels(t *testing.T) {
 	tests := []struct {
-		log  func(Logger)
+		log  func(ulog.Logger)
 		want string
 	}{
-		{func(l Logger) { l.Printf("x") }, "<6>luoinit: x\n"},
-		{func(l Logger) { logAt(l, levelErr, "x") }, "<3>luoinit: x\n"},
-		{func(l Logger) { logAt(l, levelCrit, "x") }, "<2>luoinit: x\n"},
+		{func(l ulog.Logger) { l.Printf("x") }, "<6>luoinit: x\n"},
+		{func(l ulog.Logger) { logAt(l, levelErr, "x") }, "<3>luoinit: x\n"},
+		{func(l ulog.Logger) { logAt(l, levelCrit, "x") }, "<2>luoinit: x\n"},
 	}
 	for _, tc := range tests {
 		var kmsg bytes.Buffer
@@ -184,7 +185,7 @@ func (errWriter) Write([]byte) (int, error) { return 0, errors.New("broken") }
 
 func TestLoggerNeverPanics(t *testing.T) {
 	var console bytes.Buffer
-	for _, l := range []Logger{
+	for _, l := range []ulog.Logger{
 		newLogger(panicWriter{}, &console),
 		newLogger(errWriter{}, &console),
 		newLogger(errWriter{}, errWriter{}),
@@ -312,18 +313,5 @@ func TestLoggerQueue(t *testing.T) {
 	Flush(l)
 	if got := console.text(); !strings.HasSuffix(got, "luoinit: last\n") {
 		t.Fatalf("Flush returned before the last line was written: %q", got)
-	}
-}
-
-// LogTo writes each call as one line, whether or not the format ends
-// with a newline.
-func TestLogTo(t *testing.T) {
-	var b strings.Builder
-	logf := LogTo(&b)
-	logf("a %d", 1)
-	logf("b\n")
-	logf("%s", "c")
-	if got, want := b.String(), "a 1\nb\nc\n"; got != want {
-		t.Fatalf("LogTo wrote %q, want %q", got, want)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/u-root/uio/ulog"
 	"golang.org/x/sys/unix"
 )
 
@@ -71,7 +72,7 @@ func (e *MountError) Unwrap() error { return e.Err }
 // Mountinfo is read before mounting rather than relying on EBUSY because
 // mounting over a mount point is not an error: a second proc or devtmpfs
 // would be stacked on the first, hiding what is open below it.
-func MountAll(log Logger) error {
+func MountAll(log ulog.Logger) error {
 	return mountAll(orDiscard(log), sysMounter{root: "/"}, "/")
 }
 
@@ -84,7 +85,7 @@ type mounter interface {
 }
 
 // mountAll mounts earlyMounts under root ("/" but in tests).
-func mountAll(log Logger, m mounter, root string) error {
+func mountAll(log ulog.Logger, m mounter, root string) error {
 	var (
 		errs     []error
 		kept     []string

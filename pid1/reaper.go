@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/u-root/uio/ulog"
 	"golang.org/x/sys/unix"
 )
 
@@ -27,7 +28,7 @@ import (
 // statuses are lost). There is one Reaper per process: a second one
 // would take the first one's children.
 type Reaper struct {
-	log  Logger
+	log  ulog.Logger
 	sigc chan os.Signal
 
 	// mu is held across fork+exec and the registration of the pid in
@@ -50,7 +51,7 @@ var active atomic.Pointer[Reaper]
 
 // NewReaper starts the reaping loop. SIGCHLD is registered before the
 // first pass, so a child that exits in between still wakes the loop.
-func NewReaper(log Logger) *Reaper {
+func NewReaper(log ulog.Logger) *Reaper {
 	r := &Reaper{
 		log:     orDiscard(log),
 		sigc:    make(chan os.Signal, 1),
@@ -64,7 +65,7 @@ func NewReaper(log Logger) *Reaper {
 }
 
 // theReaper is r, or the process's Reaper, or a new one.
-func theReaper(log Logger, r *Reaper) *Reaper {
+func theReaper(log ulog.Logger, r *Reaper) *Reaper {
 	if r != nil {
 		return r
 	}

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/u-root/uio/ulog"
 	"golang.org/x/sys/unix"
 )
 
@@ -27,7 +28,7 @@ const killWait = 2 * time.Second
 // Called in a process that is not PID 1 (say, luoinit run as a command by
 // mistake), it sends nothing and reboots nothing: it logs that and exits
 // with status 1.
-func Shutdown(log Logger, r *Reaper, a Action, timeout time.Duration) {
+func Shutdown(log ulog.Logger, r *Reaper, a Action, timeout time.Duration) {
 	shutdown(orDiscard(log), r, a, timeout, realShutdownSys)
 }
 
@@ -74,7 +75,7 @@ var rebootCmds = map[Action]struct {
 	ActionHalt:     {unix.LINUX_REBOOT_CMD_HALT, "LINUX_REBOOT_CMD_HALT"},
 }
 
-func shutdown(log Logger, r *Reaper, a Action, timeout time.Duration, s shutdownSys) {
+func shutdown(log ulog.Logger, r *Reaper, a Action, timeout time.Duration, s shutdownSys) {
 	if !s.once.CompareAndSwap(false, true) {
 		log.Printf("%s: a shutdown is already under way: waiting for it", a)
 		s.forever()

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/u-root/uio/ulog"
 	"golang.org/x/sys/unix"
 )
 
@@ -65,7 +66,7 @@ func (f *fakeSys) sys() shutdownSys {
 
 // idleReaper is a Reaper without its loop, for shutdown to wait on.
 func idleReaper() *Reaper {
-	return &Reaper{log: discard{}, procs: map[int]*Proc{}, changed: make(chan struct{})}
+	return &Reaper{log: ulog.Null, procs: map[int]*Proc{}, changed: make(chan struct{})}
 }
 
 func TestShutdown(t *testing.T) {
@@ -215,7 +216,7 @@ func TestShutdownAsInit(t *testing.T) {
 
 // startChildren starts what the shutdown helpers shut down: a sleep, and
 // an orphan left by a shell. It returns false on failure.
-func startChildren(log Logger, r *Reaper) bool {
+func startChildren(log ulog.Logger, r *Reaper) bool {
 	if _, err := r.Start([]string{"sleep", "1000"}, nil); err != nil {
 		log.Printf("%v", err)
 		return false

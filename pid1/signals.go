@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/signal"
 
+	"github.com/u-root/uio/ulog"
 	"golang.org/x/sys/unix"
 )
 
@@ -72,7 +73,7 @@ var caughtSignals = []os.Signal{
 //
 // As PID 1, HandleSignals also turns ctrl-alt-del into SIGINT instead of an
 // immediate reboot without sync (reboot(2) LINUX_REBOOT_CMD_CAD_OFF).
-func HandleSignals(log Logger, act func(Action)) {
+func HandleSignals(log ulog.Logger, act func(Action)) {
 	log = orDiscard(log)
 	handleSignals(log, act)
 	if os.Getpid() == 1 {
@@ -87,7 +88,7 @@ func HandleSignals(log Logger, act func(Action)) {
 
 // handleSignals is HandleSignals without the process-wide side effect, and
 // with a stop for the tests.
-func handleSignals(log Logger, act func(Action)) (stop func()) {
+func handleSignals(log ulog.Logger, act func(Action)) (stop func()) {
 	c := make(chan os.Signal, 16)
 	signal.Notify(c, caughtSignals...)
 	done := make(chan struct{})

@@ -59,7 +59,7 @@ func (s *state) carryManifest() error {
 	if err := s.own.PreserveFD(int(f.Fd()), carry.ManifestToken); err != nil {
 		return fmt.Errorf("manifest: %w", err)
 	}
-	s.logf("manifest (%d bytes, generation %d) sealed into session %q token %d", len(b), s.m.Generation, carry.Session, carry.ManifestToken)
+	s.log.Printf("manifest (%d bytes, generation %d) sealed into session %q token %d", len(b), s.m.Generation, carry.Session, carry.ManifestToken)
 	return nil
 }
 

@@ -42,9 +42,9 @@ func (s *state) collect(ctx context.Context, dev *luo.Device) error {
 				if pid := s.knownPid(w); pid > 0 {
 					s.procs = append(s.procs, newProcess(w.Name, pid, w.StopMode(), w.StopAfter()))
 				} else if s.holdsSessions(i) {
-					s.logf("workload %q has no fds to hand over and its main process is gone; the processes holding its sessions are stopped at the freeze", w.Name)
+					s.log.Printf("workload %q has no fds to hand over and its main process is gone; the processes holding its sessions are stopped at the freeze", w.Name)
 				} else {
-					s.logf("workload %q has no fds to hand over and no known pid; not waiting for it", w.Name)
+					s.log.Printf("workload %q has no fds to hand over and no known pid; not waiting for it", w.Name)
 				}
 				continue
 			}
@@ -59,7 +59,7 @@ func (s *state) collect(ctx context.Context, dev *luo.Device) error {
 		return err
 	}
 	defer func() { srv.stop(); s.listener = nil }()
-	s.logf("waiting up to %v for %d workloads to push their fds to %s", s.o.CollectTimeout, len(pending), s.o.Socket)
+	s.log.Printf("waiting up to %v for %d workloads to push their fds to %s", s.o.CollectTimeout, len(pending), s.o.Socket)
 
 	timer := time.NewTimer(s.o.CollectTimeout)
 	defer timer.Stop()
@@ -96,7 +96,7 @@ func (s *state) listen(pending map[string]int) (*pushServer, error) {
 		uids[name] = s.m.Workloads[i].UID
 		if uid := uids[name]; uid != 0 {
 			if st, err := os.Stat(dir); err == nil && st.Mode().Perm()&0o001 == 0 {
-				s.logf("warning: %s is mode %#o: workload %q (uid %d) cannot reach the push socket in it", dir, st.Mode().Perm(), name, uid)
+				s.log.Printf("warning: %s is mode %#o: workload %q (uid %d) cannot reach the push socket in it", dir, st.Mode().Perm(), name, uid)
 			}
 		}
 	}
@@ -105,7 +105,7 @@ func (s *state) listen(pending map[string]int) (*pushServer, error) {
 		return nil, err
 	}
 	s.listener = l
-	srv := servePushes(l, uids, connTimeout, s.logf)
+	srv := servePushes(l, uids, connTimeout, s.log)
 	return srv, nil
 }
 
@@ -126,7 +126,7 @@ func (s *state) preservePush(dev *luo.Device, p *push, pending map[string]int) e
 		closeFiles(p.files)
 		msg := fmt.Sprintf("workload %q already handed over its fds", p.workload)
 		p.conn.SendAck("", errors.New(msg))
-		s.logf("connection from pid %d: %s (ignored)", p.cred.PID, msg)
+		s.log.Printf("connection from pid %d: %s (ignored)", p.cred.PID, msg)
 		return nil
 	}
 	// Session fds in a push are sessions the workload owns, not fds to
@@ -147,7 +147,7 @@ func (s *state) preservePush(dev *luo.Device, p *push, pending map[string]int) e
 		return err
 	}
 	if err := p.conn.SendAck("", nil); err != nil {
-		s.logf("workload %q: sending ACK: %v", w.Name, err)
+		s.log.Printf("workload %q: sending ACK: %v", w.Name, err)
 	}
 	delete(pending, w.Name)
 	pid := p.cred.PID
@@ -246,7 +246,7 @@ func (s *state) preserve(dev *luo.Device, i int, files map[string]*os.File) (str
 		if !ok {
 			if fd.Optional {
 				fd.Dropped, fd.DropReason = true, "not handed over by the workload"
-				s.logf("workload %q: optional fd %q not handed over; dropped", w.Name, fd.Name)
+				s.log.Printf("workload %q: optional fd %q not handed over; dropped", w.Name, fd.Name)
 				continue
 			}
 			return fd.Name, fmt.Errorf("workload %q did not hand over fd %q", w.Name, fd.Name)
@@ -265,14 +265,14 @@ func (s *state) preserve(dev *luo.Device, i int, files map[string]*os.File) (str
 			}
 			if fd.Optional {
 				fd.Dropped, fd.DropReason = true, reason
-				s.logf("workload %q: optional fd %q (%s) dropped: %v", w.Name, fd.Name, fd.Kind, err)
+				s.log.Printf("workload %q: optional fd %q (%s) dropped: %v", w.Name, fd.Name, fd.Kind, err)
 				continue
 			}
 			return fd.Name, fmt.Errorf("workload %q fd %q (%s): %w", w.Name, fd.Name, fd.Kind, err)
 		}
 		fd.Token = token
 		token++
-		s.logf("preserved %s/%s (%s, %s) in session %q token %d in %v", w.Name, fd.Name, fd.Kind, sizeString(size), w.Session, fd.Token, time.Since(t0).Round(time.Microsecond))
+		s.log.Printf("preserved %s/%s (%s, %s) in session %q token %d in %v", w.Name, fd.Name, fd.Kind, sizeString(size), w.Session, fd.Token, time.Since(t0).Round(time.Microsecond))
 	}
 	return "", nil
 }

@@ -74,11 +74,11 @@ func (s *state) collectFDStore(dev *luo.Device, i int) error {
 	if w.FDs, err = s.settleDeclared(w, fds, reasons); err != nil {
 		return err
 	}
-	s.logf("workload %q: %d of the %d fds in its fd store preserved", w.Name, len(fds), len(stored))
+	s.log.Printf("workload %q: %d of the %d fds in its fd store preserved", w.Name, len(fds), len(stored))
 	if pid, ok := s.o.Procs[w.Name]; ok {
 		s.procs = append(s.procs, newProcess(w.Name, pid, w.StopMode(), w.StopAfter()))
 	} else {
-		s.logf("workload %q is not running; nothing to stop", w.Name)
+		s.log.Printf("workload %q is not running; nothing to stop", w.Name)
 	}
 	return nil
 }
@@ -89,7 +89,7 @@ func (s *state) judgeStore(w *manifest.Workload, stored []handoff.File) ([]store
 	var carry []storedFD
 	reasons := map[string]string{}
 	notCarried := func(name, reason string) {
-		s.logf("workload %q: fd %q in its fd store is not carried across the live update: %s", w.Name, name, reason)
+		s.log.Printf("workload %q: fd %q in its fd store is not carried across the live update: %s", w.Name, name, reason)
 		if _, ok := reasons[name]; !ok {
 			reasons[name] = reason
 		}
@@ -98,7 +98,7 @@ func (s *state) judgeStore(w *manifest.Workload, stored []handoff.File) ([]store
 		if session, _ := luo.IsSession(f.File); session {
 			// The workload's own LUO session: not an fd luoinit preserves,
 			// and it stays in the store untouched (see owned.go).
-			s.logf("workload %q: fd %q in its fd store is a LUO session of its own: an owned session, not an fd luoinit preserves", w.Name, f.Name)
+			s.log.Printf("workload %q: fd %q in its fd store is a LUO session of its own: an owned session, not an fd luoinit preserves", w.Name, f.Name)
 			if _, ok := reasons[f.Name]; !ok {
 				reasons[f.Name] = "a LUO session of the workload's own, not an fd luoinit preserves"
 			}
@@ -160,14 +160,14 @@ func (s *state) preserveStored(dev *luo.Device, w *manifest.Workload, carry []st
 			if errors.As(err, &errno) {
 				reason = "memfd refused by LUO: " + unix.ErrnoName(errno)
 			}
-			s.logf("workload %q: fd %q in its fd store is not carried across the live update: %s", w.Name, sf.Name, reason)
+			s.log.Printf("workload %q: fd %q in its fd store is not carried across the live update: %s", w.Name, sf.Name, reason)
 			reasons[sf.Name] = reason
 			continue
 		}
 		fd := declared[sf.Name] // keeps optional as declared; zero if undeclared
 		fd.Name, fd.Kind, fd.Token = sf.Name, sf.kind, token
 		fds = append(fds, fd)
-		s.logf("preserved %s/%s (%s, %s, from the fd store) in session %q token %d in %v", w.Name, sf.Name, sf.kind, sizeString(size), w.Session, token, time.Since(t0).Round(time.Microsecond))
+		s.log.Printf("preserved %s/%s (%s, %s, from the fd store) in session %q token %d in %v", w.Name, sf.Name, sf.kind, sizeString(size), w.Session, token, time.Since(t0).Round(time.Microsecond))
 	}
 	return fds, nil
 }
@@ -190,7 +190,7 @@ func (s *state) settleDeclared(w *manifest.Workload, carried []manifest.FD, reas
 		}
 		fd.Dropped, fd.DropReason = true, reason
 		fds = append(fds, fd)
-		s.logf("workload %q: optional fd %q dropped: %s", w.Name, fd.Name, reason)
+		s.log.Printf("workload %q: optional fd %q dropped: %s", w.Name, fd.Name, reason)
 	}
 	return fds, nil
 }

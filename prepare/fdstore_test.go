@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -16,7 +17,6 @@ import (
 
 	"github.com/luoinit/luoinit/handoff"
 	"github.com/luoinit/luoinit/manifest"
-	"github.com/luoinit/luoinit/pid1"
 	"github.com/luoinit/luoinit/preflight"
 	"golang.org/x/sys/unix"
 )
@@ -48,9 +48,9 @@ func TestStandaloneRefusesFDStore(t *testing.T) {
 	kernel := filepath.Join(dir, "bzImage")
 	os.WriteFile(kernel, []byte("kernel"), 0o644)
 	work := filepath.Join(dir, "work")
-	var log bytes.Buffer
+	var logb bytes.Buffer
 	err = Run(context.Background(), Options{
-		Config: cfg, Kernel: kernel, Initrd: kernel, Log: pid1.LogTo(&log),
+		Config: cfg, Kernel: kernel, Initrd: kernel, Log: log.New(&logb, "", 0),
 		Device: filepath.Join(dir, "absent-liveupdate"), // never reached
 		reboot: func() error { t.Fatal("reboot called"); return nil },
 	})
@@ -69,7 +69,7 @@ func TestStandaloneRefusesFDStore(t *testing.T) {
 	// fails only later, at the preflight (no LUO device here, and a kernel
 	// that is no bzImage).
 	err = Run(context.Background(), Options{
-		Config: cfg, Kernel: kernel, Initrd: kernel, Log: pid1.LogTo(&log), Device: filepath.Join(dir, "absent-liveupdate"),
+		Config: cfg, Kernel: kernel, Initrd: kernel, Log: log.New(&logb, "", 0), Device: filepath.Join(dir, "absent-liveupdate"),
 		FDStore: func(string) []handoff.File { return nil },
 		reboot:  func() error { t.Fatal("reboot called"); return nil },
 	})
@@ -129,8 +129,8 @@ func TestJudgeStoreAndDeclared(t *testing.T) {
 			f.File.Close()
 		}
 	}()
-	var log bytes.Buffer
-	s := &state{o: Options{Log: pid1.LogTo(&log)}}
+	var logb bytes.Buffer
+	s := newState(Options{Log: log.New(&logb, "", 0)})
 	wl := &manifest.Workload{Name: "sd", Session: "luoinit.sd", Handoff: manifest.HandoffFDStore}
 	carry, reasons := s.judgeStore(wl, stored)
 	if len(carry) != 1 || carry[0].Name != "arena" || carry[0].kind != "memfd" {
@@ -140,8 +140,8 @@ func TestJudgeStoreAndDeclared(t *testing.T) {
 		if reasons[name] != want {
 			t.Errorf("reason for %s: %q, want %q", name, reasons[name], want)
 		}
-		if !strings.Contains(log.String(), `fd "`+name+`" in its fd store is not carried across the live update: `+want) {
-			t.Errorf("%s not reported by name and reason:\n%s", name, log.String())
+		if !strings.Contains(logb.String(), `fd "`+name+`" in its fd store is not carried across the live update: `+want) {
+			t.Errorf("%s not reported by name and reason:\n%s", name, logb.String())
 		}
 	}
 

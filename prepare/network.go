@@ -24,9 +24,9 @@ func (s *state) snapshotNetwork() {
 	t0 := time.Now()
 	snap, err := netconf.Snapshot(carry, n.Interfaces)
 	if err != nil {
-		s.logf("network not recorded (the next kernel brings up only the config's static network): %v", err)
+		s.log.Printf("network not recorded (the next kernel brings up only the config's static network): %v", err)
 		return
 	}
 	s.m.Network = snap
-	s.logf("network recorded (%s): %d links, %d routes, %d rules in %v", carry, len(snap.Links), len(snap.Routes), len(snap.Rules), time.Since(t0).Round(time.Microsecond))
+	s.log.Printf("network recorded (%s): %d links, %d routes, %d rules in %v", carry, len(snap.Links), len(snap.Routes), len(snap.Rules), time.Since(t0).Round(time.Microsecond))
 }

@@ -82,7 +82,7 @@ func (s *state) admit(wi int, f *os.File, name string, via manifest.SessionVia, 
 		return nil
 	}
 	s.owned = append(s.owned, &ownedSession{workload: w.Name, name: name, via: via, pid: pid, file: f})
-	s.logf("workload %q: holding its LUO session %q (found via %s, %s, pid %d) until the reboot", w.Name, name, via, where, pid)
+	s.log.Printf("workload %q: holding its LUO session %q (found via %s, %s, pid %d) until the reboot", w.Name, name, via, where, pid)
 	return nil
 }
 

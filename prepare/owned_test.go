@@ -6,6 +6,7 @@ package prepare
 // VM scenario TestOwnedSessions. These tests cover the logic around it.
 
 import (
+	"log"
 	"os"
 	"reflect"
 	"strings"
@@ -13,7 +14,6 @@ import (
 
 	"github.com/luoinit/luoinit/handoff"
 	"github.com/luoinit/luoinit/manifest"
-	"github.com/luoinit/luoinit/pid1"
 )
 
 func devNull(t *testing.T) *os.File {
@@ -27,10 +27,12 @@ func devNull(t *testing.T) *os.File {
 }
 
 func ownedState() *state {
-	return &state{o: Options{Log: pid1.LogTo(&strings.Builder{})}, m: &manifest.Manifest{Workloads: []manifest.Workload{
+	s := newState(Options{Log: log.New(&strings.Builder{}, "", 0)})
+	s.m = &manifest.Manifest{Workloads: []manifest.Workload{
 		{Name: "vmm", Handoff: manifest.HandoffNone},
 		{Name: "kv", Handoff: manifest.HandoffSocket, Sessions: manifest.SessionsRetrieve, FDs: []manifest.FD{{Name: "arena"}}},
-	}}}
+	}}
+	return s
 }
 
 func TestAdmit(t *testing.T) {

@@ -16,7 +16,7 @@ import (
 func (s *state) preflight() error {
 	rep := preflight.Run(PreflightOptions(s.o))
 	for _, f := range rep.Findings {
-		s.logf("preflight: %s", f)
+		s.log.Printf("preflight: %s", f)
 	}
 	s.next = rep.Next
 	return rep.Err()

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"os"
 	"strings"
 	"sync"
@@ -27,10 +28,10 @@ import (
 	"github.com/luoinit/luoinit/handoff"
 	"github.com/luoinit/luoinit/luo"
 	"github.com/luoinit/luoinit/manifest"
-	"github.com/luoinit/luoinit/pid1"
 	"github.com/luoinit/luoinit/preflight"
 	"github.com/luoinit/luoinit/status"
 	"github.com/luoinit/luoinit/wellknown"
+	"github.com/u-root/uio/ulog"
 	"golang.org/x/sys/unix"
 )
 
@@ -68,7 +69,7 @@ type Options struct {
 
 	// Continue is read in NoReboot mode: a value means go on and reboot.
 	Continue <-chan struct{}
-	Log      func(format string, args ...any) // progress lines, one per call; default stderr
+	Log      ulog.Logger // progress lines, one per call; default stderr
 
 	Out io.Writer // the manifest in DryRun; default os.Stdout
 
@@ -108,18 +109,26 @@ type state struct {
 	holders   []holder        // processes found holding them, stopped at the freeze
 	prevState *stateSave      // the state file before prepare changed it
 	next      *preflight.Image
+	log       ulog.Logger // o.Log, each line prefixed "prepare: "
 }
 
-func (s *state) logf(format string, args ...any) {
-	s.o.Log("prepare: "+format, args...)
+// newState starts a prepare's state; o.Log is set.
+func newState(o Options) *state { return &state{o: o, log: prefixed{o.Log, "prepare: "}} }
+
+// prefixed is a logger that starts every line with prefix.
+type prefixed struct {
+	l      ulog.Logger
+	prefix string
 }
+
+func (p prefixed) Printf(format string, args ...any) { p.l.Printf(p.prefix+format, args...) }
 
 // Run prepares a live update and reboots into it. It returns only if the
 // prepare failed, was cancelled, was a dry run, or the reboot failed; in
 // every case nothing stays preserved or loaded.
 func Run(ctx context.Context, o Options) (err error) {
 	if o.Log == nil {
-		o.Log = pid1.LogTo(os.Stderr)
+		o.Log = log.New(os.Stderr, "", 0)
 	}
 	if o.Out == nil {
 		o.Out = os.Stdout
@@ -147,14 +156,14 @@ func Run(ctx context.Context, o Options) (err error) {
 			return nil
 		}
 	}
-	s := &state{o: o}
+	s := newState(o)
 	defer func() {
 		if err != nil || o.DryRun {
 			undone := s.cancel()
 			if err != nil {
 				err = fmt.Errorf("%w: %w; %s", ErrCancelled, err, undone)
 			} else {
-				s.logf("dry run done; %s", undone)
+				s.log.Printf("dry run done; %s", undone)
 			}
 		}
 	}()
@@ -174,10 +183,10 @@ func Run(ctx context.Context, o Options) (err error) {
 		return nil
 	}
 	if o.NoReboot {
-		s.logf("prepared; holding the sessions until SIGUSR1 (reboot) or SIGTERM (cancel)")
+		s.log.Printf("prepared; holding the sessions until SIGUSR1 (reboot) or SIGTERM (cancel)")
 		select {
 		case <-o.Continue:
-			s.logf("SIGUSR1: going on with the reboot")
+			s.log.Printf("SIGUSR1: going on with the reboot")
 		case <-ctx.Done():
 			return fmt.Errorf("cancelled while prepared: %w", context.Cause(ctx))
 		}
@@ -231,7 +240,7 @@ func (s *state) prepared(ctx context.Context) error {
 	s.m.Timing.PrepareStart = start
 	prev, _, err := previous(o.PrevManifest)
 	if err != nil {
-		s.logf("previous manifest unreadable (%v); counting this as generation 1", err)
+		s.log.Printf("previous manifest unreadable (%v); counting this as generation 1", err)
 	}
 	s.m.Generation = nextGeneration(prev, readCmdline())
 	var uts unix.Utsname
@@ -241,7 +250,7 @@ func (s *state) prepared(ctx context.Context) error {
 	if s.next != nil {
 		s.m.NextKernel = manifest.NextKernel{Release: s.next.Release(), Compatible: s.next.Compatibles()}
 	}
-	s.logf("phase prepared: %d workloads, generation %d, kernel %s -> %s", len(s.m.Workloads), s.m.Generation, s.m.KernelRelease, o.Kernel)
+	s.log.Printf("phase prepared: %d workloads, generation %d, kernel %s -> %s", len(s.m.Workloads), s.m.Generation, s.m.KernelRelease, o.Kernel)
 	// Before anything is preserved: a refused session leaves all as it was.
 	if err := s.findOwned(); err != nil {
 		return err
@@ -265,7 +274,7 @@ func (s *state) prepared(ctx context.Context) error {
 	dev.Close()
 	s.m.Timing.Preserved = manifest.Now()
 	s.snapshotNetwork()
-	s.logf("all fds preserved in %v", time.Duration(s.m.Timing.Preserved.MonotonicNS-start.MonotonicNS).Round(time.Millisecond))
+	s.log.Printf("all fds preserved in %v", time.Duration(s.m.Timing.Preserved.MonotonicNS-start.MonotonicNS).Round(time.Millisecond))
 
 	s.m.Written = time.Now().UTC().Truncate(time.Second)
 	if err := s.carryManifest(); err != nil {
@@ -276,8 +285,8 @@ func (s *state) prepared(ctx context.Context) error {
 		return err
 	}
 	s.kexecDone = true
-	s.logf("loaded %s with initramfs %s as it is, command line %q", o.Kernel, o.Initrd, cmd)
-	s.logf("prepared in %v", time.Duration(manifest.Now().MonotonicNS-start.MonotonicNS).Round(time.Millisecond))
+	s.log.Printf("loaded %s with initramfs %s as it is, command line %q", o.Kernel, o.Initrd, cmd)
+	s.log.Printf("prepared in %v", time.Duration(manifest.Now().MonotonicNS-start.MonotonicNS).Round(time.Millisecond))
 	return nil
 }
 
@@ -293,7 +302,7 @@ func (s *state) frozen() error {
 	if s.o.Freezing != nil {
 		s.o.Freezing()
 	}
-	s.logf("phase frozen: stopping %d workload processes", len(s.procs))
+	s.log.Printf("phase frozen: stopping %d workload processes", len(s.procs))
 	// All at once: the freeze lasts as long as the slowest workload takes
 	// to exit, not as long as all of them one after another.
 	first := manifest.Now()
@@ -303,7 +312,7 @@ func (s *state) frozen() error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = p.stop(s.logf)
+			errs[i] = p.stop(s.log)
 		}()
 	}
 	wg.Wait()
@@ -322,7 +331,7 @@ func (s *state) frozen() error {
 	// (signals, sync, record): said apart, so that either can be judged.
 	took := time.Duration(reboot.MonotonicNS - first.MonotonicNS)
 	exiting := time.Duration(exited.MonotonicNS - first.MonotonicNS)
-	s.logf("rebooting into the next kernel (freeze took %v: waiting for the workloads to exit %v, luoinit's own steps %v)",
+	s.log.Printf("rebooting into the next kernel (freeze took %v: waiting for the workloads to exit %v, luoinit's own steps %v)",
 		took.Round(time.Microsecond), exiting.Round(time.Microsecond), (took - exiting).Round(time.Microsecond))
 	return s.o.reboot()
 }

@@ -9,13 +9,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/luoinit/luoinit/manifest"
-	"github.com/luoinit/luoinit/pid1"
 	"github.com/luoinit/luoinit/preflight"
 )
 
@@ -66,8 +66,8 @@ func TestRunFailsCleanly(t *testing.T) {
 			o := tc.opts
 			o.Config = cfg
 			o.Socket = filepath.Join(work, "prepare.sock")
-			var log bytes.Buffer
-			o.Log = pid1.LogTo(&log)
+			var logb bytes.Buffer
+			o.Log = log.New(&logb, "", 0)
 			o.reboot = func() error { t.Fatal("reboot called"); return nil }
 			err := Run(context.Background(), o)
 			if !errors.Is(err, ErrCancelled) {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/luoinit/luoinit/handoff"
+	"github.com/u-root/uio/ulog"
 )
 
 // connTimeout is how long one connection to the push socket has for its
@@ -36,7 +37,7 @@ type pushServer struct {
 	l         *handoff.Listener
 	uids      map[string]uint32 // workloads waited for → the uid each runs as
 	timeout   time.Duration
-	logf      func(string, ...any)
+	log       ulog.Logger
 	pushes    chan *push
 	acceptErr chan error
 	done      chan struct{}
@@ -48,9 +49,9 @@ type pushServer struct {
 }
 
 // servePushes starts serving l for the workloads in uids. stop ends it.
-func servePushes(l *handoff.Listener, uids map[string]uint32, timeout time.Duration, logf func(string, ...any)) *pushServer {
+func servePushes(l *handoff.Listener, uids map[string]uint32, timeout time.Duration, log ulog.Logger) *pushServer {
 	p := &pushServer{
-		l: l, uids: uids, timeout: timeout, logf: logf,
+		l: l, uids: uids, timeout: timeout, log: log,
 		pushes:    make(chan *push),
 		acceptErr: make(chan error, 1),
 		done:      make(chan struct{}),
@@ -89,7 +90,7 @@ func (p *pushServer) accept() {
 		}
 		cred, err := c.Peer()
 		if err != nil {
-			p.logf("push socket: %v (connection closed)", err)
+			p.log.Printf("push socket: %v (connection closed)", err)
 			c.Close()
 			continue
 		}
@@ -97,7 +98,7 @@ func (p *pushServer) accept() {
 			msg := fmt.Sprintf("uid %d has %d connections open to the push socket already", cred.UID, p.capOf(cred.UID))
 			c.SendError(msg)
 			c.Close()
-			p.logf("connection from pid %d: %s (refused)", cred.PID, msg)
+			p.log.Printf("connection from pid %d: %s (refused)", cred.PID, msg)
 			continue
 		}
 		p.wg.Add(1)
@@ -157,7 +158,7 @@ func (p *pushServer) receive(c *handoff.Conn, cred handoff.Cred) {
 	h, err := c.ReadHello()
 	if err != nil {
 		if !p.stopping() {
-			p.logf("connection from pid %d: %v (ignored)", cred.PID, err)
+			p.log.Printf("connection from pid %d: %v (ignored)", cred.PID, err)
 		}
 		return
 	}
@@ -165,7 +166,7 @@ func (p *pushServer) receive(c *handoff.Conn, cred handoff.Cred) {
 	if !ok || h.Direction != handoff.DirectionPush {
 		msg := fmt.Sprintf("workload %q is not waited for (not in the config, not in socket mode, or without fds), or this is not a push", h.Workload)
 		c.SendError(msg)
-		p.logf("connection from pid %d: %s (ignored)", cred.PID, msg)
+		p.log.Printf("connection from pid %d: %s (ignored)", cred.PID, msg)
 		return
 	}
 	// Only the workload's own user (or root) may speak for it: another
@@ -174,7 +175,7 @@ func (p *pushServer) receive(c *handoff.Conn, cred handoff.Cred) {
 	if cred.UID != 0 && cred.UID != uid {
 		msg := fmt.Sprintf("workload %q runs as uid %d, the connection is from uid %d (pid %d)", h.Workload, uid, cred.UID, cred.PID)
 		c.SendError(msg)
-		p.logf("%s (ignored)", msg)
+		p.log.Printf("%s (ignored)", msg)
 		return
 	}
 	files, err := c.ReceiveFiles()
@@ -184,7 +185,7 @@ func (p *pushServer) receive(c *handoff.Conn, cred handoff.Cred) {
 		}
 		// Tell the workload, so that it fails now instead of timing out.
 		c.SendAck(handoff.FDOf(err), err)
-		p.logf("workload %q (pid %d): receiving fds: %v (waiting for it to try again)", h.Workload, cred.PID, err)
+		p.log.Printf("workload %q (pid %d): receiving fds: %v (waiting for it to try again)", h.Workload, cred.PID, err)
 		return
 	}
 	select {

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/u-root/u-root/pkg/ulog/ulogtest"
+
 	"github.com/luoinit/luoinit/handoff"
 	"golang.org/x/sys/unix"
 )
@@ -26,11 +28,11 @@ func startServer(t *testing.T, uids map[string]uint32, timeout time.Duration) (*
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
-	srv := servePushes(l, uids, timeout, func(f string, a ...any) {
+	srv := servePushes(l, uids, timeout, printf(func(f string, a ...any) {
 		mu.Lock()
 		defer mu.Unlock()
 		t.Logf(f, a...)
-	})
+	}))
 	t.Cleanup(srv.stop)
 	return srv, path
 }
@@ -246,7 +248,7 @@ func TestPushServerStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := servePushes(l, map[string]uint32{"a": 0}, time.Minute, t.Logf)
+	srv := servePushes(l, map[string]uint32{"a": 0}, time.Minute, ulogtest.Logger{TB: t})
 	c, err := handoff.Dial(path)
 	if err != nil {
 		t.Fatal(err)
@@ -264,3 +266,8 @@ func TestPushServerStop(t *testing.T) {
 		t.Errorf("socket file after stop: %v", err)
 	}
 }
+
+// printf makes a logger of a function, for the tests.
+type printf func(format string, args ...any)
+
+func (f printf) Printf(format string, args ...any) { f(format, args...) }

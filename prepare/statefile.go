@@ -43,7 +43,7 @@ func (s *state) setState(state status.State) {
 		case errors.Is(err, os.ErrNotExist):
 			prev = nil
 		case err != nil:
-			s.logf("state file: %v (it will be replaced)", err)
+			s.log.Printf("state file: %v (it will be replaced)", err)
 			prev = nil
 		}
 		s.prevState = &stateSave{dir: dir, prev: prev}
@@ -55,6 +55,6 @@ func (s *state) setState(state status.State) {
 	}
 	st.State = state
 	if err := status.Write(dir, st); err != nil {
-		s.logf("%v", err)
+		s.log.Printf("%v", err)
 	}
 }

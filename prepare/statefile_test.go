@@ -2,12 +2,12 @@ package prepare
 
 import (
 	"errors"
+	"log"
 	"os"
 	"reflect"
 	"strings"
 	"testing"
 
-	"github.com/luoinit/luoinit/pid1"
 	"github.com/luoinit/luoinit/status"
 )
 
@@ -31,8 +31,8 @@ func TestStateFileMoves(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			var log strings.Builder
-			s := &state{o: Options{StateDir: dir, Log: pid1.LogTo(&log)}}
+			var logb strings.Builder
+			s := newState(Options{StateDir: dir, Log: log.New(&logb, "", 0)})
 			for _, want := range []status.State{status.Prepared, status.Frozen} {
 				s.setState(want)
 				st, err := status.Read(dir)

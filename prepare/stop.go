@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/luoinit/luoinit/manifest"
+	"github.com/u-root/uio/ulog"
 	"golang.org/x/sys/unix"
 )
 
@@ -102,7 +103,7 @@ func procState(pid int) (byte, error) {
 // stop quiesces the process as its workload's stop mode says: "term" sends
 // SIGTERM and SIGKILL after the timeout (and logs that); "sigstop" sends
 // SIGSTOP and waits until the kernel reports it stopped.
-func (p *process) stop(logf func(string, ...any)) error {
+func (p *process) stop(log ulog.Logger) error {
 	switch p.mode {
 	case manifest.StopSigstop:
 		if err := p.signal(unix.SIGSTOP); err != nil {
@@ -134,7 +135,7 @@ func (p *process) stop(logf func(string, ...any)) error {
 		if p.waitExit(p.timeout) {
 			return nil
 		}
-		logf("workload %q (pid %d) did not exit within %v of SIGTERM: sending SIGKILL", p.workload, p.pid, p.timeout)
+		log.Printf("workload %q (pid %d) did not exit within %v of SIGTERM: sending SIGKILL", p.workload, p.pid, p.timeout)
 		if err := p.signal(unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
 			return err
 		}

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/u-root/u-root/pkg/ulog/ulogtest"
+
 	"github.com/luoinit/luoinit/manifest"
 )
 
@@ -32,7 +34,7 @@ func TestStopModes(t *testing.T) {
 			time.Sleep(100 * time.Millisecond) // let the shell set its trap
 			p := newProcess("w", cmd.Process.Pid, manifest.StopMode(tc.mode), tc.timeout)
 			defer p.close()
-			if err := p.stop(t.Logf); err != nil {
+			if err := p.stop(ulogtest.Logger{TB: t}); err != nil {
 				t.Fatal(err)
 			}
 			if tc.exited {

@@ -12,6 +12,7 @@ import (
 	"github.com/luoinit/luoinit/netconf"
 	"github.com/luoinit/luoinit/status"
 	"github.com/luoinit/luoinit/wellknown"
+	"github.com/u-root/uio/ulog"
 	"golang.org/x/sys/unix"
 )
 
@@ -25,7 +26,7 @@ type BootOptions struct {
 	// OpenDevice opens /dev/liveupdate; default luo.Open(luo.DefaultPath).
 	OpenDevice func() (Device, error)
 	Start      Starter
-	Log        func(format string, args ...any)
+	Log        ulog.Logger
 	Supervisor Options
 	// Started is CLOCK_BOOTTIME when init started, for the report.
 	Started time.Duration
@@ -33,7 +34,7 @@ type BootOptions struct {
 	Timeline *Timeline
 	// ApplyNetwork puts a network configuration in place; default
 	// netconf.Apply.
-	ApplyNetwork func(n manifest.Network, logf func(string, ...any)) (int, []error, time.Duration)
+	ApplyNetwork func(n manifest.Network, log ulog.Logger) (int, []error, time.Duration)
 	// Release is this kernel's release; default uname -r.
 	Release string
 }
@@ -105,7 +106,7 @@ type Pending struct{ b *boot }
 // Start prepares a Boot; Run carries it out.
 func Start(o BootOptions) *Pending {
 	o = o.withDefaults()
-	return &Pending{b: &boot{o: o, logf: o.Log, tl: o.Timeline, rep: &Report{Started: o.Started}}}
+	return &Pending{b: &boot{o: o, log: o.Log, tl: o.Timeline, rep: &Report{Started: o.Started}}}
 }
 
 // Run carries out the boot: see Boot.
@@ -115,7 +116,7 @@ func (p *Pending) Run() (*Report, error) {
 	if src.cold {
 		b.rep.Kind = status.BootNormal
 		b.state(status.Normal)
-		return coldBoot(b.o, b.rep, b.logf)
+		return coldBoot(b.o, b.rep, b.log)
 	}
 	if src.err != nil {
 		return b.withoutState(src)
@@ -163,7 +164,7 @@ func (o BootOptions) withDefaults() BootOptions {
 // boot is one Boot in progress.
 type boot struct {
 	o         BootOptions
-	logf      func(string, ...any)
+	log       ulog.Logger
 	tl        *Timeline
 	rep       *Report
 	toDeliver map[string]int  // what each workload has to receive, before the handoffs consume it
@@ -187,7 +188,7 @@ func (b *boot) stateBeside(s status.State) {
 	st := b.rep.Status()
 	b.stateDone = b.beside("state file: panic while writing it", func() {
 		if err := status.Write(b.o.StateDir, st); err != nil {
-			b.logf("state file: %v", err)
+			b.log.Printf("state file: %v", err)
 		}
 	})
 }
@@ -201,7 +202,7 @@ func (b *boot) beside(what string, f func()) <-chan struct{} {
 		defer close(done)
 		defer func() {
 			if p := recover(); p != nil {
-				b.logf("%s: %v", what, p)
+				b.log.Printf("%s: %v", what, p)
 			}
 		}()
 		f()
@@ -224,11 +225,11 @@ func (b *boot) waitState() {
 // The workloads' sessions stay unretrieved; the kernel drops them at the
 // next live update.
 func (b *boot) withoutState(src *source) (*Report, error) {
-	b.logf("live update boot (%s=%d), but its state did not come back: %v; starting the config's workloads without fds",
+	b.log.Printf("live update boot (%s=%d), but its state did not come back: %v; starting the config's workloads without fds",
 		carry.UpdateParam, src.generation, src.err)
 	b.rep.Kind, b.rep.Reason, b.rep.Generation = status.BootUpdated, src.err.Error(), src.generation
 	b.state(status.Degraded)
-	return coldBoot(b.o, b.rep, b.logf)
+	return coldBoot(b.o, b.rep, b.log)
 }
 
 // begin says that this boot came through a live update, and from where.
@@ -237,10 +238,10 @@ func (b *boot) begin(m *manifest.Manifest) {
 	rep.Kind, rep.Generation, rep.Timing = status.BootUpdated, m.Generation, m.Timing
 	rep.FromKernel, rep.ToKernel = m.KernelRelease, b.o.release()
 	b.stateBeside(status.Restoring)
-	b.logf("live update boot: generation %d, updated from kernel %s to %s, manifest written %s, %d workloads",
+	b.log.Printf("live update boot: generation %d, updated from kernel %s to %s, manifest written %s, %d workloads",
 		m.Generation, status.Release(rep.FromKernel), status.Release(rep.ToKernel), m.Written.Format(time.RFC3339), len(m.Workloads))
 	if want := m.NextKernel.Release; want != "" && want != rep.ToKernel {
-		b.logf("the manifest was written for kernel %s but this is %s: the image at the kexec was not the one checked", want, status.Release(rep.ToKernel))
+		b.log.Printf("the manifest was written for kernel %s but this is %s: the image at the kexec was not the one checked", want, status.Release(rep.ToKernel))
 	}
 }
 
@@ -257,11 +258,11 @@ func (b *boot) startNetwork(n manifest.Network) <-chan struct{} {
 // retrieve gets every fd and session of the manifest back through the
 // device load opened, and the freeze record from luoinit's own session.
 func (b *boot) retrieve(src *source, m *manifest.Manifest) *Retrieved {
-	ret := Retrieve(src.dev, m, b.logf, b.tl)
+	ret := Retrieve(src.dev, m, b.log, b.tl)
 	// Before any workload starts: /dev/liveupdate admits one opener, and
 	// a workload may manage sessions of its own.
 	src.dev.Close()
-	ret.RecordData = retrieveRecord(src.own, b.logf)
+	ret.RecordData = retrieveRecord(src.own, b.log)
 	b.tl.Mark(PhaseRecord)
 	return ret
 }
@@ -271,7 +272,7 @@ func (b *boot) retrieve(src *source, m *manifest.Manifest) *Retrieved {
 func (b *boot) noteLost(ret *Retrieved) {
 	b.rep.Lost = ret.Lost
 	for _, l := range ret.Lost {
-		b.logf("%s", l)
+		b.log.Printf("%s", l)
 	}
 	b.rep.Workloads = ret.Workloads
 	b.toDeliver = map[string]int{}
@@ -294,8 +295,8 @@ func (b *boot) run(m *manifest.Manifest, ret *Retrieved) {
 		defer close(watched)
 		newLeaveWatch(ret.Workloads).run(time.Now().Add(timeout))
 	}()
-	b.rep.Supervisor = NewSupervisor(b.o.Start, b.logf, b.o.Supervisor)
-	recDone := b.beside("freeze record: panic while parsing it", func() { ret.ParseRecord(b.logf) })
+	b.rep.Supervisor = NewSupervisor(b.o.Start, b.log, b.o.Supervisor)
+	recDone := b.beside("freeze record: panic while parsing it", func() { ret.ParseRecord(b.log) })
 	b.rep.Results = b.rep.Supervisor.Run(ret.Workloads)
 	b.rep.Done = BootTime()
 	<-recDone
@@ -304,7 +305,7 @@ func (b *boot) run(m *manifest.Manifest, ret *Retrieved) {
 		b.rep.Timing = m.Timing
 	}
 	<-watched
-	settleOwned(ret.Workloads, b.rep.Results, timeout, b.logf)
+	settleOwned(ret.Workloads, b.rep.Results, timeout, b.log)
 }
 
 // end writes the final state: degraded means data was lost or could not
@@ -350,23 +351,23 @@ func (o BootOptions) release() string {
 func applyNetwork(o BootOptions, rep *Report, n manifest.Network, what string) {
 	changes, errs, took := o.ApplyNetwork(n, o.Log)
 	for _, err := range errs {
-		o.Log("network: %v", err)
+		o.Log.Printf("network: %v", err)
 	}
 	rep.NetworkChanges, rep.NetworkFailures, rep.NetworkTook = changes, len(errs), took
-	o.Log("network: %s applied, %d changes, %d failures, in %v", what, changes, len(errs), took.Round(time.Microsecond))
+	o.Log.Printf("network: %s applied, %d changes, %d failures, in %v", what, changes, len(errs), took.Round(time.Microsecond))
 }
 
 // coldBoot starts the config's workloads with nothing to hand over (they
 // still get the handoff socket, and receive zero fds).
-func coldBoot(o BootOptions, rep *Report, logf func(string, ...any)) (*Report, error) {
+func coldBoot(o BootOptions, rep *Report, log ulog.Logger) (*Report, error) {
 	cfg, err := manifest.LoadConfig(o.Config)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			applyNetwork(o, rep, manifest.Network{}, "loopback only")
-			logf("no manifest and no config (%s): no workloads to start", o.Config)
+			log.Printf("no manifest and no config (%s): no workloads to start", o.Config)
 			rep.Phases = o.Timeline.Phases()
 			if err := writeState(o.StateDir, rep); err != nil {
-				logf("state file: %v", err)
+				log.Printf("state file: %v", err)
 			}
 			return rep, nil
 		}
@@ -378,13 +379,13 @@ func coldBoot(o BootOptions, rep *Report, logf func(string, ...any)) (*Report, e
 		ws = append(ws, &Workload{Spec: spec})
 	}
 	rep.Workloads = ws
-	logf("cold boot: starting %d workloads of %s", len(ws), o.Config)
-	rep.Supervisor = NewSupervisor(o.Start, logf, o.Supervisor)
+	log.Printf("cold boot: starting %d workloads of %s", len(ws), o.Config)
+	rep.Supervisor = NewSupervisor(o.Start, log, o.Supervisor)
 	rep.Results = rep.Supervisor.Run(ws)
 	rep.Done = BootTime()
 	rep.Phases = o.Timeline.Phases()
 	if err := writeState(o.StateDir, rep); err != nil {
-		logf("state file: %v", err)
+		log.Printf("state file: %v", err)
 	}
 	return rep, nil
 }

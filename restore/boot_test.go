@@ -13,6 +13,7 @@ import (
 	"github.com/luoinit/luoinit/carry"
 	"github.com/luoinit/luoinit/manifest"
 	"github.com/luoinit/luoinit/status"
+	"github.com/u-root/uio/ulog"
 	"golang.org/x/sys/unix"
 )
 
@@ -118,11 +119,11 @@ func TestBootKinds(t *testing.T) {
 				},
 				Release:    "7.4.1",
 				Start:      st,
-				Log:        func(f string, a ...any) { mu.Lock(); fmt.Fprintf(&log, f+"\n", a...); mu.Unlock() },
+				Log:        printf(func(f string, a ...any) { mu.Lock(); fmt.Fprintf(&log, f+"\n", a...); mu.Unlock() }),
 				Supervisor: Options{HandoffTimeout: time.Second},
 				Timeline:   NewTimeline(BootTime()),
 				// Never the host's network: count the calls instead.
-				ApplyNetwork: func(n manifest.Network, _ func(string, ...any)) (int, []error, time.Duration) {
+				ApplyNetwork: func(n manifest.Network, _ ulog.Logger) (int, []error, time.Duration) {
 					mu.Lock()
 					defer mu.Unlock()
 					if st.starts != 0 {

@@ -58,7 +58,7 @@ func (b *boot) load() *source {
 	src.dev = dev
 	b.tl.Mark(PhaseManifest)
 	if src.m.Generation != gen {
-		b.logf("the manifest says generation %d, the command line %s=%d: going by the manifest", src.m.Generation, carry.UpdateParam, gen)
+		b.log.Printf("the manifest says generation %d, the command line %s=%d: going by the manifest", src.m.Generation, carry.UpdateParam, gen)
 	}
 	return src
 }
@@ -110,10 +110,10 @@ func (o BootOptions) cmdline() string {
 func (b *boot) copyManifest(data []byte) {
 	p := b.o.ManifestCopy
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		b.logf("manifest copy: %v", err)
+		b.log.Printf("manifest copy: %v", err)
 		return
 	}
 	if err := atomicfile.WriteBytes(p, 0o644, data); err != nil {
-		b.logf("manifest copy: %v", err)
+		b.log.Printf("manifest copy: %v", err)
 	}
 }

@@ -52,7 +52,7 @@ func (s *Supervisor) launchFDStore(w *Workload) (Process, error) {
 	if len(files) > 0 {
 		passed = fmt.Sprintf("%d fds from its fd store (LISTEN_FDNAMES=%s)", len(files), strings.Join(names, ":"))
 	}
-	s.logf("workload %q started as pid %d with %s in %v%s", name, p.Pid(), passed, time.Since(t0).Round(time.Microsecond), note)
+	s.log.Printf("workload %q started as pid %d with %s in %v%s", name, p.Pid(), passed, time.Since(t0).Round(time.Microsecond), note)
 	s.record(name, func(r *Result) {
 		if r.Pid == 0 {
 			r.Delivered, r.AckedAt = len(files), started
@@ -70,7 +70,7 @@ func (s *Supervisor) finishFDStoreSession(w *Workload) (bool, string) {
 		return false, ""
 	}
 	if err := finish(w.Session, s.o.FinishTries); err != nil {
-		s.logf("workload %q: %v", w.Spec.Name, err)
+		s.log.Printf("workload %q: %v", w.Spec.Name, err)
 		return false, fmt.Sprintf("; session %q not finished", w.Spec.Session)
 	}
 	w.Session.Close()

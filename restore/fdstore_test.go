@@ -20,6 +20,7 @@ import (
 	"github.com/luoinit/luoinit/manifest"
 	"github.com/luoinit/luoinit/notify"
 	"github.com/luoinit/luoinit/wellknown"
+	"github.com/u-root/uio/ulog"
 	"golang.org/x/sys/unix"
 )
 
@@ -104,10 +105,10 @@ func fdstoreWorkload(t *testing.T, contents ...string) (*Workload, *fakeSession)
 	return w, s
 }
 
-func quietLog() (func(string, ...any), func() string) {
+func quietLog() (ulog.Logger, func() string) {
 	var mu sync.Mutex
 	var b strings.Builder
-	return func(f string, a ...any) { mu.Lock(); fmt.Fprintf(&b, f+"\n", a...); mu.Unlock() },
+	return printf(func(f string, a ...any) { mu.Lock(); fmt.Fprintf(&b, f+"\n", a...); mu.Unlock() }),
 		func() string { mu.Lock(); defer mu.Unlock(); return b.String() }
 }
 
@@ -124,9 +125,9 @@ func TestFDStoreLaunch(t *testing.T) {
 		}
 		return <-exit
 	}}
-	logf, logged := quietLog()
-	reg := notify.NewRegistry(t.TempDir(), logf)
-	sup := NewSupervisor(st, logf, Options{HandoffTimeout: time.Second, Backoff: 10 * time.Millisecond, Notify: reg, Shim: "/luoinit"})
+	log, logged := quietLog()
+	reg := notify.NewRegistry(t.TempDir(), log)
+	sup := NewSupervisor(st, log, Options{HandoffTimeout: time.Second, Backoff: 10 * time.Millisecond, Notify: reg, Shim: "/luoinit"})
 	res := sup.Run([]*Workload{w})[0]
 	if res.Err != nil || res.Delivered != 2 || !res.Finished || res.AckedAt == 0 || res.Ready {
 		t.Fatalf("result %+v, want 2 fds delivered, session finished, in service at start\n%s", res, logged())
@@ -177,8 +178,8 @@ func TestFDStoreLaunchEmpty(t *testing.T) {
 	w, _ := fdstoreWorkload(t)
 	w.Session, w.Spec.Env = nil, nil
 	st := &recStart{behave: func(int, []string) int { return 0 }}
-	logf, _ := quietLog()
-	sup := NewSupervisor(st, logf, Options{HandoffTimeout: time.Second})
+	log, _ := quietLog()
+	sup := NewSupervisor(st, log, Options{HandoffTimeout: time.Second})
 	sup.Run([]*Workload{w})
 	s := st.get(0)
 	if !reflect.DeepEqual(s.argv, []string{"/bin/sd", "-v"}) || len(s.fds) != 0 {
@@ -215,8 +216,8 @@ func TestReadyNotify(t *testing.T) {
 				<-exit
 				return 0
 			}}
-			logf, logged := quietLog()
-			sup := NewSupervisor(st, logf, Options{HandoffTimeout: 500 * time.Millisecond, Notify: notify.NewRegistry(t.TempDir(), logf)})
+			log, logged := quietLog()
+			sup := NewSupervisor(st, log, Options{HandoffTimeout: 500 * time.Millisecond, Notify: notify.NewRegistry(t.TempDir(), log)})
 			t0 := BootTime()
 			res := sup.Run([]*Workload{w})[0]
 			if !tc.ready {

@@ -24,7 +24,7 @@ func (s *Supervisor) launchNone(w *Workload) (Process, error) {
 		return nil, fmt.Errorf("starting %s: %w", strings.Join(w.Spec.Argv, " "), err)
 	}
 	ready := BootTime()
-	s.logf("workload %q started as pid %d (handoff %q: nothing to hand over)", name, p.Pid(), manifest.HandoffNone)
+	s.log.Printf("workload %q started as pid %d (handoff %q: nothing to hand over)", name, p.Pid(), manifest.HandoffNone)
 	s.record(name, func(r *Result) {
 		if r.AckedAt == 0 {
 			r.AckedAt = ready

@@ -23,7 +23,7 @@ const DefaultShim = "/proc/self/exe"
 func (s *Supervisor) socket(w *Workload) *notify.Socket {
 	sock, err := s.o.Notify.Open(w.Spec)
 	if err != nil {
-		s.logf("workload %q: %v; it gets no NOTIFY_SOCKET", w.Spec.Name, err)
+		s.log.Printf("workload %q: %v; it gets no NOTIFY_SOCKET", w.Spec.Name, err)
 	}
 	return sock
 }
@@ -102,7 +102,7 @@ func (s *Supervisor) awaitReady(w *Workload, p Process) {
 	if sock.Path() == "" {
 		err = fmt.Errorf("%w (it has no notification socket)", err)
 	}
-	s.logf("workload %q (pid %d) is not back in service (ready = %q): %v", w.Spec.Name, p.Pid(), manifest.ReadyNotify, err)
+	s.log.Printf("workload %q (pid %d) is not back in service (ready = %q): %v", w.Spec.Name, p.Pid(), manifest.ReadyNotify, err)
 	// Never known to be back in service: no moment to report, and the
 	// blackout figure is that of the workloads that came back.
 	s.record(w.Spec.Name, func(r *Result) { r.ReadyErr, r.AckedAt = err, 0 })

@@ -10,6 +10,7 @@ import (
 	"github.com/luoinit/luoinit/luo"
 	"github.com/luoinit/luoinit/manifest"
 	"github.com/luoinit/luoinit/status"
+	"github.com/u-root/uio/ulog"
 )
 
 // DefaultHandoffTimeout bounds the wait for a workload's handoff, and the
@@ -38,7 +39,7 @@ type Owned struct {
 // acknowledged, which finishes nothing either: the kernel finishes a
 // retrieved session at the last close of its file, and the owner holds
 // that file. For sessions = "leave" nothing is asked of the kernel.
-func retrieveOwned(dev Device, w *Workload, log func(string, ...any)) {
+func retrieveOwned(dev Device, w *Workload, log ulog.Logger) {
 	for _, o := range w.Spec.OwnedSessions {
 		ow := &Owned{OwnedSession: o, Mode: w.Spec.SessionsMode()}
 		w.Owned = append(w.Owned, ow)
@@ -48,12 +49,12 @@ func retrieveOwned(dev Device, w *Workload, log func(string, ...any)) {
 		s, err := dev.RetrieveSession(o.Name)
 		if err != nil {
 			ow.Result, ow.Err = status.SessionLost, err
-			log("workload %q: its own session %q lost: %v", w.Spec.Name, o.Name, err)
+			log.Printf("workload %q: its own session %q lost: %v", w.Spec.Name, o.Name, err)
 			continue
 		}
 		ow.Retrieved = true
 		w.Files = append(w.Files, handoff.File{Name: o.Name, File: s.File()})
-		log("workload %q: its own session %q retrieved, handed over as fd %q (the workload finishes it)", w.Spec.Name, o.Name, o.Name)
+		log.Printf("workload %q: its own session %q retrieved, handed over as fd %q (the workload finishes it)", w.Spec.Name, o.Name, o.Name)
 	}
 }
 
@@ -147,7 +148,7 @@ func heldSessions() map[string]int {
 // settleOwned sets the result of each retrieved session from its
 // workload's first handoff, and logs every session its owner did not
 // take, by name and owner.
-func settleOwned(ws []*Workload, results []Result, timeout time.Duration, logf func(string, ...any)) {
+func settleOwned(ws []*Workload, results []Result, timeout time.Duration, log ulog.Logger) {
 	byName := map[string]Result{}
 	for _, r := range results {
 		byName[r.Workload] = r
@@ -164,17 +165,17 @@ func settleOwned(ws []*Workload, results []Result, timeout time.Duration, logf f
 			}
 			switch o.Result {
 			case status.SessionDelivered:
-				logf("workload %q took its session %q (handed over)", w.Spec.Name, o.Name)
+				log.Printf("workload %q took its session %q (handed over)", w.Spec.Name, o.Name)
 			case status.SessionTaken:
-				logf("workload %q: its session %q is held by pid %d", w.Spec.Name, o.Name, o.Pid)
+				log.Printf("workload %q: its session %q is held by pid %d", w.Spec.Name, o.Name, o.Pid)
 			case status.SessionUndelivered:
-				logf("workload %q did not take its session %q: %v; luoinit keeps it, unfinished, for the workload's next start", w.Spec.Name, o.Name, o.Err)
+				log.Printf("workload %q did not take its session %q: %v; luoinit keeps it, unfinished, for the workload's next start", w.Spec.Name, o.Name, o.Err)
 			case status.SessionNotSeen:
-				logf("workload %q: its session %q was not seen taken within %v (retrieved and closed between two looks, or left: the kernel keeps it until the next live update)", w.Spec.Name, o.Name, timeout)
+				log.Printf("workload %q: its session %q was not seen taken within %v (retrieved and closed between two looks, or left: the kernel keeps it until the next live update)", w.Spec.Name, o.Name, timeout)
 			case status.SessionLost:
-				logf("workload %q: its session %q is lost: %v", w.Spec.Name, o.Name, o.Err)
+				log.Printf("workload %q: its session %q is lost: %v", w.Spec.Name, o.Name, o.Err)
 			default:
-				logf("workload %q: its session %q: %s", w.Spec.Name, o.Name, fmt.Sprint(o.Result))
+				log.Printf("workload %q: its session %q: %s", w.Spec.Name, o.Name, fmt.Sprint(o.Result))
 			}
 		}
 	}

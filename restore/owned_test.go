@@ -16,6 +16,7 @@ import (
 	"github.com/luoinit/luoinit/handoff"
 	"github.com/luoinit/luoinit/manifest"
 	"github.com/luoinit/luoinit/status"
+	"github.com/u-root/uio/ulog"
 )
 
 func ownedManifest(t *testing.T) []byte {
@@ -93,9 +94,9 @@ func TestBootOwnedSessions(t *testing.T) {
 				ManifestCopy: filepath.Join(dir, "run", "manifest.toml"),
 				OpenDevice:   func() (Device, error) { return tc.device, nil },
 				Start:        st,
-				Log:          func(f string, a ...any) { mu.Lock(); fmt.Fprintf(&log, f+"\n", a...); mu.Unlock() },
+				Log:          printf(func(f string, a ...any) { mu.Lock(); fmt.Fprintf(&log, f+"\n", a...); mu.Unlock() }),
 				Supervisor:   Options{HandoffTimeout: handoffTimeout},
-				ApplyNetwork: func(manifest.Network, func(string, ...any)) (int, []error, time.Duration) {
+				ApplyNetwork: func(manifest.Network, ulog.Logger) (int, []error, time.Duration) {
 					return 0, nil, 0
 				},
 			})

@@ -22,6 +22,7 @@ import (
 	"github.com/luoinit/luoinit/manifest"
 	"github.com/luoinit/luoinit/notify"
 	"github.com/luoinit/luoinit/wellknown"
+	"github.com/u-root/uio/ulog"
 	"golang.org/x/sys/unix"
 )
 
@@ -78,7 +79,7 @@ type Result struct {
 // as each workload's restart policy says.
 type Supervisor struct {
 	start Starter
-	logf  func(string, ...any)
+	log   ulog.Logger
 	o     Options
 
 	mu      sync.Mutex
@@ -89,7 +90,7 @@ type Supervisor struct {
 }
 
 // NewSupervisor makes a Supervisor.
-func NewSupervisor(start Starter, logf func(string, ...any), o Options) *Supervisor {
+func NewSupervisor(start Starter, log ulog.Logger, o Options) *Supervisor {
 	if o.HandoffTimeout == 0 {
 		o.HandoffTimeout = DefaultHandoffTimeout
 	}
@@ -103,12 +104,12 @@ func NewSupervisor(start Starter, logf func(string, ...any), o Options) *Supervi
 		o.FinishTries = 3
 	}
 	if o.Notify == nil {
-		o.Notify = notify.NewRegistry("", logf)
+		o.Notify = notify.NewRegistry("", log)
 	}
 	if o.Shim == "" {
 		o.Shim = DefaultShim
 	}
-	return &Supervisor{start: start, logf: logf, o: o, results: map[string]*Result{}, pids: map[string]int{}, done: make(chan string, 64)}
+	return &Supervisor{start: start, log: log, o: o, results: map[string]*Result{}, pids: map[string]int{}, done: make(chan string, 64)}
 }
 
 // Pids returns the pid of every running workload, by name.
@@ -177,7 +178,7 @@ func (s *Supervisor) supervise(w *Workload) {
 	// supervisor, the system goes on.
 	defer func() {
 		if p := recover(); p != nil {
-			s.logf("workload %q: supervisor panic: %v", w.Spec.Name, p)
+			s.log.Printf("workload %q: supervisor panic: %v", w.Spec.Name, p)
 		}
 	}()
 	first := true
@@ -192,7 +193,7 @@ func (s *Supervisor) supervise(w *Workload) {
 			s.done <- w.Spec.Name
 		}
 		if err != nil && p == nil {
-			s.logf("workload %q: %v", w.Spec.Name, err)
+			s.log.Printf("workload %q: %v", w.Spec.Name, err)
 		}
 		if p != nil {
 			s.mu.Lock()
@@ -203,9 +204,9 @@ func (s *Supervisor) supervise(w *Workload) {
 			s.mu.Lock()
 			delete(s.pids, w.Spec.Name)
 			s.mu.Unlock()
-			s.logf("workload %q (pid %d) exited with status %d", w.Spec.Name, p.Pid(), code)
+			s.log.Printf("workload %q (pid %d) exited with status %d", w.Spec.Name, p.Pid(), code)
 			if h := s.held(); h != nil {
-				s.logf("workload %q: stopped for the live update; started again only if it is cancelled", w.Spec.Name)
+				s.log.Printf("workload %q: stopped for the live update; started again only if it is cancelled", w.Spec.Name)
 				<-h
 				backoff = s.o.Backoff
 				continue
@@ -215,14 +216,14 @@ func (s *Supervisor) supervise(w *Workload) {
 			}
 			if w.Spec.RestartPolicy() != manifest.RestartOnFailure || code == 0 {
 				if len(w.Files) > 0 {
-					s.logf("workload %q: not restarted (restart = %q); luoinit keeps its %d undelivered fds and session %q unfinished", w.Spec.Name, w.Spec.RestartPolicy(), len(w.Files), w.Spec.Session)
+					s.log.Printf("workload %q: not restarted (restart = %q); luoinit keeps its %d undelivered fds and session %q unfinished", w.Spec.Name, w.Spec.RestartPolicy(), len(w.Files), w.Spec.Session)
 				}
 				return
 			}
 		} else if w.Spec.RestartPolicy() != manifest.RestartOnFailure {
 			return
 		}
-		s.logf("workload %q: restarting in %v (restart = on-failure)", w.Spec.Name, backoff)
+		s.log.Printf("workload %q: restarting in %v (restart = on-failure)", w.Spec.Name, backoff)
 		time.Sleep(backoff)
 		backoff = min(2*backoff, s.o.MaxBackoff)
 	}
@@ -260,11 +261,11 @@ func (s *Supervisor) launch(w *Workload, first bool) (Process, error) {
 	if first {
 		s.o.Timeline.MarkWorkload(PhaseExec, name)
 	}
-	s.logf("workload %q started as pid %d with %d fds to hand over", name, p.Pid(), len(w.Files))
+	s.log.Printf("workload %q started as pid %d with %d fds to hand over", name, p.Pid(), len(w.Files))
 	t0 := time.Now()
 	err = Deliver(c, name, p.Pid(), w.Files, s.o.HandoffTimeout)
 	if err != nil {
-		s.logf("workload %q (pid %d): handoff failed after %v: %v; luoinit keeps its %d fds for its next start", name, p.Pid(), time.Since(t0).Round(time.Millisecond), err, len(w.Files))
+		s.log.Printf("workload %q (pid %d): handoff failed after %v: %v; luoinit keeps its %d fds for its next start", name, p.Pid(), time.Since(t0).Round(time.Millisecond), err, len(w.Files))
 		s.record(name, func(r *Result) { r.Pid, r.Err = p.Pid(), err })
 		return p, err
 	}
@@ -281,7 +282,7 @@ func (s *Supervisor) launch(w *Workload, first bool) (Process, error) {
 	hadSession := w.Session != nil
 	if w.Session != nil {
 		if err := finish(w.Session, s.o.FinishTries); err != nil {
-			s.logf("workload %q: %v", name, err)
+			s.log.Printf("workload %q: %v", name, err)
 		} else {
 			finished = true
 			s.o.Timeline.MarkWorkload(PhaseFinish, name)
@@ -290,9 +291,9 @@ func (s *Supervisor) launch(w *Workload, first bool) (Process, error) {
 		}
 	}
 	if hadSession {
-		s.logf("workload %q (pid %d) acknowledged %d fds in %v; session %q finished: %v", name, p.Pid(), n, time.Since(t0).Round(time.Microsecond), w.Spec.Session, finished)
+		s.log.Printf("workload %q (pid %d) acknowledged %d fds in %v; session %q finished: %v", name, p.Pid(), n, time.Since(t0).Round(time.Microsecond), w.Spec.Session, finished)
 	} else {
-		s.logf("workload %q (pid %d) acknowledged %d fds in %v", name, p.Pid(), n, time.Since(t0).Round(time.Microsecond))
+		s.log.Printf("workload %q (pid %d) acknowledged %d fds in %v", name, p.Pid(), n, time.Since(t0).Round(time.Microsecond))
 	}
 	s.record(name, func(r *Result) {
 		if r.Delivered == 0 {

@@ -18,6 +18,7 @@ import (
 	"github.com/luoinit/luoinit/handoff"
 	"github.com/luoinit/luoinit/manifest"
 	"github.com/luoinit/luoinit/wellknown"
+	"github.com/u-root/uio/ulog"
 	"golang.org/x/sys/unix"
 )
 
@@ -98,7 +99,7 @@ func TestRetrieveIsolatesFailures(t *testing.T) {
 		// luoinit.web missing altogether
 	}
 	var log strings.Builder
-	r := Retrieve(dev, testManifest(), func(f string, a ...any) { fmt.Fprintf(&log, f+"\n", a...) }, nil)
+	r := Retrieve(dev, testManifest(), printf(func(f string, a ...any) { fmt.Fprintf(&log, f+"\n", a...) }), nil)
 	if len(r.Workloads) != 3 {
 		t.Fatalf("%d workloads, want 3", len(r.Workloads))
 	}
@@ -222,7 +223,7 @@ func TestSupervisorHandoff(t *testing.T) {
 			var logb strings.Builder
 			var lmu sync.Mutex
 			logged := func() string { lmu.Lock(); defer lmu.Unlock(); return logb.String() }
-			sup := NewSupervisor(st, func(f string, a ...any) { lmu.Lock(); fmt.Fprintf(&logb, f+"\n", a...); lmu.Unlock() }, quick)
+			sup := NewSupervisor(st, printf(func(f string, a ...any) { lmu.Lock(); fmt.Fprintf(&logb, f+"\n", a...); lmu.Unlock() }), quick)
 			res := sup.Run([]*Workload{w})[0]
 			// A restart happens after Run returns; wait for it to settle.
 			deadline := time.Now().Add(3 * time.Second)
@@ -304,7 +305,7 @@ func TestHoldAndRelease(t *testing.T) {
 		<-exits
 		return 143
 	}}
-	sup := NewSupervisor(st, func(string, ...any) {}, Options{HandoffTimeout: time.Second, Backoff: 10 * time.Millisecond})
+	sup := NewSupervisor(st, ulog.Null, Options{HandoffTimeout: time.Second, Backoff: 10 * time.Millisecond})
 	sup.Run([]*Workload{w})
 	if pids := sup.Pids(); pids["kv"] != os.Getpid() {
 		t.Fatalf("Pids() = %v, want kv running", pids)
@@ -351,3 +352,8 @@ func (s *inProcess) startNone(spec manifest.Workload, env []string, extra []*os.
 	}
 	return &goProc{pid: os.Getpid(), done: make(chan int)}, nil
 }
+
+// printf makes a logger of a function, for the tests.
+type printf func(format string, args ...any)
+
+func (f printf) Printf(format string, args ...any) { f(format, args...) }

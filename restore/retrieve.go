@@ -11,6 +11,7 @@ import (
 	"github.com/luoinit/luoinit/handoff"
 	"github.com/luoinit/luoinit/luo"
 	"github.com/luoinit/luoinit/manifest"
+	"github.com/u-root/uio/ulog"
 )
 
 // Device is what restore needs of /dev/liveupdate; *luo.Device through
@@ -76,7 +77,7 @@ type Retrieved struct {
 // Retrieve gets every session and fd the manifest names. A failure is
 // isolated to its fd or session and recorded as Lost; the caller logs
 // them and still starts the workloads.
-func Retrieve(dev Device, m *manifest.Manifest, log func(format string, args ...any), tl *Timeline) *Retrieved {
+func Retrieve(dev Device, m *manifest.Manifest, log ulog.Logger, tl *Timeline) *Retrieved {
 	r := &Retrieved{}
 	for _, spec := range m.Workloads {
 		w := &Workload{Spec: spec}
@@ -104,7 +105,7 @@ func Retrieve(dev Device, m *manifest.Manifest, log func(format string, args ...
 			}
 			w.Files = append(w.Files, handoff.File{Name: fd.Name, File: f})
 		}
-		log("workload %q: session %q retrieved, %d of %d fds", spec.Name, spec.Session, len(w.Files), len(w.Files)+len(w.Lost))
+		log.Printf("workload %q: session %q retrieved, %d of %d fds", spec.Name, spec.Session, len(w.Files), len(w.Files)+len(w.Lost))
 	}
 	tl.Mark(PhaseFDsRetrieved)
 	// Owned sessions after luoinit's own fds: they are appended to each
@@ -138,13 +139,13 @@ func hasFDs(w manifest.Workload) bool {
 // ParseRecord parses RecordData into Record (nothing if there is none);
 // a record that does not parse is logged and left out: only the blackout
 // figures need it.
-func (r *Retrieved) ParseRecord(log func(string, ...any)) {
+func (r *Retrieved) ParseRecord(log ulog.Logger) {
 	if r.RecordData == nil || r.Record != nil {
 		return
 	}
 	rec, err := manifest.ParseRecord(r.RecordData)
 	if err != nil {
-		log("%v", err)
+		log.Printf("%v", err)
 		return
 	}
 	r.Record = &rec
@@ -152,21 +153,21 @@ func (r *Retrieved) ParseRecord(log func(string, ...any)) {
 
 // retrieveRecord gets the freeze record's bytes from luoinit's own
 // session s and finishes it: nothing but luoinit uses it.
-func retrieveRecord(s Session, log func(string, ...any)) []byte {
+func retrieveRecord(s Session, log ulog.Logger) []byte {
 	defer s.Close()
 	f, err := s.RetrieveFD(carry.RecordToken)
 	if err != nil {
-		log("freeze record: %v", err)
+		log.Printf("freeze record: %v", err)
 		return nil
 	}
 	defer f.Close()
 	b, err := io.ReadAll(io.NewSectionReader(f, 0, manifest.RecordSize))
 	if err != nil {
-		log("freeze record: reading: %v", err)
+		log.Printf("freeze record: reading: %v", err)
 		return nil
 	}
 	if err := finish(s, 3); err != nil {
-		log("freeze record: %v", err)
+		log.Printf("freeze record: %v", err)
 	}
 	return b
 }

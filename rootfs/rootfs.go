@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/u-root/uio/ulog"
 	"golang.org/x/sys/unix"
 )
 
@@ -33,7 +34,7 @@ type Options struct {
 	// root): without them the root is unmounted and Switch fails before
 	// the switch, with the initramfs as it was.
 	Require []string
-	Log     func(format string, args ...any)
+	Log     ulog.Logger
 }
 
 // Root is the root filesystem PID 1 switched into.
@@ -66,27 +67,27 @@ func (s system) switchRoot(ctx context.Context, o Options) (*Root, error) {
 	if o.Target == "" {
 		o.Target = DefaultTarget
 	}
-	logf := o.Log
-	if logf == nil {
-		logf = func(string, ...any) {}
+	log := o.Log
+	if log == nil {
+		log = ulog.Null
 	}
 	start := time.Now()
-	dev, err := s.wait(ctx, spec, logf)
+	dev, err := s.wait(ctx, spec, log)
 	if err != nil {
 		return nil, err
 	}
 	r := &Root{Spec: spec, Device: dev, Found: time.Since(start)}
-	logf("root: %s=%s is %s (found after %v)", ParamRoot, spec.Root, dev, r.Found.Round(time.Millisecond))
+	log.Printf("root: %s=%s is %s (found after %v)", ParamRoot, spec.Root, dev, r.Found.Round(time.Millisecond))
 	if r.FSType, err = mountRoot(dev, o.Target, spec); err != nil {
 		return nil, fmt.Errorf("mounting the root %s (%s): %w", dev, spec, err)
 	}
 	if err := require(o.Target, o.Require); err != nil {
 		if uerr := unix.Unmount(o.Target, 0); uerr != nil {
-			logf("root: umount(%q): %v", o.Target, uerr)
+			log.Printf("root: umount(%q): %v", o.Target, uerr)
 		}
 		return nil, fmt.Errorf("the root %s (%s, %s) is not one luoinit can boot: %w", dev, r.FSType, spec, err)
 	}
-	if r.Freed, err = switchInto(o.Target, logf); err != nil {
+	if r.Freed, err = switchInto(o.Target, log); err != nil {
 		return nil, fmt.Errorf("switching into the root %s (%s): %w", dev, r.FSType, err)
 	}
 	r.Took = time.Since(start)

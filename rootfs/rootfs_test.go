@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/u-root/u-root/pkg/ulog/ulogtest"
+
 	"github.com/u-root/u-root/pkg/mount/block"
 	"golang.org/x/sys/unix"
 )
@@ -230,7 +232,7 @@ func TestWaitNotFound(t *testing.T) {
 	s := fakeSys(t)
 	var lines []string
 	spec := Spec{Root: "UUID=0000", By: ByUUID, Value: "0000", Wait: 120 * time.Millisecond}
-	_, err := s.wait(context.Background(), spec, func(f string, a ...any) { lines = append(lines, f) })
+	_, err := s.wait(context.Background(), spec, printf(func(f string, a ...any) { lines = append(lines, f) }))
 	var nf *NotFoundError
 	if !errors.As(err, &nf) {
 		t.Fatalf("err = %v, want a NotFoundError", err)
@@ -249,7 +251,7 @@ func TestWaitCancelled(t *testing.T) {
 	s := fakeSys(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := s.wait(ctx, Spec{Root: "LABEL=x", By: ByLabel, Value: "x", Wait: time.Hour}, t.Logf)
+	_, err := s.wait(ctx, Spec{Root: "LABEL=x", By: ByLabel, Value: "x", Wait: time.Hour}, ulogtest.Logger{TB: t})
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want context.Canceled", err)
 	}
@@ -274,7 +276,7 @@ func TestRemoveAll(t *testing.T) {
 		t.Fatal(err)
 	}
 	// init, bin, bin/luoinit, bin/sh, etc, etc/luoinit, config.toml, dev, dev/.keep
-	if n := removeAll(fd, t.Logf); n != 9 {
+	if n := removeAll(fd, ulogtest.Logger{TB: t}); n != 9 {
 		t.Errorf("removed %d entries, want 9", n)
 	}
 	if left, _ := os.ReadDir(dir); len(left) != 0 {
@@ -367,3 +369,8 @@ func TestMountRootErrors(t *testing.T) {
 		t.Errorf("%v does not wrap ENODEV", err)
 	}
 }
+
+// printf makes a logger of a function, for the tests.
+type printf func(format string, args ...any)
+
+func (f printf) Printf(format string, args ...any) { f(format, args...) }

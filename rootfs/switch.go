@@ -8,6 +8,7 @@ import (
 
 	"github.com/luoinit/luoinit/pid1"
 	"github.com/u-root/u-root/pkg/mount"
+	"github.com/u-root/uio/ulog"
 	"golang.org/x/sys/unix"
 )
 
@@ -56,12 +57,12 @@ func mountRoot(dev, target string, spec Spec) (string, error) {
 // newRoot onto /, chroots there and frees what the initramfs held. A
 // failure before the root moved puts the moved mounts back and leaves
 // the initramfs as it was. freed counts the initramfs's entries removed.
-func switchInto(newRoot string, logf func(string, ...any)) (freed int, err error) {
+func switchInto(newRoot string, log ulog.Logger) (freed int, err error) {
 	var done []string
 	undo := func() {
 		for i := len(done) - 1; i >= 0; i-- {
 			if err := mount.MoveMount(filepath.Join(newRoot, done[i]), done[i]); err != nil {
-				logf("root: putting %s back: %v", done[i], err)
+				log.Printf("root: putting %s back: %v", done[i], err)
 			}
 		}
 	}
@@ -105,39 +106,39 @@ func switchInto(newRoot string, logf func(string, ...any)) (freed int, err error
 	}
 	var st unix.Statfs_t
 	if err := unix.Fstatfs(int(old.Fd()), &st); err != nil || (st.Type != unix.RAMFS_MAGIC && st.Type != unix.TMPFS_MAGIC) {
-		logf("root: the old root is not an initramfs (statfs type %#x, %v): its files are left as they are", st.Type, err)
+		log.Printf("root: the old root is not an initramfs (statfs type %#x, %v): its files are left as they are", st.Type, err)
 		return 0, nil
 	}
 	fd, err := unix.Dup(int(old.Fd()))
 	if err != nil {
-		logf("root: freeing the initramfs: dup: %v", err)
+		log.Printf("root: freeing the initramfs: dup: %v", err)
 		return 0, nil
 	}
-	return removeAll(fd, logf), nil
+	return removeAll(fd, log), nil
 }
 
 // removeAll removes what the directory dirfd holds, not crossing into
 // other filesystems, and returns how many entries went; it closes dirfd.
 // It goes on past what it cannot remove, which it logs: the point is the
 // memory freed.
-func removeAll(dirfd int, logf func(string, ...any)) int {
+func removeAll(dirfd int, log ulog.Logger) int {
 	d := os.NewFile(uintptr(dirfd), "initramfs")
 	defer d.Close()
 	var st unix.Stat_t
 	if err := unix.Fstat(dirfd, &st); err != nil {
-		logf("root: freeing the initramfs: fstat: %v", err)
+		log.Printf("root: freeing the initramfs: fstat: %v", err)
 		return 0
 	}
 	names, err := d.Readdirnames(-1)
 	if err != nil {
-		logf("root: freeing the initramfs: %v", err)
+		log.Printf("root: freeing the initramfs: %v", err)
 	}
 	n := 0
 	for _, name := range names {
 		fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err != nil { // a file or a link
 			if err := unix.Unlinkat(dirfd, name, 0); err != nil {
-				logf("root: freeing the initramfs: unlinkat(%q): %v", name, err)
+				log.Printf("root: freeing the initramfs: unlinkat(%q): %v", name, err)
 				continue
 			}
 			n++
@@ -148,9 +149,9 @@ func removeAll(dirfd int, logf func(string, ...any)) int {
 			unix.Close(fd) // another filesystem: not ours to empty
 			continue
 		}
-		n += removeAll(fd, logf) // closes fd
+		n += removeAll(fd, log) // closes fd
 		if err := unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR); err != nil {
-			logf("root: freeing the initramfs: unlinkat(%q, AT_REMOVEDIR): %v", name, err)
+			log.Printf("root: freeing the initramfs: unlinkat(%q, AT_REMOVEDIR): %v", name, err)
 			continue
 		}
 		n++

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/u-root/uio/ulog"
 )
 
 // progressEvery is how often the wait for the root device says what it
@@ -32,9 +34,9 @@ func (e *NotFoundError) Error() string {
 
 // wait looks for spec's device until it is there or spec.Wait has
 // passed, with a progress line every progressEvery.
-func (s system) wait(ctx context.Context, spec Spec, logf func(string, ...any)) (string, error) {
+func (s system) wait(ctx context.Context, spec Spec, log ulog.Logger) (string, error) {
 	if spec.Delay > 0 {
-		logf("root: %s=%d: waiting %v before looking for %s=%s", ParamDelay, int(spec.Delay/time.Second), spec.Delay, ParamRoot, spec.Root)
+		log.Printf("root: %s=%d: waiting %v before looking for %s=%s", ParamDelay, int(spec.Delay/time.Second), spec.Delay, ParamRoot, spec.Root)
 		select {
 		case <-time.After(spec.Delay):
 		case <-ctx.Done():
@@ -54,7 +56,7 @@ func (s system) wait(ctx context.Context, spec Spec, logf func(string, ...any)) 
 			return "", &NotFoundError{Spec: spec, Waited: now.Sub(start), Devices: s.describe()}
 		}
 		if !now.Before(nextProgress) {
-			logf("root: waiting for %s=%s: %v of at most %v; block devices: %s",
+			log.Printf("root: waiting for %s=%s: %v of at most %v; block devices: %s",
 				ParamRoot, spec.Root, now.Sub(start).Round(time.Second), spec.Wait, s.describe())
 			nextProgress = nextProgress.Add(progressEvery)
 		}
