@@ -57,6 +57,10 @@ func mountRoot(dev, target string, spec Spec) (string, error) {
 // newRoot onto /, chroots there and frees what the initramfs held. A
 // failure before the root moved puts the moved mounts back and leaves
 // the initramfs as it was. freed counts the initramfs's entries removed.
+//
+// u-root's mount.SwitchRoot does these steps and then execs an init; its
+// steps without the exec are not exported, so the moves use its
+// MoveMount and SameFilesystem, and the rest is here.
 func switchInto(newRoot string, log ulog.Logger) (freed int, err error) {
 	var done []string
 	undo := func() {
