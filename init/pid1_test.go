@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/u-root/u-root/pkg/ulog/ulogtest"
+	"github.com/u-root/uio/ulog/ulogtest"
 
 	"github.com/luoinit/luoinit/control"
 	"github.com/luoinit/luoinit/notify"

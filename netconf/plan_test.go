@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/u-root/u-root/pkg/ulog/ulogtest"
+	"github.com/u-root/uio/ulog/ulogtest"
 
 	"github.com/vishvananda/netlink"
 

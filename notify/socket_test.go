@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/u-root/u-root/pkg/ulog/ulogtest"
+	"github.com/u-root/uio/ulog/ulogtest"
 
 	"github.com/luoinit/luoinit/manifest"
 	"golang.org/x/sys/unix"

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/u-root/u-root/pkg/ulog/ulogtest"
+	"github.com/u-root/uio/ulog/ulogtest"
 
 	"github.com/luoinit/luoinit/handoff"
 	"golang.org/x/sys/unix"

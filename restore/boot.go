@@ -64,7 +64,7 @@ type Report struct {
 	// Supervisor keeps the workloads running; nil if none were started.
 	Supervisor *Supervisor
 	// Phases is the timeline of the boot until every first handoff ended.
-	Phases []Phase
+	Phases []status.Phase
 	// Workloads is what was restored for each workload, with the sessions
 	// it owns; the state file's per-workload lines come from it.
 	Workloads []*Workload
@@ -93,12 +93,6 @@ func (r *Report) LastAck() time.Duration {
 	return acked
 }
 
-// Boot decides the kind of this boot, restores what came through, starts
-// the workloads and writes the state file at each step. It returns once
-// every workload's first handoff ended; supervision goes on. An error is
-// returned only when nothing at all can be started.
-func Boot(o BootOptions) (*Report, error) { return Start(o).Run() }
-
 // Pending is a Boot not yet run: Run does it, once /proc, /sys and /dev
 // are mounted (the manifest comes from /dev/liveupdate).
 type Pending struct{ b *boot }
@@ -109,7 +103,10 @@ func Start(o BootOptions) *Pending {
 	return &Pending{b: &boot{o: o, log: o.Log, tl: o.Timeline, rep: &Report{Started: o.Started}}}
 }
 
-// Run carries out the boot: see Boot.
+// Run decides the kind of this boot, restores what came through, starts
+// the workloads and writes the state file at each step. It returns once
+// every workload's first handoff ended; supervision goes on. An error is
+// returned only when nothing at all can be started.
 func (p *Pending) Run() (*Report, error) {
 	b := p.b
 	src := b.load()
@@ -154,7 +151,7 @@ func (o BootOptions) withDefaults() BootOptions {
 			if err != nil {
 				return nil, err
 			}
-			return LUODevice{d}, nil
+			return luoDevice{d}, nil
 		}
 	}
 	o.Supervisor.Timeline = o.Timeline
@@ -257,8 +254,8 @@ func (b *boot) startNetwork(n manifest.Network) <-chan struct{} {
 
 // retrieve gets every fd and session of the manifest back through the
 // device load opened, and the freeze record from luoinit's own session.
-func (b *boot) retrieve(src *source, m *manifest.Manifest) *Retrieved {
-	ret := Retrieve(src.dev, m, b.log, b.tl)
+func (b *boot) retrieve(src *source, m *manifest.Manifest) *retrieved {
+	ret := retrieve(src.dev, m, b.log, b.tl)
 	// Before any workload starts: /dev/liveupdate admits one opener, and
 	// a workload may manage sessions of its own.
 	src.dev.Close()
@@ -269,7 +266,7 @@ func (b *boot) retrieve(src *source, m *manifest.Manifest) *Retrieved {
 
 // noteLost logs every fd that did not come back; any makes the state
 // end degraded.
-func (b *boot) noteLost(ret *Retrieved) {
+func (b *boot) noteLost(ret *retrieved) {
 	b.rep.Lost = ret.Lost
 	for _, l := range ret.Lost {
 		b.log.Printf("%s", l)
@@ -285,18 +282,18 @@ func (b *boot) noteLost(ret *Retrieved) {
 // record is parsed (blackout figures only) and the sessions left to their
 // owners are watched. It returns once every first handoff ended and the
 // owned sessions are settled.
-func (b *boot) run(m *manifest.Manifest, ret *Retrieved) {
+func (b *boot) run(m *manifest.Manifest, ret *retrieved) {
 	timeout := b.o.Supervisor.HandoffTimeout
 	if timeout == 0 {
-		timeout = DefaultHandoffTimeout
+		timeout = defaultHandoffTimeout
 	}
 	watched := make(chan struct{})
 	go func() {
 		defer close(watched)
 		newLeaveWatch(ret.Workloads).run(time.Now().Add(timeout))
 	}()
-	b.rep.Supervisor = NewSupervisor(b.o.Start, b.log, b.o.Supervisor)
-	recDone := b.beside("freeze record: panic while parsing it", func() { ret.ParseRecord(b.log) })
+	b.rep.Supervisor = newSupervisor(b.o.Start, b.log, b.o.Supervisor)
+	recDone := b.beside("freeze record: panic while parsing it", func() { ret.parseRecord(b.log) })
 	b.rep.Results = b.rep.Supervisor.Run(ret.Workloads)
 	b.rep.Done = BootTime()
 	<-recDone
@@ -312,7 +309,7 @@ func (b *boot) run(m *manifest.Manifest, ret *Retrieved) {
 // be delivered; a workload that had nothing to receive and did no handoff
 // degrades nothing, and neither does one that got its fds but never said
 // READY=1 (the report and the state file say so).
-func (b *boot) end(ret *Retrieved) {
+func (b *boot) end(ret *retrieved) {
 	end := status.Finished
 	if len(b.rep.Lost) > 0 {
 		end = status.Degraded
@@ -380,7 +377,7 @@ func coldBoot(o BootOptions, rep *Report, log ulog.Logger) (*Report, error) {
 	}
 	rep.Workloads = ws
 	log.Printf("cold boot: starting %d workloads of %s", len(ws), o.Config)
-	rep.Supervisor = NewSupervisor(o.Start, log, o.Supervisor)
+	rep.Supervisor = newSupervisor(o.Start, log, o.Supervisor)
 	rep.Results = rep.Supervisor.Run(ws)
 	rep.Done = BootTime()
 	rep.Phases = o.Timeline.Phases()

@@ -109,7 +109,7 @@ func TestBootKinds(t *testing.T) {
 			var log strings.Builder
 			st := &inProcess{behave: acks(t, nil)}
 			netApplied := 0
-			rep, err := Boot(BootOptions{
+			rep, err := Start(BootOptions{
 				Cmdline: tc.cmdline, Config: cpath, StateDir: filepath.Join(dir, "run"), ManifestCopy: copyPath,
 				OpenDevice: func() (Device, error) {
 					if tc.device == nil {
@@ -132,7 +132,7 @@ func TestBootKinds(t *testing.T) {
 					netApplied++
 					return 0, nil, 0
 				},
-			})
+			}).Run()
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -127,7 +127,7 @@ func TestFDStoreLaunch(t *testing.T) {
 	}}
 	log, logged := quietLog()
 	reg := notify.NewRegistry(t.TempDir(), log)
-	sup := NewSupervisor(st, log, Options{HandoffTimeout: time.Second, Backoff: 10 * time.Millisecond, Notify: reg, Shim: "/luoinit"})
+	sup := newSupervisor(st, log, Options{HandoffTimeout: time.Second, Backoff: 10 * time.Millisecond, Notify: reg, Shim: "/luoinit"})
 	res := sup.Run([]*Workload{w})[0]
 	if res.Err != nil || res.Delivered != 2 || !res.Finished || res.AckedAt == 0 || res.Ready {
 		t.Fatalf("result %+v, want 2 fds delivered, session finished, in service at start\n%s", res, logged())
@@ -179,7 +179,7 @@ func TestFDStoreLaunchEmpty(t *testing.T) {
 	w.Session, w.Spec.Env = nil, nil
 	st := &recStart{behave: func(int, []string) int { return 0 }}
 	log, _ := quietLog()
-	sup := NewSupervisor(st, log, Options{HandoffTimeout: time.Second})
+	sup := newSupervisor(st, log, Options{HandoffTimeout: time.Second})
 	sup.Run([]*Workload{w})
 	s := st.get(0)
 	if !reflect.DeepEqual(s.argv, []string{"/bin/sd", "-v"}) || len(s.fds) != 0 {
@@ -217,7 +217,7 @@ func TestReadyNotify(t *testing.T) {
 				return 0
 			}}
 			log, logged := quietLog()
-			sup := NewSupervisor(st, log, Options{HandoffTimeout: 500 * time.Millisecond, Notify: notify.NewRegistry(t.TempDir(), log)})
+			sup := newSupervisor(st, log, Options{HandoffTimeout: 500 * time.Millisecond, Notify: notify.NewRegistry(t.TempDir(), log)})
 			t0 := BootTime()
 			res := sup.Run([]*Workload{w})[0]
 			if !tc.ready {

@@ -13,10 +13,10 @@ import (
 // What every workload started by PID 1 gets from systemd's notification
 // protocol: NOTIFY_SOCKET, its fd store, readiness by READY=1.
 
-// DefaultShim is the luoinit binary that runs the LISTEN_PID shim
+// defaultShim is the luoinit binary that runs the LISTEN_PID shim
 // (notify.ExecListen): in PID 1, /proc/self/exe resolves in the forked
 // child to PID 1's own binary.
-const DefaultShim = "/proc/self/exe"
+const defaultShim = "/proc/self/exe"
 
 // socket is w's notification socket and fd store. A socket that could
 // not be made is logged once; the store is there all the same.

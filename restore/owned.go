@@ -13,14 +13,14 @@ import (
 	"github.com/u-root/uio/ulog"
 )
 
-// DefaultHandoffTimeout bounds the wait for a workload's handoff, and the
+// defaultHandoffTimeout bounds the wait for a workload's handoff, and the
 // time its owner has to take each session it owns before luoinit reports
 // it as not taken.
-const DefaultHandoffTimeout = 10 * time.Second
+const defaultHandoffTimeout = 10 * time.Second
 
-// Owned is a LUO session a workload owns (the manifest's owned_session)
+// owned is a LUO session a workload owns (the manifest's owned_session)
 // and what became of it in this boot.
-type Owned struct {
+type owned struct {
 	manifest.OwnedSession
 	Mode manifest.SessionsMode
 	// Retrieved: sessions = "retrieve" and PID 1 has the session fd; it is
@@ -41,7 +41,7 @@ type Owned struct {
 // that file. For sessions = "leave" nothing is asked of the kernel.
 func retrieveOwned(dev Device, w *Workload, log ulog.Logger) {
 	for _, o := range w.Spec.OwnedSessions {
-		ow := &Owned{OwnedSession: o, Mode: w.Spec.SessionsMode()}
+		ow := &owned{OwnedSession: o, Mode: w.Spec.SessionsMode()}
 		w.Owned = append(w.Owned, ow)
 		if ow.Mode != manifest.SessionsRetrieve {
 			continue
@@ -79,13 +79,13 @@ func retrieveOwned(dev Device, w *Workload, log ulog.Logger) {
 // session until the next live update). A new session the owner created
 // under the same name reads the same; luoinit counts it as taken.
 type leaveWatch struct {
-	pending map[string]*Owned
+	pending map[string]*owned
 	held    func() map[string]int // session name -> a pid holding it
 	every   time.Duration
 }
 
 func newLeaveWatch(ws []*Workload) *leaveWatch {
-	lw := &leaveWatch{pending: map[string]*Owned{}, held: lookHeld, every: 5 * time.Millisecond}
+	lw := &leaveWatch{pending: map[string]*owned{}, held: lookHeld, every: 5 * time.Millisecond}
 	for _, w := range ws {
 		for _, o := range w.Owned {
 			if o.Mode == manifest.SessionsLeave && o.Result == "" {

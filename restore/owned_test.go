@@ -89,7 +89,7 @@ func TestBootOwnedSessions(t *testing.T) {
 				return 0
 			}}
 			t0 := time.Now()
-			rep, err := Boot(BootOptions{
+			rep, err := Start(BootOptions{
 				Cmdline: "luoinit.update=1", Config: filepath.Join(dir, "none.toml"), StateDir: filepath.Join(dir, "run"),
 				ManifestCopy: filepath.Join(dir, "run", "manifest.toml"),
 				OpenDevice:   func() (Device, error) { return tc.device, nil },
@@ -99,7 +99,7 @@ func TestBootOwnedSessions(t *testing.T) {
 				ApplyNetwork: func(manifest.Network, ulog.Logger) (int, []error, time.Duration) {
 					return 0, nil, 0
 				},
-			})
+			}).Run()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -155,10 +155,10 @@ func TestBootOwnedSessions(t *testing.T) {
 }
 
 func TestLeaveWatchStopsWhenAllSeen(t *testing.T) {
-	a, b := &Owned{Mode: manifest.SessionsLeave}, &Owned{Mode: manifest.SessionsLeave}
+	a, b := &owned{Mode: manifest.SessionsLeave}, &owned{Mode: manifest.SessionsLeave}
 	a.Name, b.Name = "a", "b"
 	n := 0
-	lw := &leaveWatch{pending: map[string]*Owned{"a": a, "b": b}, every: time.Millisecond, held: func() map[string]int {
+	lw := &leaveWatch{pending: map[string]*owned{"a": a, "b": b}, every: time.Millisecond, held: func() map[string]int {
 		n++
 		if n < 3 {
 			return map[string]int{"a": 10}

@@ -5,10 +5,9 @@
 // them as LISTEN_FDS), finishes its session once the workload acknowledged
 // (or started), and then keeps supervising the workloads.
 //
-//	ret := restore.Retrieve(restore.LUODevice{dev}, m, log.Printf)
-//	dev.Close() // before any workload starts: one may want /dev/liveupdate
-//	s := restore.NewSupervisor(starter, log.Printf, opts)
-//	s.Run(ret.Workloads)
+//	pending := restore.Start(restore.BootOptions{Start: starter, Log: log, Timeline: tl})
+//	// ... once /proc, /sys, /dev and the root are mounted:
+//	rep, err := pending.Run() // the first handoffs are over; rep.Supervisor goes on
 package restore
 
 import (
@@ -58,7 +57,7 @@ type Options struct {
 	// default: stores without sockets (notify.NewRegistry("")).
 	Notify *notify.Registry
 	// Shim is the luoinit binary that sets LISTEN_PID and executes a
-	// workload that gets fds in sd_listen_fds style; default DefaultShim.
+	// workload that gets fds in sd_listen_fds style; default defaultShim.
 	Shim string
 }
 
@@ -89,10 +88,10 @@ type Supervisor struct {
 	done    chan string    // workload names whose first handoff ended
 }
 
-// NewSupervisor makes a Supervisor.
-func NewSupervisor(start Starter, log ulog.Logger, o Options) *Supervisor {
+// newSupervisor makes a Supervisor.
+func newSupervisor(start Starter, log ulog.Logger, o Options) *Supervisor {
 	if o.HandoffTimeout == 0 {
-		o.HandoffTimeout = DefaultHandoffTimeout
+		o.HandoffTimeout = defaultHandoffTimeout
 	}
 	if o.Backoff == 0 {
 		o.Backoff = time.Second
@@ -107,7 +106,7 @@ func NewSupervisor(start Starter, log ulog.Logger, o Options) *Supervisor {
 		o.Notify = notify.NewRegistry("", log)
 	}
 	if o.Shim == "" {
-		o.Shim = DefaultShim
+		o.Shim = defaultShim
 	}
 	return &Supervisor{start: start, log: log, o: o, results: map[string]*Result{}, pids: map[string]int{}, done: make(chan string, 64)}
 }
@@ -263,7 +262,7 @@ func (s *Supervisor) launch(w *Workload, first bool) (Process, error) {
 	}
 	s.log.Printf("workload %q started as pid %d with %d fds to hand over", name, p.Pid(), len(w.Files))
 	t0 := time.Now()
-	err = Deliver(c, name, p.Pid(), w.Files, s.o.HandoffTimeout)
+	err = deliver(c, name, p.Pid(), w.Files, s.o.HandoffTimeout)
 	if err != nil {
 		s.log.Printf("workload %q (pid %d): handoff failed after %v: %v; luoinit keeps its %d fds for its next start", name, p.Pid(), time.Since(t0).Round(time.Millisecond), err, len(w.Files))
 		s.record(name, func(r *Result) { r.Pid, r.Err = p.Pid(), err })

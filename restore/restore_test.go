@@ -99,7 +99,7 @@ func TestRetrieveIsolatesFailures(t *testing.T) {
 		// luoinit.web missing altogether
 	}
 	var log strings.Builder
-	r := Retrieve(dev, testManifest(), printf(func(f string, a ...any) { fmt.Fprintf(&log, f+"\n", a...) }), nil)
+	r := retrieve(dev, testManifest(), printf(func(f string, a ...any) { fmt.Fprintf(&log, f+"\n", a...) }), nil)
 	if len(r.Workloads) != 3 {
 		t.Fatalf("%d workloads, want 3", len(r.Workloads))
 	}
@@ -209,7 +209,7 @@ func TestSupervisorHandoff(t *testing.T) {
 		{desc: "100 fds in batches", files: 100, behave: acks, delivered: 100, finished: true, starts: 1},
 		{desc: "no fds", files: 0, behave: acks, delivered: 0, finished: true, starts: 1},
 		{desc: "never connects", files: 2, behave: silent, errHas: "timeout", starts: 1},
-		{desc: "another pid speaks", files: 1, pid: 1, behave: acks, errIs: ErrNotTheWorkload, starts: 1},
+		{desc: "another pid speaks", files: 1, pid: 1, behave: acks, errIs: errNotTheWorkload, starts: 1},
 		{desc: "FINISH fails twice, then works", files: 1, finishErr: []error{unix.EBUSY, unix.EBUSY}, behave: acks, delivered: 1, finished: true, starts: 1},
 		{desc: "FINISH keeps failing", files: 1, finishErr: []error{unix.EBUSY, unix.EBUSY, unix.EBUSY}, behave: acks, delivered: 1, finished: false, starts: 1},
 		{desc: "exits before ACK, restarted", files: 2, restart: "on-failure", behave: failsOnce, delivered: 2, finished: true, starts: 2},
@@ -223,7 +223,7 @@ func TestSupervisorHandoff(t *testing.T) {
 			var logb strings.Builder
 			var lmu sync.Mutex
 			logged := func() string { lmu.Lock(); defer lmu.Unlock(); return logb.String() }
-			sup := NewSupervisor(st, printf(func(f string, a ...any) { lmu.Lock(); fmt.Fprintf(&logb, f+"\n", a...); lmu.Unlock() }), quick)
+			sup := newSupervisor(st, printf(func(f string, a ...any) { lmu.Lock(); fmt.Fprintf(&logb, f+"\n", a...); lmu.Unlock() }), quick)
 			res := sup.Run([]*Workload{w})[0]
 			// A restart happens after Run returns; wait for it to settle.
 			deadline := time.Now().Add(3 * time.Second)
@@ -305,7 +305,7 @@ func TestHoldAndRelease(t *testing.T) {
 		<-exits
 		return 143
 	}}
-	sup := NewSupervisor(st, ulog.Null, Options{HandoffTimeout: time.Second, Backoff: 10 * time.Millisecond})
+	sup := newSupervisor(st, ulog.Null, Options{HandoffTimeout: time.Second, Backoff: 10 * time.Millisecond})
 	sup.Run([]*Workload{w})
 	if pids := sup.Pids(); pids["kv"] != os.Getpid() {
 		t.Fatalf("Pids() = %v, want kv running", pids)

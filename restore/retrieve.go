@@ -15,7 +15,7 @@ import (
 )
 
 // Device is what restore needs of /dev/liveupdate; *luo.Device through
-// LUODevice, a fake in tests.
+// luoDevice, a fake in tests.
 type Device interface {
 	RetrieveSession(name string) (Session, error)
 	Close() error
@@ -32,11 +32,11 @@ type Session interface {
 	File() *os.File
 }
 
-// LUODevice adapts *luo.Device to Device.
-type LUODevice struct{ *luo.Device }
+// luoDevice adapts *luo.Device to Device.
+type luoDevice struct{ *luo.Device }
 
 // RetrieveSession implements Device.
-func (d LUODevice) RetrieveSession(name string) (Session, error) {
+func (d luoDevice) RetrieveSession(name string) (Session, error) {
 	s, err := d.Device.RetrieveSession(name)
 	if err != nil {
 		return nil, err
@@ -61,15 +61,15 @@ type Workload struct {
 	Session Session        // nil if the session could not be retrieved or there was none
 	Files   []handoff.File // retrieved fds, in manifest order, then owned session fds
 	Lost    []Lost         // fds that did not come back
-	Owned   []*Owned       // the sessions the workload owns (manifest owned_session)
+	Owned   []*owned       // the sessions the workload owns (manifest owned_session)
 }
 
-// Retrieved is everything the restore got back from the kernel.
-type Retrieved struct {
+// retrieved is everything the restore got back from the kernel.
+type retrieved struct {
 	Workloads []*Workload
-	Record    *manifest.Record // the freeze record, if it came back (see ParseRecord)
+	Record    *manifest.Record // the freeze record, if it came back (see parseRecord)
 	// RecordData is the freeze record as it came back, not yet parsed:
-	// parsing waits until the workloads are on their way (ParseRecord).
+	// parsing waits until the workloads are on their way (parseRecord).
 	RecordData []byte
 	Lost       []Lost // all lost fds, for the log and the state file
 }
@@ -77,8 +77,8 @@ type Retrieved struct {
 // Retrieve gets every session and fd the manifest names. A failure is
 // isolated to its fd or session and recorded as Lost; the caller logs
 // them and still starts the workloads.
-func Retrieve(dev Device, m *manifest.Manifest, log ulog.Logger, tl *Timeline) *Retrieved {
-	r := &Retrieved{}
+func retrieve(dev Device, m *manifest.Manifest, log ulog.Logger, tl *Timeline) *retrieved {
+	r := &retrieved{}
 	for _, spec := range m.Workloads {
 		w := &Workload{Spec: spec}
 		r.Workloads = append(r.Workloads, w)
@@ -136,10 +136,10 @@ func hasFDs(w manifest.Workload) bool {
 	return false
 }
 
-// ParseRecord parses RecordData into Record (nothing if there is none);
+// parseRecord parses RecordData into Record (nothing if there is none);
 // a record that does not parse is logged and left out: only the blackout
 // figures need it.
-func (r *Retrieved) ParseRecord(log ulog.Logger) {
+func (r *retrieved) parseRecord(log ulog.Logger) {
 	if r.RecordData == nil || r.Record != nil {
 		return
 	}

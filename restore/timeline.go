@@ -7,12 +7,11 @@ import (
 	"github.com/luoinit/luoinit/status"
 )
 
-// Phase is one step of a boot, stamped with CLOCK_BOOTTIME (time since
-// the new kernel started), so that a restore can be read as a timeline:
-// init start, mounts, manifest, device, every fd retrieved, network, and
-// per workload its exec, its handoff and its FINISH. The state file
-// carries them (package status).
-type Phase = status.Phase
+// A boot's phases (status.Phase) are stamped with CLOCK_BOOTTIME (time
+// since the new kernel started), so that a restore can be read as a
+// timeline: init start, mounts, the root, manifest, device, every fd
+// retrieved, network, and per workload its exec, its handoff and its
+// FINISH. The state file carries them (package status).
 
 // The names of the phases of a boot; per workload ones add ":" and its name.
 const (
@@ -35,12 +34,12 @@ const (
 // marks and keeps nothing.
 type Timeline struct {
 	mu     sync.Mutex
-	phases []Phase
+	phases []status.Phase
 }
 
 // NewTimeline starts a timeline at init, CLOCK_BOOTTIME when PID 1 began.
 func NewTimeline(init time.Duration) *Timeline {
-	return &Timeline{phases: []Phase{{Name: PhaseInit, At: init}}}
+	return &Timeline{phases: []status.Phase{{Name: PhaseInit, At: init}}}
 }
 
 // Mark stamps the phase name now.
@@ -50,7 +49,7 @@ func (t *Timeline) Mark(name string) {
 	}
 	at := BootTime()
 	t.mu.Lock()
-	t.phases = append(t.phases, Phase{Name: name, At: at})
+	t.phases = append(t.phases, status.Phase{Name: name, At: at})
 	t.mu.Unlock()
 }
 
@@ -59,11 +58,11 @@ func (t *Timeline) MarkWorkload(phase, workload string) { t.Mark(phase + ":" + w
 
 // Phases returns a copy of the phases so far, in the order they were
 // marked.
-func (t *Timeline) Phases() []Phase {
+func (t *Timeline) Phases() []status.Phase {
 	if t == nil {
 		return nil
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return append([]Phase(nil), t.phases...)
+	return append([]status.Phase(nil), t.phases...)
 }

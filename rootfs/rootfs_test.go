@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/u-root/u-root/pkg/ulog/ulogtest"
+	"github.com/u-root/uio/ulog/ulogtest"
 
 	"github.com/u-root/u-root/pkg/mount/block"
 	"golang.org/x/sys/unix"
