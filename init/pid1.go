@@ -187,9 +187,9 @@ func report(log ulog.Logger, r *restore.Report) {
 		s := fmt.Sprintf("%s: %d fds", res.Workload, res.Delivered)
 		switch {
 		case res.Ready:
-			s += fmt.Sprintf(" READY=1 %v after init start", (res.AckedAt - r.Started).Round(time.Microsecond))
+			s += fmt.Sprintf(" READY=1 %v after init start", (res.AckedAt - r.Init).Round(time.Microsecond))
 		case res.AckedAt > 0:
-			s += fmt.Sprintf(" acked %v after init start", (res.AckedAt - r.Started).Round(time.Microsecond))
+			s += fmt.Sprintf(" acked %v after init start", (res.AckedAt - r.Init).Round(time.Microsecond))
 		}
 		if res.ReadyErr != nil {
 			s += fmt.Sprintf(", not ready: %v", res.ReadyErr)
@@ -203,18 +203,18 @@ func report(log ulog.Logger, r *restore.Report) {
 		parts = append(parts, s)
 	}
 	retrieved := ""
-	if r.Retrieved > 0 {
-		retrieved = fmt.Sprintf("fds retrieved %v after init start; ", (r.Retrieved - r.Started).Round(time.Microsecond))
+	if r.Restore > 0 {
+		retrieved = fmt.Sprintf("fds retrieved %v after init start; ", r.Restore.Round(time.Microsecond))
 	}
 	updated := ""
 	if r.FromKernel != "" {
 		updated = fmt.Sprintf(", updated from %s to %s", r.FromKernel, r.ToKernel)
 	}
 	log.Printf("restore report: boot %s, state %s, generation %d%s; %snetwork: %d changes, %d failures in %v; %s",
-		r.Kind, r.State, r.Generation, updated, retrieved, r.NetworkChanges, r.NetworkFailures, r.NetworkTook.Round(time.Microsecond), strings.Join(parts, "; "))
-	if b := r.Blackout(); b > 0 {
+		r.Boot, r.State, r.Generation, updated, retrieved, r.NetworkChanges, r.NetworkFailures, r.Network.Round(time.Microsecond), strings.Join(parts, "; "))
+	if r.Blackout > 0 {
 		log.Printf("blackout: %v (old kernel, first stop to reboot call: %v; new kernel, boot to last ack: %v)",
-			b.Round(time.Microsecond), r.Timing.Blackout().Round(time.Microsecond), (b - r.Timing.Blackout()).Round(time.Microsecond))
+			r.Blackout.Round(time.Microsecond), r.OldKernelBlackout.Round(time.Microsecond), r.LastReady.Round(time.Microsecond))
 	}
 }
 

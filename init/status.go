@@ -130,7 +130,7 @@ func printStatus(w io.Writer, st *status.Status) {
 	ms := func(d time.Duration) string { return d.Round(time.Microsecond).String() }
 	if st.Blackout > 0 {
 		fmt.Fprintf(w, "last blackout %s: old kernel %s (first workload stopped -> reboot call), new kernel %s (boot -> last workload back)\n",
-			ms(st.Blackout), ms(st.OldKernelBlackout), ms(st.Blackout-st.OldKernelBlackout))
+			ms(st.Blackout), ms(st.OldKernelBlackout), ms(st.LastReady))
 	}
 	if st.HandoffDone > 0 {
 		fmt.Fprintf(w, "restore: fds retrieved %s after init start, first handoffs over at %s; network %d changes, %d failures in %s\n",

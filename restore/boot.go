@@ -39,58 +39,25 @@ type BootOptions struct {
 	Release string
 }
 
-// Report is what a boot did.
+// Report is what a boot did: its record as the state file holds it
+// (status.Status: state, boot kind, reason, generation, kernels, the
+// figures, the phases, a line per workload), and what only the caller of
+// Run needs besides.
 type Report struct {
-	Kind  status.Boot
-	State status.State // finished or degraded at the end
-	// Reason says why a live update's own state did not come back; ""
-	// when it did, or on a cold boot.
-	Reason     string
-	Generation uint64
-	// FromKernel and ToKernel are the releases a live update went from
-	// (the manifest's kernel_release) and to (this kernel); "" on a cold
-	// boot.
-	FromKernel, ToKernel string
-	Timing               manifest.Timing
-	Results              []Result
-	Lost                 []Lost
-	Started              time.Duration // CLOCK_BOOTTIME at init start
-	Retrieved            time.Duration // CLOCK_BOOTTIME when every fd was retrieved
-	Done                 time.Duration // CLOCK_BOOTTIME when every first handoff ended
-	// Network figures: changes made, failures, time spent.
-	NetworkChanges  int
-	NetworkFailures int
-	NetworkTook     time.Duration
+	status.Status
+	// Timing is the old kernel's record of the freeze (zero on a cold
+	// boot, or when the record did not come back).
+	Timing manifest.Timing
+	// Results are the workloads' first handoffs.
+	Results []Result
+	// LostFDs are the fds and sessions that did not come back.
+	LostFDs []Lost
 	// Supervisor keeps the workloads running; nil if none were started.
 	Supervisor *Supervisor
-	// Phases is the timeline of the boot until every first handoff ended.
-	Phases []status.Phase
-	// Workloads is what was restored for each workload, with the sessions
-	// it owns; the state file's per-workload lines come from it.
-	Workloads []*Workload
-}
 
-// Blackout is the time the workloads were out of service: from the first
-// workload stopped to the reboot call, measured in the old kernel, plus
-// the new kernel's CLOCK_BOOTTIME when the last workload acknowledged. The
-// gap between the reboot call and the new kernel's start is seen by
-// neither clock. Zero if unknown.
-func (r *Report) Blackout() time.Duration {
-	old, acked := r.Timing.Blackout(), r.LastAck()
-	if old == 0 || acked == 0 {
-		return 0
-	}
-	return old + acked
-}
-
-// LastAck is CLOCK_BOOTTIME when the last workload acknowledged its
-// first handoff, 0 if none did.
-func (r *Report) LastAck() time.Duration {
-	var acked time.Duration
-	for _, res := range r.Results {
-		acked = max(acked, res.AckedAt)
-	}
-	return acked
+	retrieved time.Duration // CLOCK_BOOTTIME when every fd was retrieved
+	done      time.Duration // CLOCK_BOOTTIME when every first handoff ended
+	restored  []*Workload   // what was restored for each workload, with its owned sessions
 }
 
 // Pending is a Boot not yet run: Run does it, once /proc, /sys and /dev
@@ -100,7 +67,7 @@ type Pending struct{ b *boot }
 // Start prepares a Boot; Run carries it out.
 func Start(o BootOptions) *Pending {
 	o = o.withDefaults()
-	return &Pending{b: &boot{o: o, log: o.Log, tl: o.Timeline, rep: &Report{Started: o.Started}}}
+	return &Pending{b: &boot{o: o, log: o.Log, tl: o.Timeline, rep: &Report{Status: status.Status{Init: o.Started}}}}
 }
 
 // Run decides the kind of this boot, restores what came through, starts
@@ -111,7 +78,7 @@ func (p *Pending) Run() (*Report, error) {
 	b := p.b
 	src := b.load()
 	if src.cold {
-		b.rep.Kind = status.BootNormal
+		b.rep.Boot = status.BootNormal
 		b.state(status.Normal)
 		return coldBoot(b.o, b.rep, b.log)
 	}
@@ -123,7 +90,7 @@ func (p *Pending) Run() (*Report, error) {
 	b.copied = b.beside("manifest copy: panic while writing it", func() { b.copyManifest(src.data) })
 	netDone := b.startNetwork(m.Network)
 	ret := b.retrieve(src, m)
-	b.rep.Retrieved = BootTime()
+	b.rep.retrieved = BootTime()
 	<-netDone
 	b.noteLost(ret)
 	b.run(m, ret)
@@ -182,7 +149,7 @@ func (b *boot) state(s status.State) {
 func (b *boot) stateBeside(s status.State) {
 	b.waitState()
 	b.rep.State = s
-	st := b.rep.Status()
+	st := b.rep.record()
 	b.stateDone = b.beside("state file: panic while writing it", func() {
 		if err := status.Write(b.o.StateDir, st); err != nil {
 			b.log.Printf("state file: %v", err)
@@ -224,7 +191,7 @@ func (b *boot) waitState() {
 func (b *boot) withoutState(src *source) (*Report, error) {
 	b.log.Printf("live update boot (%s=%d), but its state did not come back: %v; starting the config's workloads without fds",
 		carry.UpdateParam, src.generation, src.err)
-	b.rep.Kind, b.rep.Reason, b.rep.Generation = status.BootUpdated, src.err.Error(), src.generation
+	b.rep.Boot, b.rep.Reason, b.rep.Generation = status.BootUpdated, src.err.Error(), src.generation
 	b.state(status.Degraded)
 	return coldBoot(b.o, b.rep, b.log)
 }
@@ -232,7 +199,7 @@ func (b *boot) withoutState(src *source) (*Report, error) {
 // begin says that this boot came through a live update, and from where.
 func (b *boot) begin(m *manifest.Manifest) {
 	rep := b.rep
-	rep.Kind, rep.Generation, rep.Timing = status.BootUpdated, m.Generation, m.Timing
+	rep.Boot, rep.Generation, rep.Timing = status.BootUpdated, m.Generation, m.Timing
 	rep.FromKernel, rep.ToKernel = m.KernelRelease, b.o.release()
 	b.stateBeside(status.Restoring)
 	b.log.Printf("live update boot: generation %d, updated from kernel %s to %s, manifest written %s, %d workloads",
@@ -267,11 +234,11 @@ func (b *boot) retrieve(src *source, m *manifest.Manifest) *retrieved {
 // noteLost logs every fd that did not come back; any makes the state
 // end degraded.
 func (b *boot) noteLost(ret *retrieved) {
-	b.rep.Lost = ret.Lost
+	b.rep.LostFDs = ret.Lost
 	for _, l := range ret.Lost {
 		b.log.Printf("%s", l)
 	}
-	b.rep.Workloads = ret.Workloads
+	b.rep.restored = ret.Workloads
 	b.toDeliver = map[string]int{}
 	for _, w := range ret.Workloads {
 		b.toDeliver[w.Spec.Name] = len(w.Files)
@@ -295,7 +262,7 @@ func (b *boot) run(m *manifest.Manifest, ret *retrieved) {
 	b.rep.Supervisor = newSupervisor(b.o.Start, b.log, b.o.Supervisor)
 	recDone := b.beside("freeze record: panic while parsing it", func() { ret.parseRecord(b.log) })
 	b.rep.Results = b.rep.Supervisor.Run(ret.Workloads)
-	b.rep.Done = BootTime()
+	b.rep.done = BootTime()
 	<-recDone
 	if ret.Record != nil {
 		m.ApplyRecord(*ret.Record)
@@ -311,7 +278,7 @@ func (b *boot) run(m *manifest.Manifest, ret *retrieved) {
 // READY=1 (the report and the state file say so).
 func (b *boot) end(ret *retrieved) {
 	end := status.Finished
-	if len(b.rep.Lost) > 0 {
+	if len(b.rep.LostFDs) > 0 {
 		end = status.Degraded
 	}
 	for i, r := range b.rep.Results {
@@ -350,7 +317,7 @@ func applyNetwork(o BootOptions, rep *Report, n manifest.Network, what string) {
 	for _, err := range errs {
 		o.Log.Printf("network: %v", err)
 	}
-	rep.NetworkChanges, rep.NetworkFailures, rep.NetworkTook = changes, len(errs), took
+	rep.NetworkChanges, rep.NetworkFailures, rep.Network = changes, len(errs), took
 	o.Log.Printf("network: %s applied, %d changes, %d failures, in %v", what, changes, len(errs), took.Round(time.Microsecond))
 }
 
@@ -375,11 +342,11 @@ func coldBoot(o BootOptions, rep *Report, log ulog.Logger) (*Report, error) {
 	for _, spec := range cfg.Workloads {
 		ws = append(ws, &Workload{Spec: spec})
 	}
-	rep.Workloads = ws
+	rep.restored = ws
 	log.Printf("cold boot: starting %d workloads of %s", len(ws), o.Config)
 	rep.Supervisor = newSupervisor(o.Start, log, o.Supervisor)
 	rep.Results = rep.Supervisor.Run(ws)
-	rep.Done = BootTime()
+	rep.done = BootTime()
 	rep.Phases = o.Timeline.Phases()
 	if err := writeState(o.StateDir, rep); err != nil {
 		log.Printf("state file: %v", err)
@@ -389,29 +356,41 @@ func coldBoot(o BootOptions, rep *Report, log ulog.Logger) (*Report, error) {
 
 // writeState writes the state file (package status) from the report.
 func writeState(dir string, r *Report) error {
-	return status.Write(dir, r.Status())
+	return status.Write(dir, r.record())
 }
 
-// Status is the report in the state file's terms.
-func (r *Report) Status() *status.Status {
-	st := &status.Status{State: r.State, Boot: r.Kind, Reason: r.Reason, Generation: r.Generation, Lost: len(r.Lost), Init: r.Started, Phases: r.Phases,
-		FromKernel: r.FromKernel, ToKernel: r.ToKernel}
+// record brings the report's record up to date from what the boot did so
+// far, and returns a copy of it to write.
+//
+// The blackout is the time the workloads were out of service: from the
+// first workload stopped to the reboot call, measured in the old kernel
+// (Timing), plus the new kernel's CLOCK_BOOTTIME when the last workload
+// acknowledged (LastReady). The gap between the reboot call and the new
+// kernel's start is seen by neither clock. Zero if either is unknown.
+func (r *Report) record() *status.Status {
+	st := &r.Status
+	st.Lost = len(r.LostFDs)
+	st.Workloads = nil
 	// Figures, once the first handoffs are over.
-	if r.Done > 0 {
-		if r.Retrieved > 0 {
-			st.Restore = r.Retrieved - r.Started
+	if r.done > 0 {
+		if r.retrieved > 0 {
+			st.Restore = r.retrieved - st.Init
 		}
-		st.HandoffDone = r.Done - r.Started
-		st.Network, st.NetworkChanges, st.NetworkFailures = r.NetworkTook, r.NetworkChanges, r.NetworkFailures
-		st.LastReady = r.LastAck()
-		st.OldKernelBlackout = r.Timing.Blackout()
-		st.Blackout = r.Blackout()
+		st.HandoffDone = r.done - st.Init
+		st.LastReady = 0
+		for _, res := range r.Results {
+			st.LastReady = max(st.LastReady, res.AckedAt)
+		}
+		st.OldKernelBlackout, st.Blackout = r.Timing.Blackout(), 0
+		if st.OldKernelBlackout > 0 && st.LastReady > 0 {
+			st.Blackout = st.OldKernelBlackout + st.LastReady
+		}
 	}
 	results := map[string]Result{}
 	for _, res := range r.Results {
 		results[res.Workload] = res
 	}
-	for _, w := range r.Workloads {
+	for _, w := range r.restored {
 		res := results[w.Spec.Name]
 		sw := status.Workload{Name: w.Spec.Name, Handoff: string(w.Spec.Handoff), Pid: res.Pid, Ready: res.AckedAt}
 		for _, fd := range w.Spec.FDs {
@@ -443,7 +422,8 @@ func (r *Report) Status() *status.Status {
 		}
 		st.Workloads = append(st.Workloads, sw)
 	}
-	return st
+	cp := *st
+	return &cp
 }
 
 func errText(err error) string {

@@ -139,8 +139,8 @@ func TestBootKinds(t *testing.T) {
 			mu.Lock()
 			logged := log.String()
 			mu.Unlock()
-			if rep.Kind != tc.kind || rep.State != tc.state {
-				t.Fatalf("kind %q state %q, want %q %q\n%s", rep.Kind, rep.State, tc.kind, tc.state, logged)
+			if rep.Boot != tc.kind || rep.State != tc.state {
+				t.Fatalf("kind %q state %q, want %q %q\n%s", rep.Boot, rep.State, tc.kind, tc.state, logged)
 			}
 			if !strings.Contains(rep.Reason, tc.reason) || (tc.reason == "") != (rep.Reason == "") {
 				t.Errorf("reason %q, want %q", rep.Reason, tc.reason)
@@ -217,5 +217,28 @@ func TestBootKinds(t *testing.T) {
 				t.Fatal("no workload was started")
 			}
 		})
+	}
+}
+
+// TestRecordBlackout: the blackout is the old kernel's part (first stop to
+// reboot call) plus the new kernel's time to the last ack, and only when
+// both are known and the first handoffs are over.
+func TestRecordBlackout(t *testing.T) {
+	timing := manifest.Timing{FirstStopped: manifest.Stamp{MonotonicNS: 1e9}, Reboot: manifest.Stamp{MonotonicNS: 1.25e9}}
+	acked := []Result{{Workload: "a", AckedAt: 2 * time.Second}, {Workload: "b", AckedAt: 3 * time.Second}, {Workload: "c"}}
+	for _, tc := range []struct {
+		desc                     string
+		r                        Report
+		old, lastReady, blackout time.Duration
+	}{
+		{"live update", Report{Timing: timing, Results: acked, done: 4 * time.Second}, 250 * time.Millisecond, 3 * time.Second, 3250 * time.Millisecond},
+		{"no freeze record", Report{Results: acked, done: 4 * time.Second}, 0, 3 * time.Second, 0},
+		{"nobody acked", Report{Timing: timing, Results: acked[2:], done: 4 * time.Second}, 250 * time.Millisecond, 0, 0},
+		{"handoffs not over", Report{Timing: timing, Results: acked}, 0, 0, 0},
+	} {
+		st := tc.r.record()
+		if st.OldKernelBlackout != tc.old || st.LastReady != tc.lastReady || st.Blackout != tc.blackout {
+			t.Errorf("%s: old %v last ready %v blackout %v, want %v %v %v", tc.desc, st.OldKernelBlackout, st.LastReady, st.Blackout, tc.old, tc.lastReady, tc.blackout)
+		}
 	}
 }

@@ -233,9 +233,9 @@ func TestReadyNotify(t *testing.T) {
 			if !res.Ready || res.ReadyErr != nil || res.AckedAt < at || res.AckedAt-t0 < 100*time.Millisecond {
 				t.Fatalf("result %+v (sent at %v, run at %v), want back in service at READY=1\n%s", res, at, t0, logged())
 			}
-			rep := Report{Results: []Result{res}}
-			if rep.LastAck() != res.AckedAt {
-				t.Fatalf("the report's last ack %v is not the READY time %v", rep.LastAck(), res.AckedAt)
+			rep := Report{Results: []Result{res}, done: BootTime()}
+			if st := rep.record(); st.LastReady != res.AckedAt {
+				t.Fatalf("the record's last ready %v is not the READY time %v", st.LastReady, res.AckedAt)
 			}
 		})
 	}
