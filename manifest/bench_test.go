@@ -10,7 +10,7 @@ func benchManifest(b *testing.B) []byte {
 	b.Helper()
 	m := &Manifest{Version: Version, Generation: 1, KernelRelease: "7.3.4"}
 	for w := 0; w < 10; w++ {
-		wl := Workload{Name: fmt.Sprintf("w%d", w), Argv: []string{"/bin/w"}, Handoff: "socket", Session: SessionName(fmt.Sprintf("w%d", w))}
+		wl := Workload{Name: fmt.Sprintf("w%d", w), Argv: []string{"/bin/w"}, Handoff: "socket", FDSession: SessionName(fmt.Sprintf("w%d", w))}
 		for f := 0; f < 100; f++ {
 			wl.FDs = append(wl.FDs, FD{Name: fmt.Sprintf("fd%03d", f), Token: uint64(f + 1), Kind: "memfd"})
 		}

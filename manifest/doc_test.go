@@ -85,7 +85,7 @@ func TestDocExamples(t *testing.T) {
 	// The manifest is the config plus what preservation produced.
 	ws := make([]Workload, len(man.Workloads))
 	for i, w := range man.Workloads {
-		w.Session, w.OwnedSessions = "", nil
+		w.FDSession, w.OwnedSessions = "", nil
 		w.FDs = append([]FD(nil), w.FDs...)
 		for j := range w.FDs {
 			fd := &w.FDs[j]

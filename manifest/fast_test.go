@@ -37,7 +37,7 @@ func TestFastPathTakesWhatMarshalWrites(t *testing.T) {
 				Name: "kv", Argv: []string{"/bin/kv", "--x", "tab\there", "ünï", "\x01ctl"}, Env: []string{"A=b"},
 				Dir: "/var", UID: 1000, GID: 1000, Handoff: HandoffPidfd, PID: 42, Stop: StopSigstop,
 				StopTimeout: Duration{1500 * time.Millisecond}, Restart: RestartOnFailure, Ready: ReadyNotify,
-				Sessions: SessionsRetrieve, FDStoreMax: 9, Session: "luoinit.kv",
+				Sessions: SessionsRetrieve, FDStoreMax: 9, FDSession: "luoinit.kv",
 				FDs: []FD{
 					{Name: "a", Number: &n, Token: 1, Kind: "memfd"},
 					{Name: "b # not a comment", Number: &n2, Optional: true, Dropped: true, DropReason: "preserve fd: EOPNOTSUPP"},
@@ -74,7 +74,7 @@ func TestFastPathTakesWhatMarshalWrites(t *testing.T) {
 func benchManifestValue(workloads, fds int) *Manifest {
 	m := &Manifest{Version: Version, Generation: 1, KernelRelease: "7.3.4"}
 	for w := 0; w < workloads; w++ {
-		wl := Workload{Name: fmt.Sprintf("w%d", w), Argv: []string{"/bin/w"}, Handoff: HandoffSocket, Session: SessionName(fmt.Sprintf("w%d", w))}
+		wl := Workload{Name: fmt.Sprintf("w%d", w), Argv: []string{"/bin/w"}, Handoff: HandoffSocket, FDSession: SessionName(fmt.Sprintf("w%d", w))}
 		for f := 0; f < fds; f++ {
 			wl.FDs = append(wl.FDs, FD{Name: fmt.Sprintf("fd%03d", f), Token: uint64(f + 1), Kind: "memfd"})
 		}

@@ -136,52 +136,52 @@ const (
 	FDStoreMaxLimit = 4096
 )
 
-// StopMode returns the workload's stop mode, default StopTerm.
-func (w *Workload) StopMode() StopMode {
+// StopOrDefault returns the workload's stop mode, default StopTerm.
+func (w *Workload) StopOrDefault() StopMode {
 	if w.Stop == "" {
 		return StopTerm
 	}
 	return w.Stop
 }
 
-// StopAfter returns the workload's stop timeout, default DefaultStopTimeout.
-func (w *Workload) StopAfter() time.Duration {
+// StopTimeoutOrDefault returns the workload's stop timeout, default DefaultStopTimeout.
+func (w *Workload) StopTimeoutOrDefault() time.Duration {
 	if w.StopTimeout.Duration <= 0 {
 		return DefaultStopTimeout
 	}
 	return w.StopTimeout.Duration
 }
 
-// RestartPolicy returns the workload's restart policy, default RestartNever.
-func (w *Workload) RestartPolicy() RestartPolicy {
+// RestartOrDefault returns the workload's restart policy, default RestartNever.
+func (w *Workload) RestartOrDefault() RestartPolicy {
 	if w.Restart == "" {
 		return RestartNever
 	}
 	return w.Restart
 }
 
-// ReadyMode returns the workload's readiness mode, default ReadyHandoff.
-func (w *Workload) ReadyMode() ReadyMode {
+// ReadyOrDefault returns the workload's readiness mode, default ReadyHandoff.
+func (w *Workload) ReadyOrDefault() ReadyMode {
 	if w.Ready == "" {
 		return ReadyHandoff
 	}
 	return w.Ready
 }
 
-// SessionsMode returns what PID 1 does with the workload's own LUO
+// SessionsOrDefault returns what PID 1 does with the workload's own LUO
 // sessions after the kexec, default SessionsLeave.
-func (w *Workload) SessionsMode() SessionsMode {
+func (w *Workload) SessionsOrDefault() SessionsMode {
 	if w.Sessions == "" {
 		return SessionsLeave
 	}
 	return w.Sessions
 }
 
-// FDStoreLimit returns how many fds PID 1 keeps in the workload's fd
+// FDStoreMaxOrDefault returns how many fds PID 1 keeps in the workload's fd
 // store: fdstore_max if set, DefaultFDStoreMax for handoff "fdstore",
 // else 0 (FDSTORE=1 is refused, as systemd does with
 // FileDescriptorStoreMax=0).
-func (w *Workload) FDStoreLimit() int {
+func (w *Workload) FDStoreMaxOrDefault() int {
 	switch {
 	case w.FDStoreMax > 0:
 		return w.FDStoreMax
@@ -277,13 +277,13 @@ type Workload struct {
 	Handoff     HandoffMode   `toml:"handoff"`                        // see HandoffMode
 	PID         int           `toml:"pid,omitempty,omitzero"`         // pidfd mode: the process (or PIDFile)
 	PIDFile     string        `toml:"pidfile,omitempty"`              // absolute
-	Stop        StopMode      `toml:"stop,omitempty"`                 // how prepare quiesces it; StopMode() applies the default
+	Stop        StopMode      `toml:"stop,omitempty"`                 // how prepare quiesces it; StopOrDefault() applies the default
 	StopTimeout Duration      `toml:"stop_timeout,omitempty"`         // default 5s
-	Restart     RestartPolicy `toml:"restart,omitempty"`              // RestartPolicy() applies the default
-	Ready       ReadyMode     `toml:"ready,omitempty"`                // ReadyMode() applies the default
-	Sessions    SessionsMode  `toml:"sessions,omitempty"`             // its own LUO sessions after the kexec; SessionsMode() applies the default
-	FDStoreMax  int           `toml:"fdstore_max,omitempty,omitzero"` // fd store limit; FDStoreLimit() applies the default
-	Session     string        `toml:"session,omitempty"`              // manifest only: the LUO session holding its fds
+	Restart     RestartPolicy `toml:"restart,omitempty"`              // RestartOrDefault() applies the default
+	Ready       ReadyMode     `toml:"ready,omitempty"`                // ReadyOrDefault() applies the default
+	Sessions    SessionsMode  `toml:"sessions,omitempty"`             // its own LUO sessions after the kexec; SessionsOrDefault() applies the default
+	FDStoreMax  int           `toml:"fdstore_max,omitempty,omitzero"` // fd store limit; FDStoreMaxOrDefault() applies the default
+	FDSession   string        `toml:"session,omitempty"`              // manifest only: the LUO session holding its fds
 	FDs         []FD          `toml:"fd"`
 	// OwnedSessions are the LUO sessions the workload created itself and
 	// prepare kept open across the kexec (manifest only).
@@ -334,7 +334,7 @@ func CheckOwnedSession(w *Workload, name string) error {
 	case ReservedSessionName(name):
 		return fmt.Errorf("session %q is in luoinit's own namespace (%s and %s*): a workload cannot own it", name, carry.Session, wellknown.SessionPrefix)
 	}
-	if w.SessionsMode() != SessionsRetrieve {
+	if w.SessionsOrDefault() != SessionsRetrieve {
 		return nil
 	}
 	if name == "." || name == ".." || strings.IndexByte(name, '/') >= 0 {
@@ -502,7 +502,7 @@ func (c *Config) NewManifest() *Manifest {
 		w.Env = cloneStrings(w.Env)
 		if w.Handoff != HandoffNone {
 			// handoff "none": luoinit keeps nothing, so no session of its.
-			w.Session = SessionName(w.Name)
+			w.FDSession = SessionName(w.Name)
 		}
 		if len(w.FDs) > 0 {
 			fds := make([]FD, len(w.FDs))
@@ -632,8 +632,8 @@ func (m *Manifest) summaryCounts(b *strings.Builder) {
 // summary writes the workload: how it is found, run and stopped, then its
 // fds.
 func (w *Workload) summary(b *strings.Builder) {
-	if w.Session != "" {
-		fmt.Fprintf(b, "\nworkload %s: session %q, handoff %s", w.Name, w.Session, w.Handoff)
+	if w.FDSession != "" {
+		fmt.Fprintf(b, "\nworkload %s: session %q, handoff %s", w.Name, w.FDSession, w.Handoff)
 	} else {
 		fmt.Fprintf(b, "\nworkload %s: handoff %s, no session of luoinit's", w.Name, w.Handoff)
 	}
@@ -645,7 +645,7 @@ func (w *Workload) summary(b *strings.Builder) {
 	}
 	b.WriteString("\n")
 	for _, o := range w.OwnedSessions {
-		fmt.Fprintf(b, "  owns session %q (found via %s; after the kexec: %s)\n", o.Name, o.Via, w.SessionsMode())
+		fmt.Fprintf(b, "  owns session %q (found via %s; after the kexec: %s)\n", o.Name, o.Via, w.SessionsOrDefault())
 	}
 	fmt.Fprintf(b, "  run   %s\n", quoteArgv(w.Argv))
 	dir := w.Dir
@@ -656,11 +656,11 @@ func (w *Workload) summary(b *strings.Builder) {
 	for _, e := range w.Env {
 		fmt.Fprintf(b, "  env   %s\n", e)
 	}
-	stop := string(w.StopMode())
-	if w.StopMode() == StopTerm {
-		stop = fmt.Sprintf("%s (SIGKILL after %v)", stop, w.StopAfter())
+	stop := string(w.StopOrDefault())
+	if w.StopOrDefault() == StopTerm {
+		stop = fmt.Sprintf("%s (SIGKILL after %v)", stop, w.StopTimeoutOrDefault())
 	}
-	fmt.Fprintf(b, "  stop  %s, restart %s\n", stop, w.RestartPolicy())
+	fmt.Fprintf(b, "  stop  %s, restart %s\n", stop, w.RestartOrDefault())
 	summaryFDs(b, w.FDs)
 }
 

@@ -48,30 +48,30 @@ func fullManifest() *Manifest {
 				Stop:        "term",
 				StopTimeout: Duration{10*time.Second + 5*time.Millisecond},
 				Restart:     "on-failure",
-				Session:     "luoinit.kv",
+				FDSession:   "luoinit.kv",
 				FDs: []FD{
 					{Name: "arena", Token: 1, Kind: "memfd"},
 					{Name: "log", Optional: true, Token: 9223372036854775807, Kind: "memfd"},
 				},
 			},
 			{
-				Name:    "cache",
-				Argv:    []string{"/usr/bin/cached"},
-				Handoff: "pidfd",
-				PID:     4242,
-				Stop:    "sigstop",
-				Session: "luoinit.cache",
+				Name:      "cache",
+				Argv:      []string{"/usr/bin/cached"},
+				Handoff:   "pidfd",
+				PID:       4242,
+				Stop:      "sigstop",
+				FDSession: "luoinit.cache",
 				FDs: []FD{
 					{Name: "heap", Number: intp(0), Token: 1, Kind: "memfd"},
 					{Name: "index", Optional: true, Number: intp(8), Dropped: true, DropReason: "preserve fd: EOPNOTSUPP"},
 				},
 			},
 			{
-				Name:    "bare",
-				Argv:    []string{"/bin/true"},
-				Handoff: "pidfd",
-				PIDFile: "/run/bare.pid",
-				Session: "luoinit.bare",
+				Name:      "bare",
+				Argv:      []string{"/bin/true"},
+				Handoff:   "pidfd",
+				PIDFile:   "/run/bare.pid",
+				FDSession: "luoinit.bare",
 			},
 		},
 	}
@@ -322,8 +322,8 @@ func TestNewManifest(t *testing.T) {
 		t.Fatalf("%d workloads, want %d", len(m.Workloads), len(c.Workloads))
 	}
 	for i, w := range m.Workloads {
-		if want := "luoinit." + c.Workloads[i].Name; w.Session != want {
-			t.Errorf("workload %d session %q, want %q", i, w.Session, want)
+		if want := "luoinit." + c.Workloads[i].Name; w.FDSession != want {
+			t.Errorf("workload %d session %q, want %q", i, w.FDSession, want)
 		}
 	}
 
@@ -339,7 +339,7 @@ func TestNewManifest(t *testing.T) {
 	if !reflect.DeepEqual(c, before) {
 		t.Errorf("changing the manifest changed the config:\n%+v\nwas\n%+v", c, before)
 	}
-	if c.Workloads[0].Session != "" {
+	if c.Workloads[0].FDSession != "" {
 		t.Error("NewManifest set a session in the config")
 	}
 

@@ -496,15 +496,15 @@ func (wc *workloadCheck) session() {
 		// unique, so sessions are too.
 		switch {
 		case w.Handoff == HandoffNone:
-			if w.Session != "" {
-				wc.add(wp+".session", ctx, "handoff %q has no session of luoinit's, but session %q is set", HandoffNone, w.Session).deps = []string{wp + ".handoff"}
+			if w.FDSession != "" {
+				wc.add(wp+".session", ctx, "handoff %q has no session of luoinit's, but session %q is set", HandoffNone, w.FDSession).deps = []string{wp + ".handoff"}
 			}
-		case w.Session == "":
+		case w.FDSession == "":
 			wc.add(wp+".session", ctx, "session is missing")
-		case handoff.ValidateWorkload(w.Name) == nil && w.Session != SessionName(w.Name):
-			wc.add(wp+".session", ctx, "session %s: a workload's session must be %q", shorten(w.Session, 70), SessionName(w.Name)).deps = []string{wp + ".name"}
+		case handoff.ValidateWorkload(w.Name) == nil && w.FDSession != SessionName(w.Name):
+			wc.add(wp+".session", ctx, "session %s: a workload's session must be %q", shorten(w.FDSession, 70), SessionName(w.Name)).deps = []string{wp + ".name"}
 		}
-	} else if wc.set(wp+".session", w.Session != "") {
+	} else if wc.set(wp+".session", w.FDSession != "") {
 		wc.add(wp+".session", ctx, "a config cannot set session; the manifest gets it from prepare")
 	}
 
@@ -520,7 +520,7 @@ func (wc *workloadCheck) session() {
 func (c *checker) ownedSessions(ws []Workload, isManifest bool) {
 	taken := map[string]string{} // session name -> the field that has it
 	for i := range ws {
-		if s := ws[i].Session; s != "" {
+		if s := ws[i].FDSession; s != "" {
 			taken[s] = fmt.Sprintf("workload[%d].session", i)
 		}
 	}
@@ -682,7 +682,7 @@ func (fc *fdCheck) drop() {
 			break
 		}
 		if first, dup := fc.fdTokens[fd.Token]; dup {
-			fc.add(fc.path()+".token", fc.who(), "token %d already used by fd %q in session %q", fd.Token, fc.w.FDs[first].Name, fc.w.Session).ref = fmt.Sprintf("%s.fd[%d].token", fc.wp, first)
+			fc.add(fc.path()+".token", fc.who(), "token %d already used by fd %q in session %q", fd.Token, fc.w.FDs[first].Name, fc.w.FDSession).ref = fmt.Sprintf("%s.fd[%d].token", fc.wp, first)
 		} else {
 			fc.fdTokens[fd.Token] = fc.j
 		}

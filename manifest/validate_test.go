@@ -329,7 +329,7 @@ func TestValidatePaths(t *testing.T) {
 	m := fullManifest()
 	m.Workloads[0].FDs[1].Token = 1
 	m.Workloads[1].Argv = nil
-	m.Workloads[2].Session = m.Workloads[0].Session
+	m.Workloads[2].FDSession = m.Workloads[0].FDSession
 	m.Workloads[2].PID = 1 << 32
 	want := []string{
 		`workload[0].fd[1].token: workload "kv" fd "log": token 1 already used by fd "arena" in session "luoinit.kv" (workload[0].fd[0].token)`,

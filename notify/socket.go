@@ -433,7 +433,7 @@ func NewRegistry(dir string, log ulog.Logger) *Registry {
 }
 
 // Open returns workload w's socket, making it (and its empty store, with
-// w.FDStoreLimit) the first time. If the socket cannot be made, Open
+// w.FDStoreMaxOrDefault()) the first time. If the socket cannot be made, Open
 // returns the error with a Socket that has the store but no path (and so
 // no NOTIFY_SOCKET); the next Open returns that one, without an error.
 func (r *Registry) Open(w manifest.Workload) (*Socket, error) {
@@ -446,7 +446,7 @@ func (r *Registry) Open(w manifest.Workload) (*Socket, error) {
 	if r.dir != "" {
 		path = filepath.Join(r.dir, w.Name)
 	}
-	store := NewStore(w.Name, w.FDStoreLimit())
+	store := NewStore(w.Name, w.FDStoreMaxOrDefault())
 	s, err := listen(w, path, store, r.log)
 	if err != nil {
 		// The store is kept all the same: what PID 1 holds for the

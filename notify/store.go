@@ -28,7 +28,7 @@ type entry struct {
 }
 
 // NewStore makes the empty store of a workload that may keep up to limit
-// fds (manifest.Workload.FDStoreLimit; 0 refuses every fd).
+// fds (manifest.Workload.FDStoreMaxOrDefault; 0 refuses every fd).
 func NewStore(workload string, limit int) *Store {
 	return &Store{workload: workload, limit: limit}
 }

@@ -40,7 +40,7 @@ func (s *state) collect(ctx context.Context, dev *luo.Device) error {
 				// Nothing to preserve: stop it at the freeze if its pid is
 				// known, else it just goes down with the kexec.
 				if pid := s.knownPid(w); pid > 0 {
-					s.procs = append(s.procs, newProcess(w.Name, pid, w.StopMode(), w.StopAfter()))
+					s.procs = append(s.procs, newProcess(w.Name, pid, w.StopOrDefault(), w.StopTimeoutOrDefault()))
 				} else if s.holdsSessions(i) {
 					s.log.Printf("workload %q has no fds to hand over and its main process is gone; the processes holding its sessions are stopped at the freeze", w.Name)
 				} else {
@@ -154,7 +154,7 @@ func (s *state) preservePush(dev *luo.Device, p *push, pending map[string]int) e
 	if known, ok := s.o.Procs[w.Name]; ok {
 		pid = known // the process the init started, even if a child of it pushed
 	}
-	s.procs = append(s.procs, newProcess(w.Name, pid, w.StopMode(), w.StopAfter()))
+	s.procs = append(s.procs, newProcess(w.Name, pid, w.StopOrDefault(), w.StopTimeoutOrDefault()))
 	return nil
 }
 
@@ -189,7 +189,7 @@ func (s *state) collectPidfd(dev *luo.Device, i int) error {
 	if _, err := s.preserve(dev, i, byName); err != nil {
 		return err
 	}
-	s.procs = append(s.procs, newProcess(w.Name, pid, w.StopMode(), w.StopAfter()))
+	s.procs = append(s.procs, newProcess(w.Name, pid, w.StopOrDefault(), w.StopTimeoutOrDefault()))
 	return nil
 }
 
@@ -234,7 +234,7 @@ func (s *state) preserve(dev *luo.Device, i int, files map[string]*os.File) (str
 			return name, fmt.Errorf("workload %q handed over fd %q, which its config does not declare", w.Name, name)
 		}
 	}
-	sess, err := dev.CreateSession(w.Session)
+	sess, err := dev.CreateSession(w.FDSession)
 	if err != nil {
 		return "", fmt.Errorf("workload %q: %w", w.Name, err)
 	}
@@ -272,7 +272,7 @@ func (s *state) preserve(dev *luo.Device, i int, files map[string]*os.File) (str
 		}
 		fd.Token = token
 		token++
-		s.log.Printf("preserved %s/%s (%s, %s) in session %q token %d in %v", w.Name, fd.Name, fd.Kind, sizeString(size), w.Session, fd.Token, time.Since(t0).Round(time.Microsecond))
+		s.log.Printf("preserved %s/%s (%s, %s) in session %q token %d in %v", w.Name, fd.Name, fd.Kind, sizeString(size), w.FDSession, fd.Token, time.Since(t0).Round(time.Microsecond))
 	}
 	return "", nil
 }

@@ -76,7 +76,7 @@ func (s *state) collectFDStore(dev *luo.Device, i int) error {
 	}
 	s.log.Printf("workload %q: %d of the %d fds in its fd store preserved", w.Name, len(fds), len(stored))
 	if pid, ok := s.o.Procs[w.Name]; ok {
-		s.procs = append(s.procs, newProcess(w.Name, pid, w.StopMode(), w.StopAfter()))
+		s.procs = append(s.procs, newProcess(w.Name, pid, w.StopOrDefault(), w.StopTimeoutOrDefault()))
 	} else {
 		s.log.Printf("workload %q is not running; nothing to stop", w.Name)
 	}
@@ -143,7 +143,7 @@ func (s *state) preserveStored(dev *luo.Device, w *manifest.Workload, carry []st
 	for _, sf := range carry {
 		if sess == nil {
 			var err error
-			if sess, err = dev.CreateSession(w.Session); err != nil {
+			if sess, err = dev.CreateSession(w.FDSession); err != nil {
 				return nil, fmt.Errorf("workload %q: %w", w.Name, err)
 			}
 			s.sessions = append(s.sessions, sess)
@@ -167,7 +167,7 @@ func (s *state) preserveStored(dev *luo.Device, w *manifest.Workload, carry []st
 		fd := declared[sf.Name] // keeps optional as declared; zero if undeclared
 		fd.Name, fd.Kind, fd.Token = sf.Name, sf.kind, token
 		fds = append(fds, fd)
-		s.log.Printf("preserved %s/%s (%s, %s, from the fd store) in session %q token %d in %v", w.Name, sf.Name, sf.kind, sizeString(size), w.Session, token, time.Since(t0).Round(time.Microsecond))
+		s.log.Printf("preserved %s/%s (%s, %s, from the fd store) in session %q token %d in %v", w.Name, sf.Name, sf.kind, sizeString(size), w.FDSession, token, time.Since(t0).Round(time.Microsecond))
 	}
 	return fds, nil
 }

@@ -131,7 +131,7 @@ func TestJudgeStoreAndDeclared(t *testing.T) {
 	}()
 	var logb bytes.Buffer
 	s := newState(Options{Log: log.New(&logb, "", 0)})
-	wl := &manifest.Workload{Name: "sd", Session: "luoinit.sd", Handoff: manifest.HandoffFDStore}
+	wl := &manifest.Workload{Name: "sd", FDSession: "luoinit.sd", Handoff: manifest.HandoffFDStore}
 	carry, reasons := s.judgeStore(wl, stored)
 	if len(carry) != 1 || carry[0].Name != "arena" || carry[0].kind != "memfd" {
 		t.Fatalf("carry %v, want the memfd alone", carry)

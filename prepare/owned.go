@@ -383,7 +383,7 @@ func (s *state) stopHolders() {
 		}
 		stopping[h.pid] = true
 		w := &s.m.Workloads[h.workload]
-		p := newProcess(w.Name, h.pid, w.StopMode(), w.StopAfter())
+		p := newProcess(w.Name, h.pid, w.StopOrDefault(), w.StopTimeoutOrDefault())
 		p.mayBeGone = true
 		s.procs = append(s.procs, p)
 	}

@@ -27,7 +27,7 @@ type process struct {
 }
 
 // newProcess takes the mode and timeout with the workload's defaults
-// applied (manifest.Workload.StopMode and StopAfter).
+// applied (manifest.Workload.StopOrDefault and StopTimeoutOrDefault).
 func newProcess(workload string, pid int, mode manifest.StopMode, timeout time.Duration) *process {
 	p := &process{workload: workload, pid: pid, mode: mode, timeout: timeout, pidfd: -1}
 	// A pidfd pins the process: a pid reused after the workload exits can

@@ -71,11 +71,11 @@ func (s *Supervisor) finishFDStoreSession(w *Workload) (bool, string) {
 	}
 	if err := finish(w.Session, s.o.FinishTries); err != nil {
 		s.log.Printf("workload %q: %v", w.Spec.Name, err)
-		return false, fmt.Sprintf("; session %q not finished", w.Spec.Session)
+		return false, fmt.Sprintf("; session %q not finished", w.Spec.FDSession)
 	}
 	w.Session.Close()
 	w.Session = nil
-	return true, fmt.Sprintf("; session %q finished", w.Spec.Session)
+	return true, fmt.Sprintf("; session %q finished", w.Spec.FDSession)
 }
 
 func closeFiles(files []handoff.File) {

@@ -90,7 +90,7 @@ func sendNotify(env []string, msg string) error {
 
 func fdstoreWorkload(t *testing.T, contents ...string) (*Workload, *fakeSession) {
 	s := &fakeSession{name: "luoinit.sd"}
-	w := &Workload{Spec: manifest.Workload{Name: "sd", Argv: []string{"/bin/sd", "-v"}, Session: "luoinit.sd",
+	w := &Workload{Spec: manifest.Workload{Name: "sd", Argv: []string{"/bin/sd", "-v"}, FDSession: "luoinit.sd",
 		Handoff: manifest.HandoffFDStore, Env: []string{"LISTEN_FDS=99", "KEEP=1"},
 		UID: uint32(os.Geteuid()), GID: uint32(os.Getegid())}, Session: s}
 	for i, c := range contents {

@@ -78,7 +78,7 @@ func (s *Supervisor) exited(w *Workload) {
 // run sends READY=1, bounded by the handoff timeout; the result then says
 // it was back in service at that moment, or that it never said so.
 func (s *Supervisor) awaitReady(w *Workload, p Process) {
-	if w.Spec.ReadyMode() != manifest.ReadyNotify {
+	if w.Spec.ReadyOrDefault() != manifest.ReadyNotify {
 		return
 	}
 	sock := s.socket(w)

@@ -41,7 +41,7 @@ type owned struct {
 // that file. For sessions = "leave" nothing is asked of the kernel.
 func retrieveOwned(dev Device, w *Workload, log ulog.Logger) {
 	for _, o := range w.Spec.OwnedSessions {
-		ow := &owned{OwnedSession: o, Mode: w.Spec.SessionsMode()}
+		ow := &owned{OwnedSession: o, Mode: w.Spec.SessionsOrDefault()}
 		w.Owned = append(w.Owned, ow)
 		if ow.Mode != manifest.SessionsRetrieve {
 			continue

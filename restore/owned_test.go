@@ -24,10 +24,10 @@ func ownedManifest(t *testing.T) []byte {
 	m := &manifest.Manifest{Version: 1, Generation: 2, KernelRelease: "7.3.4", Workloads: []manifest.Workload{
 		{Name: "vmm", Argv: []string{"/bin/vmm"}, Handoff: manifest.HandoffNone,
 			OwnedSessions: []manifest.OwnedSession{{Name: "guest-ram", Via: manifest.ViaProc}, {Name: "scratch", Via: manifest.ViaProc}}},
-		{Name: "kv", Argv: []string{"/bin/kv"}, Handoff: manifest.HandoffSocket, Session: "luoinit.kv", Sessions: manifest.SessionsRetrieve,
+		{Name: "kv", Argv: []string{"/bin/kv"}, Handoff: manifest.HandoffSocket, FDSession: "luoinit.kv", Sessions: manifest.SessionsRetrieve,
 			FDs:           []manifest.FD{{Name: "arena", Token: 1, Kind: "memfd"}},
 			OwnedSessions: []manifest.OwnedSession{{Name: "kv-own", Via: manifest.ViaPush}}},
-		{Name: "plain", Argv: []string{"/bin/plain"}, Handoff: manifest.HandoffSocket, Session: "luoinit.plain"},
+		{Name: "plain", Argv: []string{"/bin/plain"}, Handoff: manifest.HandoffSocket, FDSession: "luoinit.plain"},
 	}}
 	b, err := m.Marshal()
 	if err != nil {

@@ -213,13 +213,13 @@ func (s *Supervisor) supervise(w *Workload) {
 			if code == 0 {
 				backoff = s.o.Backoff
 			}
-			if w.Spec.RestartPolicy() != manifest.RestartOnFailure || code == 0 {
+			if w.Spec.RestartOrDefault() != manifest.RestartOnFailure || code == 0 {
 				if len(w.Files) > 0 {
-					s.log.Printf("workload %q: not restarted (restart = %q); luoinit keeps its %d undelivered fds and session %q unfinished", w.Spec.Name, w.Spec.RestartPolicy(), len(w.Files), w.Spec.Session)
+					s.log.Printf("workload %q: not restarted (restart = %q); luoinit keeps its %d undelivered fds and session %q unfinished", w.Spec.Name, w.Spec.RestartOrDefault(), len(w.Files), w.Spec.FDSession)
 				}
 				return
 			}
-		} else if w.Spec.RestartPolicy() != manifest.RestartOnFailure {
+		} else if w.Spec.RestartOrDefault() != manifest.RestartOnFailure {
 			return
 		}
 		s.log.Printf("workload %q: restarting in %v (restart = on-failure)", w.Spec.Name, backoff)
@@ -290,7 +290,7 @@ func (s *Supervisor) launch(w *Workload, first bool) (Process, error) {
 		}
 	}
 	if hadSession {
-		s.log.Printf("workload %q (pid %d) acknowledged %d fds in %v; session %q finished: %v", name, p.Pid(), n, time.Since(t0).Round(time.Microsecond), w.Spec.Session, finished)
+		s.log.Printf("workload %q (pid %d) acknowledged %d fds in %v; session %q finished: %v", name, p.Pid(), n, time.Since(t0).Round(time.Microsecond), w.Spec.FDSession, finished)
 	} else {
 		s.log.Printf("workload %q (pid %d) acknowledged %d fds in %v", name, p.Pid(), n, time.Since(t0).Round(time.Microsecond))
 	}

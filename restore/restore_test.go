@@ -87,8 +87,8 @@ func (d fakeDevice) Close() error { return nil }
 
 func testManifest() *manifest.Manifest {
 	return &manifest.Manifest{Workloads: []manifest.Workload{
-		{Name: "kv", Session: "luoinit.kv", FDs: []manifest.FD{{Name: "arena", Token: 1}, {Name: "index", Token: 2}, {Name: "gone", Optional: true, Dropped: true}}},
-		{Name: "web", Session: "luoinit.web", FDs: []manifest.FD{{Name: "cache", Token: 1}}},
+		{Name: "kv", FDSession: "luoinit.kv", FDs: []manifest.FD{{Name: "arena", Token: 1}, {Name: "index", Token: 2}, {Name: "gone", Optional: true, Dropped: true}}},
+		{Name: "web", FDSession: "luoinit.web", FDs: []manifest.FD{{Name: "cache", Token: 1}}},
 		{Name: "plain"},
 	}}
 }
@@ -182,7 +182,7 @@ func pull(name string, c *handoff.Conn) ([]handoff.File, error) {
 
 func workload(files int) (*Workload, *fakeSession) {
 	s := &fakeSession{name: "luoinit.kv"}
-	w := &Workload{Spec: manifest.Workload{Name: "kv", Session: "luoinit.kv"}, Session: s}
+	w := &Workload{Spec: manifest.Workload{Name: "kv", FDSession: "luoinit.kv"}, Session: s}
 	for i := 0; i < files; i++ {
 		fd, _ := unix.MemfdCreate("t", unix.MFD_CLOEXEC)
 		w.Files = append(w.Files, handoff.File{Name: fmt.Sprintf("fd%d", i), File: os.NewFile(uintptr(fd), "memfd")})

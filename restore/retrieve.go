@@ -85,7 +85,7 @@ func retrieve(dev Device, m *manifest.Manifest, log ulog.Logger, tl *Timeline) *
 		if !hasFDs(spec) {
 			continue
 		}
-		s, err := dev.RetrieveSession(spec.Session)
+		s, err := dev.RetrieveSession(spec.FDSession)
 		if err != nil {
 			w.Lost = lostAll(spec, err)
 			r.Lost = append(r.Lost, w.Lost...)
@@ -98,14 +98,14 @@ func retrieve(dev Device, m *manifest.Manifest, log ulog.Logger, tl *Timeline) *
 			}
 			f, err := s.RetrieveFD(fd.Token)
 			if err != nil {
-				l := Lost{spec.Name, fd.Name, spec.Session, fd.Token, err}
+				l := Lost{spec.Name, fd.Name, spec.FDSession, fd.Token, err}
 				w.Lost = append(w.Lost, l)
 				r.Lost = append(r.Lost, l)
 				continue
 			}
 			w.Files = append(w.Files, handoff.File{Name: fd.Name, File: f})
 		}
-		log.Printf("workload %q: session %q retrieved, %d of %d fds", spec.Name, spec.Session, len(w.Files), len(w.Files)+len(w.Lost))
+		log.Printf("workload %q: session %q retrieved, %d of %d fds", spec.Name, spec.FDSession, len(w.Files), len(w.Files)+len(w.Lost))
 	}
 	tl.Mark(PhaseFDsRetrieved)
 	// Owned sessions after luoinit's own fds: they are appended to each
@@ -121,7 +121,7 @@ func lostAll(spec manifest.Workload, err error) []Lost {
 	var out []Lost
 	for _, fd := range spec.FDs {
 		if !fd.Dropped {
-			out = append(out, Lost{spec.Name, fd.Name, spec.Session, fd.Token, err})
+			out = append(out, Lost{spec.Name, fd.Name, spec.FDSession, fd.Token, err})
 		}
 	}
 	return out

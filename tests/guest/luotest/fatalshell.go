@@ -60,10 +60,10 @@ func fatalShellMain() {
 		return
 	}
 	for _, w := range m.Workloads {
-		if w.Session == "" || len(w.FDs) == 0 {
+		if w.FDSession == "" || len(w.FDs) == 0 {
 			continue
 		}
-		s, err := dev.RetrieveSession(w.Session)
+		s, err := dev.RetrieveSession(w.FDSession)
 		if err != nil {
 			report("workload %s: %v", w.Name, err)
 			continue
@@ -82,6 +82,6 @@ func fatalShellMain() {
 			got++
 		}
 		fds += got
-		fmt.Printf("\nLUOTEST:SHELL_SESSION workload=%s session=%s fds=%d/%d bytes=%d\n", w.Name, w.Session, got, len(w.FDs), bytes)
+		fmt.Printf("\nLUOTEST:SHELL_SESSION workload=%s session=%s fds=%d/%d bytes=%d\n", w.Name, w.FDSession, got, len(w.FDs), bytes)
 	}
 }

@@ -84,11 +84,11 @@ func tamper(m *manifest.Manifest) error {
 		return fmt.Errorf("no workload kv in the manifest")
 	}
 	m.Workloads = append(m.Workloads, manifest.Workload{
-		Name:    "gone",
-		Argv:    []string{"/bin/luotest", "workload", "auto", "--name", "gone", "--memfds", "x:4096:41"},
-		Handoff: manifest.HandoffSocket,
-		Session: manifest.SessionName("gone"),
-		FDs:     []manifest.FD{{Name: "x", Token: 1, Kind: manifest.KindMemfd}},
+		Name:      "gone",
+		Argv:      []string{"/bin/luotest", "workload", "auto", "--name", "gone", "--memfds", "x:4096:41"},
+		Handoff:   manifest.HandoffSocket,
+		FDSession: manifest.SessionName("gone"),
+		FDs:       []manifest.FD{{Name: "x", Token: 1, Kind: manifest.KindMemfd}},
 	})
 	return nil
 }

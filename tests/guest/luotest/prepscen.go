@@ -217,7 +217,7 @@ func prepareAfter() error {
 	var sessions []*luo.Session
 	count := 0
 	for _, w := range m.Workloads {
-		s, err := dev.RetrieveSession(w.Session)
+		s, err := dev.RetrieveSession(w.FDSession)
 		if err != nil {
 			return fmt.Errorf("workload %q: %w", w.Name, err)
 		}
@@ -237,7 +237,7 @@ func prepareAfter() error {
 			if err := checkPattern(f, exp.size, exp.seed); err != nil {
 				return fmt.Errorf("workload %q fd %q token %d: %w", w.Name, fd.Name, fd.Token, err)
 			}
-			guest.Info("workload %q fd %q (%s, %d bytes) retrieved by token %d from session %q and verified", w.Name, fd.Name, fd.Kind, exp.size, fd.Token, w.Session)
+			guest.Info("workload %q fd %q (%s, %d bytes) retrieved by token %d from session %q and verified", w.Name, fd.Name, fd.Kind, exp.size, fd.Token, w.FDSession)
 			count++
 			f.Close()
 		}
