@@ -11,6 +11,12 @@
 //
 // Parsing validates: every problem found is reported, one per line, with
 // the file's line number where it can be found (see docs/manifest.md).
+//
+// Three readers, a file each: decode.go reads through the TOML library
+// and validates (validate.go); fast.go reads the subset of TOML that
+// Marshal writes in one pass, tried first on a manifest on PID 1's restore
+// path, and hands anything else to the library; lines.go finds the line
+// of a field for the error messages, since the library gives none.
 package manifest
 
 import (
@@ -49,9 +55,9 @@ const PIDMax = 4 << 20
 // value would be truncated to 32 bits by the kernel and name another one.
 func ValidPID(pid int) bool { return pid >= 1 && pid <= PIDMax }
 
-// ValidFDNumber reports whether n can be an fd number: 0 to MaxInt32 (the
+// validFDNumber reports whether n can be an fd number: 0 to MaxInt32 (the
 // kernel's fd arguments are C ints).
-func ValidFDNumber(n int) bool { return n >= 0 && n <= math.MaxInt32 }
+func validFDNumber(n int) bool { return n >= 0 && n <= math.MaxInt32 }
 
 // noID is (uid_t)-1, which setresuid and setgroups read as "unchanged".
 const noID = math.MaxUint32
@@ -77,8 +83,8 @@ const (
 	HandoffNone HandoffMode = "none"
 )
 
-// HandoffModes lists the valid handoff modes, for messages and docs.
-var HandoffModes = []HandoffMode{HandoffSocket, HandoffPidfd, HandoffFDStore, HandoffNone}
+// handoffModes lists the valid handoff modes, for messages and docs.
+var handoffModes = []HandoffMode{HandoffSocket, HandoffPidfd, HandoffFDStore, HandoffNone}
 
 // StopMode is how prepare quiesces a workload before the kexec.
 type StopMode string
@@ -307,12 +313,12 @@ const (
 	ViaProc    SessionVia = "proc"    // held by the workload or a descendant, taken with pidfd_getfd
 )
 
-// SessionVias lists the valid SessionVia values, for messages.
-var SessionVias = []SessionVia{ViaPush, ViaFDStore, ViaProc}
+// sessionVias lists the valid SessionVia values, for messages.
+var sessionVias = []SessionVia{ViaPush, ViaFDStore, ViaProc}
 
-// ReservedSessionName reports whether name is in luoinit's own session
+// reservedSessionName reports whether name is in luoinit's own session
 // namespace ("luoinit", "luoinit.*"): no workload may own such a session.
-func ReservedSessionName(name string) bool {
+func reservedSessionName(name string) bool {
 	return name == carry.Session || strings.HasPrefix(name, wellknown.SessionPrefix)
 }
 
@@ -331,7 +337,7 @@ func CheckOwnedSession(w *Workload, name string) error {
 		return fmt.Errorf("session name %q contains a NUL byte", name)
 	case !utf8.ValidString(name):
 		return fmt.Errorf("session name %q is not valid UTF-8", name)
-	case ReservedSessionName(name):
+	case reservedSessionName(name):
 		return fmt.Errorf("session %q is in luoinit's own namespace (%s and %s*): a workload cannot own it", name, carry.Session, wellknown.SessionPrefix)
 	}
 	if w.SessionsOrDefault() != SessionsRetrieve {

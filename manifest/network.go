@@ -89,8 +89,8 @@ const (
 
 var linkKinds = []string{KindLoopback, KindDevice, KindDummy, KindVeth, KindBridge, KindVLAN, KindBond}
 
-// BondModes are the values of Link.BondMode, as the kernel names them.
-var BondModes = []string{"balance-rr", "active-backup", "balance-xor", "broadcast", "802.3ad", "balance-tlb", "balance-alb"}
+// bondModes are the values of Link.BondMode, as the kernel names them.
+var bondModes = []string{"balance-rr", "active-backup", "balance-xor", "broadcast", "802.3ad", "balance-tlb", "balance-alb"}
 
 var (
 	addrScopes  = []string{"global", "link", "host", "site"}
@@ -100,9 +100,9 @@ var (
 // ifNameMax is the longest interface name in bytes (IFNAMSIZ - 1).
 const ifNameMax = 15
 
-// ValidLinkName reports whether name can be a Linux interface name: 1 to
+// validLinkName reports whether name can be a Linux interface name: 1 to
 // 15 bytes, no '/', ':' or whitespace, not "." or "..".
-func ValidLinkName(name string) bool {
+func validLinkName(name string) bool {
 	if len(name) == 0 || len(name) > ifNameMax || name == "." || name == ".." {
 		return false
 	}
@@ -151,7 +151,7 @@ func quoteList(vals []string) string {
 }
 
 func linkCtx(i int, l *Link) string {
-	if ValidLinkName(l.Name) {
+	if validLinkName(l.Name) {
 		return fmt.Sprintf("link %q", l.Name)
 	}
 	return fmt.Sprintf("network.link[%d]", i)
@@ -222,7 +222,7 @@ func (nc *netCheck) interfaces() {
 	for k, name := range nc.n.Interfaces {
 		p := fmt.Sprintf("network.interfaces[%d]", k)
 		switch {
-		case !ValidLinkName(name):
+		case !validLinkName(name):
 			if nc.text(p, "network", "interface name", name) {
 				nc.add(p, "network", "interface name %q is not valid: 1 to %d bytes, no '/', ':' or whitespace", name, ifNameMax)
 			}
@@ -246,7 +246,7 @@ func (nc *netCheck) linkNames() {
 		switch {
 		case l.Name == "":
 			nc.add(lp+".name", ctx, "link name is missing")
-		case !ValidLinkName(l.Name):
+		case !validLinkName(l.Name):
 			if nc.text(lp+".name", ctx, "link name", l.Name) {
 				nc.add(lp+".name", ctx, "link name %q is not valid: 1 to %d bytes, no '/', ':' or whitespace", l.Name, ifNameMax)
 			}
@@ -374,7 +374,7 @@ func (lc *linkCheck) veth() {
 	switch {
 	case l.Peer == "":
 		lc.add(lp+".kind", ctx, "a veth needs peer, the other end's name").deps = []string{lp + ".peer"}
-	case !ValidLinkName(l.Peer):
+	case !validLinkName(l.Peer):
 		if lc.text(lp+".peer", ctx, "peer", l.Peer) {
 			lc.add(lp+".peer", ctx, "peer %q is not a valid link name", l.Peer)
 		}
@@ -421,9 +421,9 @@ func (lc *linkCheck) vlan() {
 func (lc *linkCheck) bond() {
 	l, lp, ctx := lc.l, lc.lp, lc.ctx
 	lc.onlyFor("bond_mode", KindBond, l.BondMode != "")
-	if l.BondMode != "" && !oneOf(l.BondMode, BondModes) {
+	if l.BondMode != "" && !oneOf(l.BondMode, bondModes) {
 		if lc.text(lp+".bond_mode", ctx, "bond_mode", l.BondMode) {
-			lc.add(lp+".bond_mode", ctx, "bond_mode %q: it must be one of %s", l.BondMode, quoteList(BondModes))
+			lc.add(lp+".bond_mode", ctx, "bond_mode %q: it must be one of %s", l.BondMode, quoteList(bondModes))
 		}
 	}
 }
@@ -647,7 +647,7 @@ func (rc *ruleCheck) prefix(key, v string) {
 
 // linkName checks iif or oif: a valid link name (it need not be listed).
 func (rc *ruleCheck) linkName(key, v string) {
-	if v != "" && !ValidLinkName(v) {
+	if v != "" && !validLinkName(v) {
 		if rc.text(rc.rp+"."+key, rc.ctx, key, v) {
 			rc.add(rc.rp+"."+key, rc.ctx, "%s %q is not a valid link name", key, v)
 		}

@@ -202,8 +202,8 @@ func TestValidLinkName(t *testing.T) {
 		"eth0": true, "br-lan.10": true, "abcdefghijklmno": true, "abcdefghijklmnop": false,
 		"": false, ".": false, "..": false, "a/b": false, "a b": false, "a:1": false, "a\tb": false, "é": false,
 	} {
-		if ValidLinkName(name) != ok {
-			t.Errorf("ValidLinkName(%q) = %v", name, !ok)
+		if validLinkName(name) != ok {
+			t.Errorf("validLinkName(%q) = %v", name, !ok)
 		}
 	}
 }

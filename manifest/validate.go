@@ -422,9 +422,9 @@ func (wc *workloadCheck) modes() {
 	switch w.Handoff {
 	case HandoffSocket, HandoffPidfd, HandoffFDStore, HandoffNone:
 	case "":
-		wc.add(wp+".handoff", ctx, "handoff is missing: it must be one of %s", wordList(HandoffModes))
+		wc.add(wp+".handoff", ctx, "handoff is missing: it must be one of %s", wordList(handoffModes))
 	default:
-		wc.add(wp+".handoff", ctx, "handoff %q: it must be one of %s", w.Handoff, wordList(HandoffModes))
+		wc.add(wp+".handoff", ctx, "handoff %q: it must be one of %s", w.Handoff, wordList(handoffModes))
 	}
 	switch w.Ready {
 	case "", ReadyHandoff, ReadyNotify:
@@ -544,7 +544,7 @@ func (c *checker) ownedSessions(ws []Workload, isManifest bool) {
 			switch o.Via {
 			case ViaPush, ViaFDStore, ViaProc:
 			default:
-				c.add(op+".via", ctx, "owned session %q: via %q: it must be one of %s", o.Name, o.Via, wordList(SessionVias))
+				c.add(op+".via", ctx, "owned session %q: via %q: it must be one of %s", o.Name, o.Via, wordList(sessionVias))
 			}
 		}
 	}
@@ -617,7 +617,7 @@ func (fc *fdCheck) number() {
 		}[w.Handoff]; ok {
 			fc.add(fc.path()+".number", fc.who(), "number is only for handoff %q: in %s mode %s", HandoffPidfd, w.Handoff, how).deps = []string{wp + ".handoff"}
 		}
-	case !ValidFDNumber(*fd.Number):
+	case !validFDNumber(*fd.Number):
 		fc.add(fc.path()+".number", fc.who(), "number %d is not a valid fd: fds are 0 to %d", *fd.Number, math.MaxInt32)
 	default:
 		if first, dup := fc.fdNumbers[*fd.Number]; dup {
