@@ -13,9 +13,9 @@ import (
 // The fast path.
 //
 // PID 1 parses the manifest on the restore path, between the new kernel's
-// start and the first fd handed back, and the TOML library needs about
-// 14 ms for a manifest of 1000 fds on a fast machine (ten times that under
-// emulation): more than the kernel needs to give every fd back. Yet a
+// start and the first fd handed back, and the TOML library takes longer
+// over a large manifest than the kernel takes to give every fd back
+// (`make bench` measures both). Yet a
 // manifest PID 1 reads is one that Marshal wrote, in a small and regular
 // subset of TOML. fastDecode reads exactly that subset in one pass, with
 // no intermediate tree:

@@ -32,33 +32,32 @@ const (
 	consoleRetry = 100 * time.Millisecond
 )
 
-// NewLogger returns the logger of luoinit. As PID 1 (pid1 true) each line
-// goes to /dev/kmsg as "<6>luoinit: ..." and to /dev/console; otherwise to
-// stderr only.
-//
-// Both copies exist on purpose: the kernel rate-limits what userspace
-// writes to /dev/kmsg (10 lines per 5 seconds per open file, unless
-// printk.devkmsg=on), and it prints kmsg lines on the console only above
-// the console log level ("quiet" hides them). With loglevel=7 a line
-// therefore shows twice on the console, once with a timestamp.
-//
-// PID 1 usually starts before /dev is mounted, so /dev/kmsg (and
-// /dev/console, when the initramfs has no node for it) is opened when the
-// first line after MountAll is written: until then lines go to the
-// console, or to stderr when there is no console. The console is opened
-// non-blocking and written with a bounded retry, so a stuck console costs
-// a lost line, never a stuck PID 1. The logger never panics.
-//
-// As PID 1 the lines are written by a goroutine of their own, in order:
-// a serial console at 115200 baud takes about 9 ms for a 100-byte line,
-// and nothing on the restore path may wait for that. Printf queues the
-// line (up to logQueue lines; past that it waits, so that no line is
-// lost); a line at error level or above first flushes the queue and is
-// then written at once, and Flush writes what is queued before a reboot.
+// NewLogger returns the logger of luoinit: one line per call. As PID 1
+// (pid1 true) each line goes to /dev/kmsg as "<6>luoinit: ..." and to
+// /dev/console, written in order by a goroutine of its own (Flush waits
+// for it); otherwise to stderr only. It never panics, and a stuck console
+// costs a lost line, never a stuck PID 1.
 func NewLogger(pid1 bool) ulog.Logger {
 	if !pid1 {
 		return newLogger(nil, os.Stderr)
 	}
+	// Both copies on purpose: the kernel rate-limits what userspace writes
+	// to /dev/kmsg (10 lines per 5 seconds per open file, unless
+	// printk.devkmsg=on), and prints kmsg lines on the console only above
+	// the console log level ("quiet" hides them). With loglevel=7 a line
+	// shows twice on the console, once with a timestamp.
+	//
+	// PID 1 usually starts before /dev is mounted, so /dev/kmsg (and
+	// /dev/console, when the initramfs has no node for it) is opened when
+	// the first line after MountAll is written: until then lines go to the
+	// console, or to stderr when there is none. The console is opened
+	// non-blocking and written with a bounded retry.
+	//
+	// The queue: a serial console at 115200 baud takes milliseconds per
+	// line, and nothing on the restore path may wait for that. Printf
+	// queues the line (up to logQueue lines; past that it waits, so that
+	// no line is lost); a line at error level or above first flushes the
+	// queue and is then written at once.
 	l := newLogger(nil, nil)
 	l.openKmsg = func() (io.Writer, error) { return openFD("/dev/kmsg") }
 	l.openConsole = func() (io.Writer, error) { return openFD("/dev/console") }

@@ -17,34 +17,6 @@ var signalActions = map[unix.Signal]Action{
 
 // caughtSignals are the signals HandleSignals takes from the Go runtime:
 // those that end a Go program by default, and those worth a log line.
-var caughtSignals = []os.Signal{
-	// Exit (status 2) when not caught.
-	unix.SIGHUP, unix.SIGINT, unix.SIGTERM,
-	// Crash with a goroutine dump when not caught (and, for the fault
-	// signals, when sent with kill(2) rather than raised by a fault).
-	unix.SIGQUIT, unix.SIGABRT, unix.SIGTRAP, unix.SIGSTKFLT, unix.SIGSYS,
-	unix.SIGILL, unix.SIGSEGV, unix.SIGBUS, unix.SIGFPE,
-	// Exit when a write to fd 1 or 2 hits a broken pipe, when not caught.
-	unix.SIGPIPE,
-	// Caught and dropped by the runtime; caught here for the meaning or
-	// the log line.
-	unix.SIGUSR1, unix.SIGUSR2, unix.SIGALRM, unix.SIGVTALRM,
-	unix.SIGXCPU, unix.SIGXFSZ, unix.SIGIO, unix.SIGPWR,
-}
-
-// HandleSignals gives PID 1's signals their meaning:
-//
-//	SIGINT            reboot (ctrl-alt-del)
-//	SIGUSR2           poweroff
-//	SIGUSR1           halt
-//	SIGTERM, SIGHUP   ignored and logged: a stray `kill 1` must not end the system
-//	SIGPIPE           ignored: the write that caused it fails with EPIPE
-//	the rest of caughtSignals: ignored and logged
-//
-// act is called with the Action, on a goroutine of its own, once: the first
-// of SIGINT, SIGUSR2 and SIGUSR1 wins and later ones are logged and
-// ignored. act may never return (Shutdown does not); signals are still
-// caught, and never fatal, meanwhile.
 //
 // Why every one of these must be caught, and why first in main: the kernel
 // never delivers to init a signal whose handler is SIG_DFL (bar SIGKILL and
@@ -70,6 +42,37 @@ var caughtSignals = []os.Signal{
 // realtime signals, which it catches and drops. Never signal.Ignore any
 // signal in PID 1: SIG_IGN, unlike a handler, is inherited by every child
 // across exec.
+var caughtSignals = []os.Signal{
+	// Exit (status 2) when not caught.
+	unix.SIGHUP, unix.SIGINT, unix.SIGTERM,
+	// Crash with a goroutine dump when not caught (and, for the fault
+	// signals, when sent with kill(2) rather than raised by a fault).
+	unix.SIGQUIT, unix.SIGABRT, unix.SIGTRAP, unix.SIGSTKFLT, unix.SIGSYS,
+	unix.SIGILL, unix.SIGSEGV, unix.SIGBUS, unix.SIGFPE,
+	// Exit when a write to fd 1 or 2 hits a broken pipe, when not caught.
+	unix.SIGPIPE,
+	// Caught and dropped by the runtime; caught here for the meaning or
+	// the log line.
+	unix.SIGUSR1, unix.SIGUSR2, unix.SIGALRM, unix.SIGVTALRM,
+	unix.SIGXCPU, unix.SIGXFSZ, unix.SIGIO, unix.SIGPWR,
+}
+
+// HandleSignals gives PID 1's signals their meaning:
+//
+//	SIGINT            reboot (ctrl-alt-del)
+//	SIGUSR2           poweroff
+//	SIGUSR1           halt
+//	SIGTERM, SIGHUP   ignored and logged: a stray `kill 1` must not end the system
+//	SIGPIPE           ignored: the write that caused it fails with EPIPE
+//	the rest of caughtSignals: ignored and logged
+//
+// Call it first in main: until then the Go runtime's handlers end the
+// program on most of these signals (see caughtSignals).
+//
+// act is called with the Action, on a goroutine of its own, once: the first
+// of SIGINT, SIGUSR2 and SIGUSR1 wins and later ones are logged and
+// ignored. act may never return (Shutdown does not); signals are still
+// caught, and never fatal, meanwhile.
 //
 // As PID 1, HandleSignals also turns ctrl-alt-del into SIGINT instead of an
 // immediate reboot without sync (reboot(2) LINUX_REBOOT_CMD_CAD_OFF).

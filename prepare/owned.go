@@ -31,7 +31,7 @@ import (
 //     taken with pidfd_getfd.
 //
 // prepare holds the dups until the reboot call, so stopping the workload
-// (SIGTERM) no longer loses its sessions; on cancel it closes them, which
+// (SIGTERM) does not lose its sessions; on cancel it closes them, which
 // does not unpreserve anything while the workload still holds its own fd
 // (the kernel acts at the last close). The manifest records each session
 // by name, owner and how it came, once even if found twice.

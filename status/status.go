@@ -1,6 +1,5 @@
 // Package status owns luoinit's state file, /run/luoinit/state: the
-// state of the live update as PID 1 and `luoinit prepare` see it (the
-// pollable state the early LUO design had in sysfs), the kind of boot,
+// state of the live update as PID 1 and `luoinit prepare` see it, the kind of boot,
 // the generation, the last blackout and, per workload, what was handed
 // back and what was lost. PID 1 and prepare write it; `luoinit status`
 // and scripts read it.
