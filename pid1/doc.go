@@ -16,10 +16,4 @@
 // before the first child, and no code in the process may start children
 // any other way (os/exec included): its wait4(-1) would take their exit
 // statuses. MountAll comes before anything that needs /proc, /dev or /run.
-//
-// What needs a real PID 1 (the kernel's protection of init, reboot(2),
-// kill(-1), orphans) is tested here as the init of a new PID namespace,
-// which the kernel treats the same way. What only the kernel's own init
-// shows (ctrl-alt-del, a real reboot(2), /dev/kmsg and /dev/console) is
-// for a VM scenario under tests/.
 package pid1

@@ -9,15 +9,6 @@
 //		fmt.Println(f) // one line each
 //	}
 //	if err := rep.Err(); err != nil { ... } // refuse the update
-//
-// The running kernel's compatible strings: a whole set comes from the
-// first of an image named by the caller (RunningKernel), what luoinit
-// recorded when it loaded this kernel (the previous live update's
-// manifest, if its release is this kernel's), the image at
-// /boot/vmlinuz-<release>. Over that set, KHO's debugfs wins where it
-// speaks (KHODebugfs, if debugfs is mounted): it is the running kernel's
-// own outgoing state and shows the KHO and LUO versions (not memfd's).
-// Neither /proc nor sysfs shows any of them.
 package preflight
 
 import (

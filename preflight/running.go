@@ -15,10 +15,14 @@ import (
 // under sub_fdts; LUO's begins with its ABI string.
 const KHODebugfs = "/sys/kernel/debug/kho/out"
 
-// readRunning finds the running kernel's compatible strings: a whole set
-// from an image or the record (see the package doc for the order), and
-// over it what KHO's debugfs shows, which is the running kernel's own
-// outgoing state and so wins where it speaks.
+// readRunning finds the running kernel's compatible strings. A whole set
+// comes from the first of: an image named by the caller (RunningKernel),
+// what luoinit recorded when it loaded this kernel (the previous live
+// update's manifest, if its release is this kernel's), the image at
+// /boot/vmlinuz-<release>. Over that set, KHO's debugfs wins where it
+// speaks (KHODebugfs, if debugfs is mounted): it is the running kernel's
+// own outgoing state and shows the KHO and LUO versions (not memfd's).
+// Neither /proc nor sysfs shows any of them.
 func (r *Report) readRunning(o Options) {
 	r.Running = Running{Release: o.release, Compat: map[string]string{}}
 	var sources []string
