@@ -100,6 +100,12 @@ func bootLUOinit(t *testing.T, img, appendArgs string, timeout time.Duration) *v
 	if s := res.Find("SIGNALS"); len(s) != 1 {
 		t.Fatalf("the checker did not confirm PID 1 survived SIGTERM/SIGHUP without zombies")
 	}
+	// The orphan ran, ended, and was reaped before the zombie check.
+	if o := res.Find("ORPHAN"); len(o) != 1 || !strings.HasPrefix(o[0].Text, "pid=") {
+		t.Fatalf("the checker did not see its orphan reaped: %v", o)
+	} else {
+		t.Logf("orphan: %s", o[0].Text)
+	}
 	return res
 }
 

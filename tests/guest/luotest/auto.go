@@ -198,12 +198,30 @@ func checkerMain(args []string) {
 			vmEnd("FAIL", fmt.Sprintf("kill(1, %v): %v", sig, err))
 		}
 	}
-	// An orphan: a child that starts a grandchild and exits at once; the
-	// grandchild ends up a child of PID 1 and must be reaped there.
-	if err := exec.Command("/bin/luotest", "workload", "orphan").Run(); err != nil {
+	// An orphan: a child that starts a grandchild, says its pid and exits
+	// at once; the grandchild ends up a child of PID 1 and must be reaped
+	// there: its pid leaves /proc only once PID 1 has waited for it (a
+	// zombie keeps its /proc entry).
+	out, err := exec.Command("/bin/luotest", "workload", "orphan").Output()
+	if err != nil {
 		vmEnd("FAIL", fmt.Sprintf("orphan maker: %v", err))
 	}
-	time.Sleep(1500 * time.Millisecond)
+	orphan, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil {
+		vmEnd("FAIL", fmt.Sprintf("orphan maker said %q, not a pid", out))
+	}
+	start := time.Now()
+	for {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", orphan)); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if time.Since(start) > 30*time.Second {
+			state, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", orphan))
+			vmEnd("FAIL", fmt.Sprintf("the orphan (pid %d) is still there after 30s: %s", orphan, state))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	fmt.Printf("\nLUOTEST:ORPHAN pid=%d gone_after_ms=%d\n", orphan, time.Since(start).Milliseconds())
 	if z := zombies(); len(z) > 0 {
 		vmEnd("FAIL", fmt.Sprintf("zombies left: %v", z))
 	}
@@ -234,7 +252,8 @@ func zombies() []string {
 	return out
 }
 
-// orphanMain starts a grandchild that outlives it by a moment.
+// orphanMain starts a grandchild that outlives it by a moment, prints
+// the grandchild's pid and exits.
 func orphanMain() {
 	cmd := exec.Command("/bin/sh", "-c", "sleep 0.3")
 	if _, err := os.Stat("/bin/sh"); err != nil {
@@ -244,6 +263,7 @@ func orphanMain() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	fmt.Println(cmd.Process.Pid)
 	os.Exit(0)
 }
 
