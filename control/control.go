@@ -42,6 +42,9 @@ type Request struct {
 	DryRun         bool          `json:"dry_run,omitempty"`
 	NoReboot       bool          `json:"no_reboot,omitempty"`
 	RunningKernel  string        `json:"running_kernel,omitempty"`
+	// From is the pid of the process that asked, from the connection's
+	// credentials (SO_PEERCRED), never from the wire.
+	From int `json:"-"`
 }
 
 // message is one JSON line either way.
@@ -144,7 +147,8 @@ func (s *Server) handle(c *net.UnixConn, h Handler) {
 	defer c.Close()
 	enc := json.NewEncoder(c)
 	exit := func(code int) { enc.Encode(message{Exit: &code}) }
-	if cred, err := peerCred(c); err != nil || cred.Uid != 0 {
+	cred, err := peerCred(c)
+	if err != nil || cred.Uid != 0 {
 		enc.Encode(message{Log: "luoinit: only root may ask PID 1 to prepare a live update"})
 		exit(1)
 		return
@@ -167,7 +171,9 @@ func (s *Server) handle(c *net.UnixConn, h Handler) {
 	cont := make(chan struct{})
 	go watch(dec, cancel, cont)
 	lw := &lineWriter{enc: enc}
-	code := h(ctx, *first.Request, lw, cont)
+	req := *first.Request
+	req.From = int(cred.Pid)
+	code := h(ctx, req, lw, cont)
 	lw.flush()
 	exit(code)
 }

@@ -262,6 +262,7 @@ func prepareHandler(log ulog.Logger, boot func() (*restore.Supervisor, bool), st
 		o := prepareOptions(req, cfg)
 		o.Log, o.Out, o.Continue = lineLogger(out), out, cont
 		o.FDStore = stores.FDStore
+		o.Requester = req.From
 		if sup != nil {
 			o.Procs = sup.Pids()
 			o.Freezing, o.Cancelled = sup.Hold, sup.Release

@@ -37,8 +37,9 @@ manifest into a memfd preserved in luoinit's own session ("luoinit", token
 kept by a kernel booted with retain_initrd) and luoinit.update=GENERATION
 on its command line.
 Phase frozen: stop the workloads (SIGTERM then SIGKILL after stop_timeout,
-or SIGSTOP), sync, and reboot(LINUX_REBOOT_CMD_KEXEC) with the sessions
-still open.
+or SIGSTOP; the workload this command runs under, if any, gets SIGSTOP: it
+waits for this reboot), sync, and reboot(LINUX_REBOOT_CMD_KEXEC) with the
+sessions still open.
 
 A failure, SIGINT or SIGTERM at any point before the reboot cancels: the
 sessions are closed (the kernel unpreserves their files), the kexec image is
@@ -100,6 +101,7 @@ func cmdPrepare(args []string) error {
 	o := prepareOptions(req, cfg)
 	o.Socket, o.Device = *socket, *device
 	o.Continue, o.Log, o.Out = cont, lineLogger(stderr), stdout
+	o.Requester = os.Getpid()
 	if err := prepare.Run(ctx, o); err != nil {
 		return err
 	}

@@ -86,6 +86,12 @@ type Options struct {
 	// with its FDNAME, in store order. prepare owns and closes the files.
 	// nil outside such an init (a --standalone prepare).
 	FDStore func(workload string) []handoff.File
+	// Requester is the pid of the process that asked for this live update
+	// (the `luoinit prepare` command); 0 if unknown. The workload whose
+	// process tree holds it is stopped with SIGSTOP, not asked to exit:
+	// it is waiting for this very reboot, and the freeze must not wait
+	// on it.
+	Requester int
 	// StateDir holds the state file (package status) that prepare moves to
 	// prepared and frozen, and back on cancel; default wellknown.RunDir.
 	StateDir string
@@ -303,6 +309,7 @@ func (s *state) frozen() error {
 		s.o.Freezing()
 	}
 	s.log.Printf("phase frozen: stopping %d workload processes", len(s.procs))
+	s.sparesRequester()
 	// All at once: the freeze lasts as long as the slowest workload takes
 	// to exit, not as long as all of them one after another.
 	first := manifest.Now()

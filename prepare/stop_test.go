@@ -1,7 +1,11 @@
 package prepare
 
 import (
+	"fmt"
+	"log"
+	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,5 +61,36 @@ func TestStopModes(t *testing.T) {
 				t.Fatal("still stopped after resume")
 			}
 		})
+	}
+}
+
+// TestSparesRequester: the workload whose process tree runs the prepare
+// command is stopped with SIGSTOP; the others keep their stop mode.
+func TestSparesRequester(t *testing.T) {
+	other := exec.Command("sleep", "5")
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { other.Process.Kill(); other.Wait() }()
+	for _, tc := range []struct {
+		desc      string
+		requester int
+		want      []manifest.StopMode // this test's parent, this test, the sleep
+	}{
+		{"the requester is this test", os.Getpid(), []manifest.StopMode{manifest.StopSigstop, manifest.StopSigstop, manifest.StopTerm}},
+		{"the requester is the sleep", other.Process.Pid, []manifest.StopMode{manifest.StopSigstop, manifest.StopSigstop, manifest.StopSigstop}},
+		{"unknown requester", 0, []manifest.StopMode{manifest.StopTerm, manifest.StopTerm, manifest.StopTerm}},
+	} {
+		var logb strings.Builder
+		s := newState(Options{Log: log.New(&logb, "", 0), Requester: tc.requester})
+		for _, pid := range []int{os.Getppid(), os.Getpid(), other.Process.Pid} {
+			s.procs = append(s.procs, &process{workload: fmt.Sprint(pid), pid: pid, mode: manifest.StopTerm, pidfd: -1})
+		}
+		s.sparesRequester()
+		for i, p := range s.procs {
+			if p.mode != tc.want[i] {
+				t.Errorf("%s: process %d (pid %d) stops with %q, want %q\n%s", tc.desc, i, p.pid, p.mode, tc.want[i], logb.String())
+			}
+		}
 	}
 }

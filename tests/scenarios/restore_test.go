@@ -247,7 +247,7 @@ func TestTwoUpdates(t *testing.T) {
 	dir := t.TempDir()
 	sd := filepath.Join(dir, "sdstore")
 	buildC(t, "tests/guest/sdstore/sdstore.c", sd)
-	img, err := vm.KVDemoImageFor(dir, vm.KVDemo{Next: k.BzImage, Updates: 2, DemoArgs: []string{"--sdstore"},
+	img, err := vm.KVDemoImageFor(dir, vm.KVDemo{Next: k.BzImage, Updates: 2, DemoArgs: []string{"--sdstore", "--agent"},
 		Extra:       []vm.File{{Guest: "bin/sdstore", Host: sd}},
 		ExtraConfig: sdstoreWorkload})
 	if err != nil {
@@ -321,6 +321,36 @@ func TestTwoUpdates(t *testing.T) {
 		}
 	}
 	t.Logf("luoinit status --json after the second update: %s", js[1].Text)
+	checkAgentFreeze(t, res.Console, 2)
+}
+
+// checkAgentFreeze checks the freezes of n prepares run by the demo as an
+// update agent (--agent: SIGTERM does not end it while its prepare runs,
+// stop_timeout 60s): each stopped the agent with SIGSTOP instead of
+// waiting for it, and took less than its stop_timeout.
+func checkAgentFreeze(t *testing.T, console []string, n int) {
+	t.Helper()
+	spared, freezes := 0, regexp.MustCompile(`freeze took (\S+): waiting for the workloads to exit (\S+), luoinit's own steps (\S+)\)`)
+	var took []string
+	for _, line := range console {
+		if strings.Contains(line, `workload "demo" (pid `) && strings.Contains(line, "runs the process that asked for this live update") {
+			spared++
+		}
+		if strings.Contains(line, `workload "demo"`) && strings.Contains(line, "did not exit within") {
+			t.Errorf("the freeze waited for the agent: %s", line)
+		}
+		if m := freezes.FindStringSubmatch(line); m != nil {
+			d, err := time.ParseDuration(m[1])
+			if err != nil || d >= 60*time.Second {
+				t.Errorf("freeze took %s (%v), not less than the agent's stop_timeout", m[1], err)
+			}
+			took = append(took, fmt.Sprintf("%s (workloads' exit %s, luoinit's steps %s)", m[1], m[2], m[3]))
+		}
+	}
+	if spared != n || len(took) != n {
+		t.Errorf("%d prepares stopped the agent with SIGSTOP and %d freezes were reported, want %d of each", spared, len(took), n)
+	}
+	t.Logf("freezes with the requester stopped, not awaited: %s", strings.Join(took, "; "))
 }
 
 // TestPID1PrepareCancel: a `luoinit prepare --no-reboot` handed to the

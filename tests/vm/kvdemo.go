@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -15,6 +16,12 @@ import (
 // back (updates times in a row). extra is more config (workloads) after
 // these two.
 func KVDemoConfig(updates int, extra string, demoArgs ...string) string {
+	demoStop := ""
+	if slices.Contains(demoArgs, "--agent") {
+		// An update agent that outlives SIGTERM while its prepare runs:
+		// a freeze that waited for it would take this long.
+		demoStop = "stop_timeout = \"60s\"\n"
+	}
 	args := ""
 	for _, a := range demoArgs {
 		args += fmt.Sprintf(", %q", a)
@@ -33,7 +40,7 @@ handoff = "socket"
 name = "demo"
 argv = ["/bin/luotest", "workload", "demo", "--updates", "%d"%s]
 handoff = "socket"
-`, updates, args) + extra
+%s`, updates, args, demoStop) + extra
 }
 
 // KVDemoImage builds luoinit, kvcache and luotest and writes the demo's

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -35,6 +36,7 @@ func demoMain(args []string) {
 	updates := fs.Int("updates", 1, "how many live updates in a row")
 	appendArgs := fs.String("append", "", "--append for luoinit prepare")
 	refusal := fs.String("expect-refusal", "", "the prepare must be refused by the preflight with this text in its error")
+	agent := fs.Bool("agent", false, "behave like an update agent (a shell running `luoinit prepare`): SIGTERM does not end the demo while its prepare runs")
 	sdstore := fs.Bool("sdstore", false, "also judge the sdstore daemon (its verdict in /run/sdstore.result): stored on the cold boot, every byte back after each update")
 	fs.Parse(args)
 	const keys = "1000"
@@ -101,6 +103,11 @@ func demoMain(args []string) {
 	}
 	if *refusal != "" {
 		refusedDemo(prepArgs, *refusal, keys)
+	}
+	if *agent {
+		// A handler, not SIG_IGN: the prepare child gets SIGTERM's default
+		// back at exec.
+		signal.Notify(make(chan os.Signal, 1), unix.SIGTERM)
 	}
 	prep := exec.Command("/bin/luoinit", prepArgs...)
 	prep.Stdout, prep.Stderr = os.Stdout, os.Stdout
