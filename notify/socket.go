@@ -12,6 +12,7 @@ import (
 
 	"github.com/luoinit/luoinit/handoff"
 	"github.com/luoinit/luoinit/manifest"
+	"github.com/luoinit/luoinit/proctree"
 	"github.com/luoinit/luoinit/unixsock"
 	"github.com/u-root/uio/ulog"
 	"golang.org/x/sys/unix"
@@ -305,7 +306,7 @@ func (s *Socket) authorized(pid int) bool {
 	if closed {
 		return false
 	}
-	if pid == root || pid == main || descendant(pid, root) || (main != root && descendant(pid, main)) {
+	if pid == root || pid == main || proctree.Descendant(pid, root) || (main != root && proctree.Descendant(pid, main)) {
 		return true
 	}
 	s.log.Printf("workload %q: datagram from pid %d refused: not a process of the workload (main pid %d)", s.workload, pid, main)
@@ -359,7 +360,7 @@ func (s *Socket) setMain(pid int, from string) {
 	if pid == main {
 		return
 	}
-	if pid != root && !descendant(pid, root) && !descendant(pid, main) {
+	if pid != root && !proctree.Descendant(pid, root) && !proctree.Descendant(pid, main) {
 		s.log.Printf("workload %q: MAINPID=%d from %s refused: not a process of the workload (main pid %d)", s.workload, pid, from, main)
 		return
 	}

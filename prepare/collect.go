@@ -105,7 +105,7 @@ func (s *state) listen(pending map[string]int) (*pushServer, error) {
 		return nil, err
 	}
 	s.listener = l
-	srv := servePushes(l, uids, connTimeout, s.log)
+	srv := servePushes(l, uids, s.o.Procs, connTimeout, s.log)
 	return srv, nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/luoinit/luoinit/handoff"
 	"github.com/luoinit/luoinit/luo"
 	"github.com/luoinit/luoinit/manifest"
+	"github.com/luoinit/luoinit/proctree"
 	"github.com/luoinit/luoinit/wellknown"
 	"golang.org/x/sys/unix"
 )
@@ -270,7 +271,7 @@ func scanProcs() (*procTable, error) {
 		if err != nil {
 			continue
 		}
-		ppid, err := parentOf(pid)
+		ppid, err := proctree.Parent(pid)
 		if err != nil {
 			continue // exited meanwhile
 		}
@@ -284,28 +285,6 @@ func scanProcs() (*procTable, error) {
 		}
 	}
 	return t, nil
-}
-
-// parentOf reads the ppid from /proc/PID/stat (after the last ')', since
-// the command name may hold anything).
-func parentOf(pid int) (int, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, err
-	}
-	return parseStatPPid(b)
-}
-
-func parseStatPPid(b []byte) (int, error) {
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, errors.New("/proc stat: no ')'")
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 2 {
-		return 0, errors.New("/proc stat: too short")
-	}
-	return strconv.Atoi(f[1])
 }
 
 // workload returns the processes of a workload, sorted: its main process

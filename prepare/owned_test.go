@@ -112,25 +112,6 @@ func TestStoreLeavesOtherEntries(t *testing.T) {
 	}
 }
 
-func TestParseStatPPid(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		ppid int
-		ok   bool
-	}{
-		{"42 (sh) S 7 42 42 0", 7, true},
-		{"42 (a) b) c) R 1 42", 1, true},
-		{"42 (x", 0, false},
-		{"42 (x) S", 0, false},
-		{"42 (x) S y", 0, false},
-	} {
-		ppid, err := parseStatPPid([]byte(tc.in))
-		if ppid != tc.ppid || (err == nil) != tc.ok {
-			t.Errorf("parseStatPPid(%q) = %d, %v", tc.in, ppid, err)
-		}
-	}
-}
-
 func TestWorkloadProcesses(t *testing.T) {
 	// 100 is the workload; 101 its child, 102 a grandchild; 200 another
 	// workload; 1 is PID 1, whose children are not the workload's.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/luoinit/luoinit/handoff"
+	"github.com/luoinit/luoinit/proctree"
 	"github.com/u-root/uio/ulog"
 )
 
@@ -36,6 +37,7 @@ type push struct {
 type pushServer struct {
 	l         *handoff.Listener
 	uids      map[string]uint32 // workloads waited for → the uid each runs as
+	pids      map[string]int    // each workload's process, when PID 1 answers; nil standalone
 	timeout   time.Duration
 	log       ulog.Logger
 	pushes    chan *push
@@ -48,10 +50,12 @@ type pushServer struct {
 	wg     sync.WaitGroup
 }
 
-// servePushes starts serving l for the workloads in uids. stop ends it.
-func servePushes(l *handoff.Listener, uids map[string]uint32, timeout time.Duration, log ulog.Logger) *pushServer {
+// servePushes starts serving l for the workloads in uids; with pids (PID
+// 1 answers), only a workload's own process tree may push for it. stop
+// ends it.
+func servePushes(l *handoff.Listener, uids map[string]uint32, pids map[string]int, timeout time.Duration, log ulog.Logger) *pushServer {
 	p := &pushServer{
-		l: l, uids: uids, timeout: timeout, log: log,
+		l: l, uids: uids, pids: pids, timeout: timeout, log: log,
 		pushes:    make(chan *push),
 		acceptErr: make(chan error, 1),
 		done:      make(chan struct{}),
@@ -178,6 +182,11 @@ func (p *pushServer) receive(c *handoff.Conn, cred handoff.Cred) {
 		p.log.Printf("%s (ignored)", msg)
 		return
 	}
+	if msg := p.stranger(h.Workload, cred.PID); msg != "" {
+		c.SendError(msg)
+		p.log.Printf("%s (ignored)", msg)
+		return
+	}
 	files, err := c.ReceiveFiles()
 	if err != nil {
 		if p.stopping() {
@@ -194,6 +203,24 @@ func (p *pushServer) receive(c *handoff.Conn, cred handoff.Cred) {
 	case <-p.done:
 		closeFiles(files)
 	}
+}
+
+// stranger says why pid may not push for workload, "" if it may. When
+// PID 1 answers the prepare it knows each workload's process, and only
+// that process or one below it speaks for the workload: the rule of its
+// notification socket. Standalone, the uid rule is all there is.
+func (p *pushServer) stranger(workload string, pid int) string {
+	if p.pids == nil {
+		return ""
+	}
+	wpid, ok := p.pids[workload]
+	switch {
+	case !ok || wpid <= 0:
+		return fmt.Sprintf("workload %q is not running under PID 1; the connection is from pid %d", workload, pid)
+	case !proctree.Descendant(pid, wpid):
+		return fmt.Sprintf("workload %q is pid %d; the connection is from pid %d, which is not in its process tree", workload, wpid, pid)
+	}
+	return ""
 }
 
 // stopping reports whether stop was called: connections it closed are not

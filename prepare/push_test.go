@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -21,6 +22,11 @@ import (
 // scenarios (TestPrepare, TestFault...). These tests cover the serving.
 
 func startServer(t *testing.T, uids map[string]uint32, timeout time.Duration) (*pushServer, string) {
+	return startServerFor(t, uids, nil, timeout)
+}
+
+// startServerFor is startServer with the workloads' processes PID 1 knows.
+func startServerFor(t *testing.T, uids map[string]uint32, pids map[string]int, timeout time.Duration) (*pushServer, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "prepare.sock")
 	l, err := handoff.ListenMode(path, 0o666)
@@ -28,7 +34,7 @@ func startServer(t *testing.T, uids map[string]uint32, timeout time.Duration) (*
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
-	srv := servePushes(l, uids, timeout, printf(func(f string, a ...any) {
+	srv := servePushes(l, uids, pids, timeout, printf(func(f string, a ...any) {
 		mu.Lock()
 		defer mu.Unlock()
 		t.Logf(f, a...)
@@ -248,7 +254,7 @@ func TestPushServerStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := servePushes(l, map[string]uint32{"a": 0}, time.Minute, ulogtest.Logger{TB: t})
+	srv := servePushes(l, map[string]uint32{"a": 0}, nil, time.Minute, ulogtest.Logger{TB: t})
 	c, err := handoff.Dial(path)
 	if err != nil {
 		t.Fatal(err)
@@ -271,3 +277,50 @@ func TestPushServerStop(t *testing.T) {
 type printf func(format string, args ...any)
 
 func (f printf) Printf(format string, args ...any) { f(format, args...) }
+
+// TestPushServerProcessTree: when PID 1 answers, a push for a workload
+// comes from its process or one below it; anyone else of the same uid is
+// refused by name and pid.
+func TestPushServerProcessTree(t *testing.T) {
+	uid := uint32(os.Getuid())
+	other := exec.Command("sleep", "5")
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { other.Process.Kill(); other.Wait() }()
+	f := testMemfd(t, "arena")
+	for _, tc := range []struct {
+		desc string
+		pids map[string]int
+		want string // "" accepted
+	}{
+		{"this process is the workload", map[string]int{"a": os.Getpid()}, ""},
+		{"a parent of this process is the workload", map[string]int{"a": os.Getppid()}, ""},
+		{"another process is the workload", map[string]int{"a": other.Process.Pid},
+			fmt.Sprintf(`workload "a" is pid %d; the connection is from pid %d, which is not in its process tree`, other.Process.Pid, os.Getpid())},
+		{"the workload is not running", map[string]int{}, `workload "a" is not running under PID 1`},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			srv, path := startServerFor(t, map[string]uint32{"a": uid}, tc.pids, 5*time.Second)
+			done := make(chan error, 1)
+			go func() { done <- handoff.Push(path, "a", []handoff.File{{Name: "arena", File: f}}, 5*time.Second) }()
+			if tc.want != "" {
+				if err := <-done; err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Errorf("push: %v, want %q", err, tc.want)
+				}
+				return
+			}
+			select {
+			case p := <-srv.pushes:
+				if p.workload != "a" || len(p.files) != 1 {
+					t.Errorf("push %+v", p)
+				}
+				p.conn.SendAck("", nil)
+				closeFiles(p.files)
+				p.conn.Close()
+			case err := <-done:
+				t.Fatalf("push ended before the server took it: %v", err)
+			}
+		})
+	}
+}

@@ -1,15 +1,14 @@
 package prepare
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/luoinit/luoinit/manifest"
+	"github.com/luoinit/luoinit/proctree"
 	"github.com/u-root/uio/ulog"
 	"golang.org/x/sys/unix"
 )
@@ -173,42 +172,11 @@ func (s *state) sparesRequester() {
 		return
 	}
 	for _, p := range s.procs {
-		if p.mode == manifest.StopSigstop || !isAncestor(p.pid, s.o.Requester) {
+		if p.mode == manifest.StopSigstop || !proctree.Descendant(s.o.Requester, p.pid) {
 			continue
 		}
 		s.log.Printf("workload %q (pid %d) runs the process that asked for this live update (pid %d): stopping it with SIGSTOP, not waiting for it to exit",
 			p.workload, p.pid, s.o.Requester)
 		p.mode = manifest.StopSigstop
 	}
-}
-
-// isAncestor reports whether pid is pid2 or one of its ancestors, by the
-// parent pids in /proc.
-func isAncestor(pid, pid2 int) bool {
-	for p, hops := pid2, 0; p > 1 && hops < 4096; hops++ {
-		if p == pid {
-			return true
-		}
-		parent, err := parentPid(p)
-		if err != nil {
-			return false
-		}
-		p = parent
-	}
-	return false
-}
-
-// parentPid reads the parent of pid from /proc/PID/stat.
-func parentPid(pid int) (int, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// pid (comm) state ppid ...: comm may hold spaces and parentheses.
-	i := bytes.LastIndexByte(b, ')')
-	fields := strings.Fields(string(b[i+1:]))
-	if i < 0 || len(fields) < 2 {
-		return 0, fmt.Errorf("/proc/%d/stat: %q", pid, b)
-	}
-	return strconv.Atoi(fields[1])
 }

@@ -247,7 +247,7 @@ func TestTwoUpdates(t *testing.T) {
 	dir := t.TempDir()
 	sd := filepath.Join(dir, "sdstore")
 	buildC(t, "tests/guest/sdstore/sdstore.c", sd)
-	img, err := vm.KVDemoImageFor(dir, vm.KVDemo{Next: k.BzImage, Updates: 2, DemoArgs: []string{"--sdstore", "--agent"},
+	img, err := vm.KVDemoImageFor(dir, vm.KVDemo{Next: k.BzImage, Updates: 2, DemoArgs: []string{"--sdstore", "--agent", "--stranger-push"},
 		Extra:       []vm.File{{Guest: "bin/sdstore", Host: sd}},
 		ExtraConfig: sdstoreWorkload})
 	if err != nil {
@@ -322,6 +322,18 @@ func TestTwoUpdates(t *testing.T) {
 	}
 	t.Logf("luoinit status --json after the second update: %s", js[1].Text)
 	checkAgentFreeze(t, res.Console, 2)
+	// PID 1 answered each prepare, so a push for kvcache from the demo (a
+	// workload of the same uid, outside kvcache's process tree) was refused.
+	stranger := res.Find("STRANGER_PUSH")
+	if len(stranger) != 2 {
+		t.Fatalf("%d stranger pushes reported, want 2", len(stranger))
+	}
+	for i, s := range stranger {
+		if !strings.Contains(s.Text, `workload "kvcache" is pid `) || !strings.Contains(s.Text, "which is not in its process tree") {
+			t.Errorf("prepare %d: the stranger's push for kvcache: %q, want it refused as outside kvcache's process tree", i+1, s.Text)
+		}
+	}
+	t.Logf("a stranger's push: %s", stranger[0].Text)
 }
 
 // checkAgentFreeze checks the freezes of n prepares run by the demo as an

@@ -16,7 +16,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/luoinit/luoinit/handoff"
 	"golang.org/x/sys/unix"
 )
 
@@ -36,6 +38,7 @@ func demoMain(args []string) {
 	updates := fs.Int("updates", 1, "how many live updates in a row")
 	appendArgs := fs.String("append", "", "--append for luoinit prepare")
 	refusal := fs.String("expect-refusal", "", "the prepare must be refused by the preflight with this text in its error")
+	stranger := fs.Bool("stranger-push", false, "before kvcache pushes, push for kvcache from this process (another workload, the same uid): PID 1 must refuse it")
 	agent := fs.Bool("agent", false, "behave like an update agent (a shell running `luoinit prepare`): SIGTERM does not end the demo while its prepare runs")
 	sdstore := fs.Bool("sdstore", false, "also judge the sdstore daemon (its verdict in /run/sdstore.result): stored on the cold boot, every byte back after each update")
 	fs.Parse(args)
@@ -115,11 +118,35 @@ func demoMain(args []string) {
 		vmEnd("FAIL", err.Error())
 	}
 	mustFile("/run/luoinit/prepare.sock")
+	if *stranger {
+		strangerPush()
+	}
 	if out, err := kv("PUSH"); err != nil {
 		vmEnd("FAIL", fmt.Sprintf("kvcache PUSH: %v: %s", err, out))
 	}
 	err := prep.Wait()
 	vmEnd("FAIL", fmt.Sprintf("luoinit prepare returned instead of rebooting: %v", err))
+}
+
+// strangerPush pushes a memfd for kvcache from the demo, a process of the
+// same uid outside kvcache's process tree, and reports what luoinit said:
+//
+//	LUOTEST:STRANGER_PUSH <the push's error, or "accepted">
+func strangerPush() {
+	f, err := memfd("not-kvcache", 0)
+	if err == nil {
+		_, err = f.Write([]byte("a stranger's bytes"))
+	}
+	if err != nil {
+		vmEnd("FAIL", err.Error())
+	}
+	defer f.Close()
+	err = handoff.Push("/run/luoinit/prepare.sock", "kvcache", []handoff.File{{Name: "arena", File: f}}, 30*time.Second)
+	text := "accepted"
+	if err != nil {
+		text = err.Error()
+	}
+	fmt.Printf("\nLUOTEST:STRANGER_PUSH %s\n", text)
 }
 
 // reportInitrd prints the sha256 of the image this kernel booted from, as
