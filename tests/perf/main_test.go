@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -28,5 +30,26 @@ func TestFirstAndLast(t *testing.T) {
 				t.Fatalf("firstAndLast(%v) = %v, want %v", c.in, got, c.wanted)
 			}
 		})
+	}
+}
+
+// TestFailures: one failed measurement, of any kind, fails the run.
+func TestFailures(t *testing.T) {
+	bad := errors.New("x")
+	for _, tc := range []struct {
+		desc  string
+		cases []measure
+		st    startupFigures
+		want  int // measurements failed; 0: nil
+	}{
+		{"all measured", []measure{{}, {}}, startupFigures{}, 0},
+		{"luoinit failed", []measure{{luoErr: bad}, {}}, startupFigures{}, 1},
+		{"raw and floor failed", []measure{{rawErr: bad}, {floorErr: bad}}, startupFigures{}, 2},
+		{"program start failed", []measure{{}}, startupFigures{err: bad}, 1},
+	} {
+		err := failures(tc.cases, tc.st)
+		if (err == nil) != (tc.want == 0) || (err != nil && !strings.HasPrefix(err.Error(), fmt.Sprintf("%d measurements failed", tc.want))) {
+			t.Errorf("%s: %v, want %d failed", tc.desc, err, tc.want)
+		}
 	}
 }

@@ -13,8 +13,10 @@
 // wait for SIGTERM. With it (after): pull, which acknowledges; then read
 // every byte of every fd against the pattern, print
 //
-//	LUOTEST:RESTORED NAME COUNT
+//	LUOTEST:RESTORED NAME COUNT verified_ns=N
 //
+// (N: CLOCK_BOOTTIME once every fd was read and compared, the same clock
+// and the same work as rawluo's verified_ns)
 // and wait for SIGTERM. Anything wrong prints LUOTEST:FAIL and exits 1.
 //
 // --later sleeps, then runs PROGRAM in its place: make perf starts its
@@ -74,7 +76,9 @@ int main(int argc, char **argv)
 			if (pread(fds[i], got, FDSIZE, 0) != FDSIZE || memcmp(want, got, FDSIZE) != 0)
 				return fail(names[i], "data differs");
 		}
-		printf("\nLUOTEST:RESTORED %s %ld\n", name, n);
+		struct timespec ts;
+		clock_gettime(CLOCK_BOOTTIME, &ts);
+		printf("\nLUOTEST:RESTORED %s %ld verified_ns=%lld\n", name, n, (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
 		for (;;)
 			pause();
 	}
