@@ -42,6 +42,7 @@ type Request struct {
 	DryRun         bool          `json:"dry_run,omitempty"`
 	NoReboot       bool          `json:"no_reboot,omitempty"`
 	RunningKernel  string        `json:"running_kernel,omitempty"`
+	LogFDs         bool          `json:"log_fds,omitempty"`
 	// From is the pid of the process that asked, from the connection's
 	// credentials (SO_PEERCRED), never from the wire.
 	From int `json:"-"`

@@ -60,6 +60,7 @@ func cmdPrepare(args []string) error {
 	device := fs.String("device", luo.DefaultPath, "the LUO device `PATH`")
 	dryRun := fs.Bool("dry-run", false, "do everything but stopping workloads and rebooting, print the manifest, then cancel")
 	noReboot := fs.Bool("no-reboot", false, "stop after phase prepared and hold the sessions until SIGUSR1 (reboot) or SIGTERM (cancel)")
+	logFDs := fs.Bool("log-fds", false, "log a line per preserved fd (default: a line per workload, and progress on long work)")
 	standalone := fs.Bool("standalone", false, "prepare in this process even when luoinit runs as PID 1 (which otherwise does the work: it owns the workloads)")
 	if help, err := parse(fs, args); help || err != nil {
 		return err
@@ -77,7 +78,7 @@ func cmdPrepare(args []string) error {
 	req := control.Request{
 		Config: abs(*config), Kernel: abs(*kernel), Initrd: abs(*initrd),
 		Append: *appendArgs, ReuseCmdline: *reuse, CollectTimeout: *collect, DryRun: *dryRun, NoReboot: *noReboot,
-		RunningKernel: abs(*running),
+		RunningKernel: abs(*running), LogFDs: *logFDs,
 	}
 
 	// SIGINT and SIGTERM cancel; SIGUSR1 continues a --no-reboot prepare.
@@ -177,6 +178,7 @@ func prepareOptions(req control.Request, cfg *manifest.Config) prepare.Options {
 		CollectTimeout: req.CollectTimeout,
 		DryRun:         req.DryRun,
 		NoReboot:       req.NoReboot,
+		LogFDs:         req.LogFDs,
 	}
 }
 

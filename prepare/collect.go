@@ -121,11 +121,19 @@ func names(m map[string]int) string {
 // workload that already pushed is told so; a refused fd that is not
 // optional fails prepare.
 func (s *state) preservePush(dev *luo.Device, p *push, pending map[string]int) error {
+	// The connection's deadline bounds the peer's silence, not
+	// luoinit's own work: none while the fds are preserved, then
+	// connTimeout for the answer to reach the workload.
+	p.conn.SetDeadline(time.Time{})
+	ack := func(fd string, err error) error {
+		p.conn.SetDeadline(time.Now().Add(connTimeout))
+		return p.conn.SendAck(fd, err)
+	}
 	i, ok := pending[p.workload]
 	if !ok {
 		closeFiles(p.files)
 		msg := fmt.Sprintf("workload %q already handed over its fds", p.workload)
-		p.conn.SendAck("", errors.New(msg))
+		ack("", errors.New(msg))
 		s.log.Printf("connection from pid %d: %s (ignored)", p.cred.PID, msg)
 		return nil
 	}
@@ -133,7 +141,7 @@ func (s *state) preservePush(dev *luo.Device, p *push, pending map[string]int) e
 	// preserve in luoinit's session.
 	var err error
 	if p.files, err = s.takePushed(i, p.cred.PID, p.files); err != nil {
-		p.conn.SendAck("", err)
+		ack("", err)
 		return err
 	}
 	byName := map[string]*os.File{}
@@ -143,11 +151,14 @@ func (s *state) preservePush(dev *luo.Device, p *push, pending map[string]int) e
 	}
 	w := &s.m.Workloads[i]
 	if failed, err := s.preserve(dev, i, byName); err != nil {
-		p.conn.SendAck(failed, err)
+		ack(failed, err)
 		return err
 	}
-	if err := p.conn.SendAck("", nil); err != nil {
-		s.log.Printf("workload %q: sending ACK: %v", w.Name, err)
+	// A workload not told that its fds were kept believes its push
+	// failed; going on would keep what it thinks is lost. Cancel instead:
+	// then its belief is true.
+	if err := ack("", nil); err != nil {
+		return fmt.Errorf("workload %q: its ACK could not be delivered, so it cannot know its fds were kept: cancelling the live update: %w", w.Name, err)
 	}
 	delete(pending, w.Name)
 	pid := p.cred.PID
@@ -239,6 +250,8 @@ func (s *state) preserve(dev *luo.Device, i int, files map[string]*os.File) (str
 		return "", fmt.Errorf("workload %q: %w", w.Name, err)
 	}
 	s.sessions = append(s.sessions, sess)
+	plog := s.newPreserveLog(w.Name, w.FDSession, "", len(files))
+	defer plog.done()
 	token := uint64(1)
 	for j := range w.FDs {
 		fd := &w.FDs[j]
@@ -272,7 +285,7 @@ func (s *state) preserve(dev *luo.Device, i int, files map[string]*os.File) (str
 		}
 		fd.Token = token
 		token++
-		s.log.Printf("preserved %s/%s (%s, %s) in session %q token %d in %v", w.Name, fd.Name, fd.Kind, sizeString(size), w.FDSession, fd.Token, time.Since(t0).Round(time.Microsecond))
+		plog.fd(fd.Name, fd.Kind, size, fd.Token, time.Since(t0))
 	}
 	return "", nil
 }

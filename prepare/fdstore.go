@@ -140,6 +140,8 @@ func (s *state) preserveStored(dev *luo.Device, w *manifest.Workload, carry []st
 	}
 	var fds []manifest.FD
 	var sess *luo.Session
+	plog := s.newPreserveLog(w.Name, w.FDSession, ", from the fd store", len(carry))
+	defer plog.done()
 	for _, sf := range carry {
 		if sess == nil {
 			var err error
@@ -167,7 +169,7 @@ func (s *state) preserveStored(dev *luo.Device, w *manifest.Workload, carry []st
 		fd := declared[sf.Name] // keeps optional as declared; zero if undeclared
 		fd.Name, fd.Kind, fd.Token = sf.Name, sf.kind, token
 		fds = append(fds, fd)
-		s.log.Printf("preserved %s/%s (%s, %s, from the fd store) in session %q token %d in %v", w.Name, sf.Name, sf.kind, sizeString(size), w.FDSession, token, time.Since(t0).Round(time.Microsecond))
+		plog.fd(sf.Name, sf.kind, size, token, time.Since(t0))
 	}
 	return fds, nil
 }

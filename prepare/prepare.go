@@ -65,6 +65,7 @@ type Options struct {
 	PrevManifest   string        // the running system's manifest, for the generation; default wellknown.ManifestCopy
 
 	DryRun   bool // everything but stopping and rebooting; print the manifest; then cancel
+	LogFDs   bool // a line per preserved fd; without it, a line per workload
 	NoReboot bool // stop after prepared; SIGUSR1 (Continue) goes on, ctx cancel cancels
 
 	// Continue is read in NoReboot mode: a value means go on and reboot.

@@ -11,7 +11,9 @@ import (
 )
 
 // connTimeout is how long one connection to the push socket has for its
-// HELLO and its fds; each has its own, so a silent one delays no other.
+// HELLO and its fds, and then for its answer to be taken; luoinit's own
+// work in between (preserving) is not counted. Each connection has its
+// own, so a silent one delays no other.
 const connTimeout = 10 * time.Second
 
 // maxConnsPerUID bounds the connections of one user being served at once,

@@ -322,6 +322,19 @@ func TestTwoUpdates(t *testing.T) {
 	}
 	t.Logf("luoinit status --json after the second update: %s", js[1].Text)
 	checkAgentFreeze(t, res.Console, 2)
+	// Without --log-fds, a line per workload, none per fd.
+	summary := 0
+	for _, line := range res.Console {
+		if strings.Contains(line, `preserved kvcache: 1 fd (1 memfd, 64.0 MiB) in session "luoinit.kvcache", token 1, in `) {
+			summary++
+		}
+		if strings.Contains(line, "preserved kvcache/arena") {
+			t.Errorf("a per-fd line without --log-fds: %s", line)
+		}
+	}
+	if summary != 2 {
+		t.Errorf("%d lines summed up kvcache's preserved fds, want one per prepare (2)", summary)
+	}
 	// PID 1 answered each prepare, so a push for kvcache from the demo (a
 	// workload of the same uid, outside kvcache's process tree) was refused.
 	stranger := res.Find("STRANGER_PUSH")

@@ -177,8 +177,10 @@ func startKV(buf *syncBuffer) error {
 
 // prepareCmd starts luoinit prepare with the fault config, its output on
 // the console and kept.
+// prepareCmd starts a prepare of the faults' config, with a line per
+// preserved fd (--log-fds): some faults act at one.
 func prepareCmd(extra ...string) (*exec.Cmd, *syncBuffer, error) {
-	return startPrepare(append([]string{"--config", configPath, "--kernel", vm.GuestKernel, "--initrd", vm.GuestInitramfs2}, extra...)...)
+	return startPrepare(append([]string{"--config", configPath, "--kernel", vm.GuestKernel, "--initrd", vm.GuestInitramfs2, "--log-fds"}, extra...)...)
 }
 
 // waitOutput waits up to a minute for text in buf.
@@ -335,18 +337,27 @@ func pushDies(step string) func() (string, error) {
 				return "", err
 			}
 		}
+		if step == "done" {
+			// The pusher is gone before prepare answers (preserving takes
+			// far longer than an exit), so the ACK cannot be delivered:
+			// the workload cannot know its fds were kept, and prepare
+			// cancels (nothingLeft checks what it undid).
+			code := exitOf(cmd)
+			out := buf.String()
+			if code != 1 {
+				return "", fmt.Errorf("dry run with an undeliverable ACK: exit %d, want 1: %s", code, lastLines(out, 4))
+			}
+			if err := mustSay(out, "preserved kv/arena", `workload "kv": its ACK could not be delivered`, "cancelling the live update"); err != nil {
+				return "", err
+			}
+			return "prepare cancelled: kv's ACK could not be delivered", nil
+		}
 		if code := exitOf(cmd); code != 0 {
 			return "", fmt.Errorf("dry run exit %d: %s", code, lastLines(buf.String(), 4))
 		}
 		out := buf.String()
 		if err := mustSay(out, `session = "luoinit.kv"`, "preserved kv/arena", "preserved kv/index"); err != nil {
 			return "", err
-		}
-		if step == "done" {
-			// The pusher is gone before prepare answers (preserving takes
-			// far longer than an exit), so the ACK fails and is logged;
-			// the fds it sent are preserved all the same.
-			return fmt.Sprintf("kv preserved from a pusher that did not wait for the ACK (ACK failure logged: %v)", strings.Contains(out, "sending ACK")), nil
 		}
 		want := map[string]string{
 			"connect": "closed by peer",

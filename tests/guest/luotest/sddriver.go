@@ -41,7 +41,7 @@ func sdDriverMain(args []string) {
 	}
 	// Into the same image, kept at /sys/firmware/initrd (retain_initrd).
 	prep := exec.Command("/bin/luoinit", "prepare", "--config", "/etc/luoinit/config.toml",
-		"--kernel", "/boot/bzImage", "--reuse-cmdline")
+		"--kernel", "/boot/bzImage", "--reuse-cmdline", "--log-fds")
 	prep.Stdout, prep.Stderr = os.Stdout, os.Stdout
 	err := prep.Run()
 	vmEnd("FAIL", fmt.Sprintf("luoinit prepare returned instead of rebooting: %v", err))
