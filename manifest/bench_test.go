@@ -75,3 +75,18 @@ func BenchmarkMarshal10000FDs(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkParse1000FDsLibrary is BenchmarkParse1000FDs through the TOML
+// library alone, without the fast path: what the fast path saves on the
+// restore path, next to what it costs (fast.go and its agreement fuzzing).
+func BenchmarkParse1000FDsLibrary(b *testing.B) {
+	data := benchManifest(b)
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var m Manifest
+		if err := fullParse("manifest.toml", data, &m, true); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
