@@ -36,14 +36,17 @@ func TestPrepareRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	req := Request{Config: "/etc/luoinit/config.toml", Kernel: "/boot/bzImage", Initrd: "/boot/luoinit.img", CollectTimeout: 5 * time.Second}
+	// From is the client's pid by its credentials, whatever it sent.
+	req := Request{Config: "/etc/luoinit/config.toml", Kernel: "/boot/bzImage", Initrd: "/boot/luoinit.img", CollectTimeout: 5 * time.Second, LogFDs: true, From: 1}
 	var out safeBuf
 	code, err := Prepare(sock, req, &out, nil, nil)
 	if err != nil || code != 3 {
 		t.Fatalf("Prepare = %d, %v; want 3", code, err)
 	}
-	if r := <-got; r != req {
-		t.Fatalf("server got %+v, want %+v", r, req)
+	want := req
+	want.From = os.Getpid()
+	if r := <-got; r != want {
+		t.Fatalf("server got %+v, want %+v", r, want)
 	}
 	if want := "prepare: phase prepared\nprepare: partial line\n"; out.String() != want {
 		t.Fatalf("log %q, want %q", out.String(), want)
