@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/luoinit/luoinit/handoff"
+	"github.com/luoinit/luoinit/proctree"
 	"golang.org/x/sys/unix"
 )
 
@@ -176,17 +177,14 @@ func reportExes() {
 		if err != nil {
 			continue
 		}
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if ppid, err := proctree.Parent(pid); err != nil || ppid != 1 {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
 		if err != nil {
 			continue
 		}
-		// pid (comm) state ppid ...: comm may hold spaces, so from the last ')'.
-		i := bytes.LastIndexByte(stat, ')')
-		fields := strings.Fields(string(stat[i+1:]))
-		if len(fields) < 2 || fields[1] != "1" {
-			continue
-		}
-		comm := string(stat[bytes.IndexByte(stat, '(')+1 : i])
+		comm := strings.TrimSpace(string(b))
 		exe := fmt.Sprintf("/proc/%d/exe", pid)
 		target, _ := os.Readlink(exe)
 		var sfs unix.Statfs_t
