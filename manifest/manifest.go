@@ -27,6 +27,7 @@ import (
 	"math"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -285,6 +286,7 @@ type Workload struct {
 	PIDFile     string        `toml:"pidfile,omitempty"`              // absolute
 	Stop        StopMode      `toml:"stop,omitempty"`                 // how prepare quiesces it; StopOrDefault() applies the default
 	StopTimeout Duration      `toml:"stop_timeout,omitempty"`         // default 5s
+	StopCommand []string      `toml:"stop_command,omitempty"`         // run before the stop (a program saving its state); failing cancels the update
 	Restart     RestartPolicy `toml:"restart,omitempty"`              // RestartOrDefault() applies the default
 	Ready       ReadyMode     `toml:"ready,omitempty"`                // ReadyOrDefault() applies the default
 	Sessions    SessionsMode  `toml:"sessions,omitempty"`             // its own LUO sessions after the kexec; SessionsOrDefault() applies the default
@@ -359,6 +361,11 @@ type FD struct {
 	Name       string `toml:"name"`
 	Optional   bool   `toml:"optional,omitempty"`       // if LUO refuses it, drop it (recorded) instead of failing prepare
 	Number     *int   `toml:"number,omitempty"`         // pidfd mode: the fd number in the workload
+	// Size makes the fd a memfd that PID 1 creates for the workload, of
+	// this size, before its first start (handoff "fdstore" only): a
+	// program that maps its memory from a path such as
+	// /proc/self/fd/N gets memory that survives the update.
+	Size ByteSize `toml:"size,omitempty,omitzero"`
 	Token      uint64 `toml:"token,omitempty,omitzero"` // manifest only: LUO token (prepare assigns from 1 up; 0 means none)
 	Kind       string `toml:"kind,omitempty"`           // manifest only: "memfd", ...
 	Dropped    bool   `toml:"dropped,omitempty"`        // manifest only: optional fd left out
@@ -432,6 +439,55 @@ func (d *Duration) UnmarshalText(text []byte) error {
 	d.Duration = v
 	return nil
 }
+
+// ByteSize is a size in bytes written as a TOML string: a number with an
+// optional binary unit, "4096", "512K", "64M", "2G", "1T" ("KiB", "MiB",
+// "GiB", "TiB" too). Every unit is a power of 1024.
+type ByteSize int64
+
+// byteUnits are the units ByteSize reads, largest first.
+var byteUnits = []struct {
+	suffix string
+	shift  uint
+}{{"T", 40}, {"G", 30}, {"M", 20}, {"K", 10}}
+
+// MarshalText writes the size in the largest unit that divides it.
+func (b ByteSize) MarshalText() ([]byte, error) {
+	for _, u := range byteUnits {
+		if b > 0 && b%(1<<u.shift) == 0 {
+			return []byte(strconv.FormatInt(int64(b>>u.shift), 10) + u.suffix + "iB"), nil
+		}
+	}
+	return []byte(strconv.FormatInt(int64(b), 10)), nil
+}
+
+// UnmarshalText reads a size as ByteSize describes it.
+func (b *ByteSize) UnmarshalText(text []byte) error {
+	s := string(text)
+	num, shift := s, uint(0)
+	for _, u := range byteUnits {
+		if n, ok := strings.CutSuffix(s, u.suffix+"iB"); ok {
+			num, shift = n, u.shift
+			break
+		}
+		if n, ok := strings.CutSuffix(s, u.suffix); ok {
+			num, shift = n, u.shift
+			break
+		}
+	}
+	v, err := strconv.ParseUint(num, 10, 63)
+	if err != nil || num == "" || num[0] == '+' {
+		return fmt.Errorf("size %q: want a whole number of bytes with an optional unit K, M, G or T (KiB, MiB, GiB, TiB), e.g. \"64M\"", s)
+	}
+	if v > math.MaxInt64>>shift {
+		return fmt.Errorf("size %q is too large", s)
+	}
+	*b = ByteSize(v << shift)
+	return nil
+}
+
+// MaxMemfdSize is the largest size of a memfd PID 1 creates (FD.Size).
+const MaxMemfdSize ByteSize = 1 << 40
 
 // ParseConfig reads and validates a config; data over MaxFileSize is
 // refused.

@@ -535,3 +535,50 @@ func TestSummaryFDs(t *testing.T) {
 		}
 	}
 }
+
+func TestByteSize(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want ByteSize
+		text string // MarshalText of want
+		bad  bool
+	}{
+		{in: "4096", want: 4096, text: "4KiB"},
+		{in: "1000", want: 1000, text: "1000"},
+		{in: "512K", want: 512 << 10, text: "512KiB"},
+		{in: "64M", want: 64 << 20, text: "64MiB"},
+		{in: "64MiB", want: 64 << 20, text: "64MiB"},
+		{in: "2G", want: 2 << 30, text: "2GiB"},
+		{in: "1536M", want: 1536 << 20, text: "1536MiB"},
+		{in: "1TiB", want: 1 << 40, text: "1TiB"},
+		{in: "", bad: true},
+		{in: "M", bad: true},
+		{in: "+5", bad: true},
+		{in: "-5", bad: true},
+		{in: "5 M", bad: true},
+		{in: "5m", bad: true},
+		{in: "1.5G", bad: true},
+		{in: "8388608T", bad: true}, // 2^63: past int64
+	} {
+		var b ByteSize
+		err := b.UnmarshalText([]byte(tc.in))
+		if tc.bad {
+			if err == nil {
+				t.Errorf("%q: got %d, want an error", tc.in, b)
+			}
+			continue
+		}
+		if err != nil || b != tc.want {
+			t.Errorf("%q: got %d, %v; want %d", tc.in, b, err, tc.want)
+			continue
+		}
+		text, _ := b.MarshalText()
+		if string(text) != tc.text {
+			t.Errorf("%q: MarshalText %q, want %q", tc.in, text, tc.text)
+		}
+		var back ByteSize
+		if err := back.UnmarshalText(text); err != nil || back != b {
+			t.Errorf("%q: %q reads back as %d, %v", tc.in, text, back, err)
+		}
+	}
+}

@@ -478,6 +478,18 @@ func (wc *workloadCheck) stopping() {
 	if w.StopTimeout.Duration < 0 {
 		wc.add(wp+".stop_timeout", ctx, "stop_timeout %v is negative", w.StopTimeout.Duration)
 	}
+	if len(w.StopCommand) > 0 || wc.set(wp+".stop_command", false) {
+		if len(w.StopCommand) == 0 {
+			wc.add(wp+".stop_command", ctx, "stop_command is empty: leave it out, or give the program and its arguments")
+		} else {
+			for k, a := range w.StopCommand {
+				wc.arg(fmt.Sprintf("%s.stop_command[%d]", wp, k), ctx, fmt.Sprintf("stop_command[%d]", k), a)
+			}
+			if a := w.StopCommand[0]; !filepath.IsAbs(a) {
+				wc.add(wp+".stop_command[0]", ctx, "stop_command[0] %q is not an absolute path", a)
+			}
+		}
+	}
 	switch w.Restart {
 	case "", RestartNever, RestartOnFailure:
 	default:
@@ -560,6 +572,7 @@ func (wc *workloadCheck) fd(j int) {
 	fc := &fdCheck{workloadCheck: wc, fd: fd, j: j}
 	fc.name()
 	fc.number()
+	fc.size()
 	if !wc.isManifest {
 		fc.configOnly()
 		return
@@ -626,6 +639,27 @@ func (fc *fdCheck) number() {
 			fc.fdNumbers[*fd.Number] = fc.j
 		}
 	}
+}
+
+// size checks a memfd PID 1 creates: handoff "fdstore" only (it goes
+// into the fd store), more than 0 and at most MaxMemfdSize.
+func (fc *fdCheck) size() {
+	fd, w := fc.fd, fc.w
+	switch {
+	case fd.Size == 0:
+		if fc.set(fc.path()+".size", false) {
+			fc.add(fc.path()+".size", fc.who(), "size is 0: leave it out, or give the memfd's size")
+		}
+	case w.Handoff != HandoffFDStore:
+		fc.add(fc.path()+".size", fc.who(), "size is only for handoff %q: PID 1 puts the memfd it creates in the workload's fd store", HandoffFDStore).deps = []string{fc.wp + ".handoff"}
+	case fd.Size < 0 || fd.Size > MaxMemfdSize:
+		fc.add(fc.path()+".size", fc.who(), "size %d: it must be 1 byte to %s", int64(fd.Size), mustText(MaxMemfdSize))
+	}
+}
+
+func mustText(b ByteSize) string {
+	t, _ := b.MarshalText()
+	return string(t)
 }
 
 // configOnly refuses in a config what prepare writes in the manifest.

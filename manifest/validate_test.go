@@ -29,6 +29,9 @@ pid = 42
 session = "luoinit.kv"
 `
 
+// The same with handoff "fdstore".
+var fdstoreWorkload = strings.Replace(sockWorkload, `"socket"`, `"fdstore"`, 1)
+
 func withoutSession(s string) string {
 	return strings.Replace(s, "session = \"luoinit.kv\"\n", "", 1)
 }
@@ -56,7 +59,7 @@ var commonRejects = []struct {
 	{"unknown top key", "colour = 1\n" + sockWorkload, "%d: colour: unknown key", [2]int{1, 1}, [2]int{}},
 	{"unknown workload key", sockWorkload + "colour = 1\n", "%d: workload[0].colour: unknown key", [2]int{7, 6}, [2]int{}},
 	{"unknown key case", sockWorkload + "UID = 1\n", "%d: workload[0].UID: unknown key", [2]int{7, 6}, [2]int{}},
-	{"unknown fd key", sockWorkload + "[[workload.fd]]\nname = \"a\"\ntoken = 1\nsize = 4096\n", "%d: workload[0].fd[0].size: unknown key", [2]int{10, 8}, [2]int{}},
+	{"unknown fd key", sockWorkload + "[[workload.fd]]\nname = \"a\"\ntoken = 1\ncolour = 4096\n", "%d: workload[0].fd[0].colour: unknown key", [2]int{10, 8}, [2]int{}},
 	{"unknown subtable", sockWorkload + "[workload.extra]\nx = 1\n", "%d: workload[0].extra: unknown key", [2]int{7, 6}, [2]int{}},
 	{"unknown quoted key", sockWorkload + "\"a.b\" = 1\n", `%d: workload[0]."a.b": unknown key`, [2]int{7, 6}, [2]int{}},
 	{"type", sockWorkload + "uid = \"root\"\n", "%d: workload[0].uid: needs an integer, not a string", [2]int{7, 6}, [2]int{}},
@@ -98,6 +101,15 @@ var commonRejects = []struct {
 	{"fd name missing", sockWorkload + "[[workload.fd]]\ntoken = 1\n", `%d: workload "kv" fd[0]: fd name is missing`, [2]int{7, 6}, [2]int{}},
 	{"fd name twice", sockWorkload + "[[workload.fd]]\nname = \"a\"\ntoken = 1\n[[workload.fd]]\nname = \"a\"\ntoken = 2\n", `%[1]d: workload "kv": fd name "a" is used twice (line %[2]d)`, [2]int{11, 9}, [2]int{8, 7}},
 	{"fd inline", sockWorkload + "fd = [{name = \"a\", token = 1}, {name = \"a\", token = 2}]\n", `%[1]d: workload "kv": fd name "a" is used twice (line %[1]d)`, [2]int{7, 6}, [2]int{}},
+	{"fd size on socket", sockWorkload + "[[workload.fd]]\nname = \"a\"\ntoken = 1\nsize = \"64M\"\n", `%d: workload "kv" fd "a": size is only for handoff "fdstore"`, [2]int{10, 8}, [2]int{}},
+	{"fd size unit", fdstoreWorkload + "[[workload.fd]]\nname = \"a\"\ntoken = 1\nsize = \"64Q\"\n", `%d: workload[0].fd[0].size: size "64Q": want a whole number of bytes with an optional unit`, [2]int{10, 8}, [2]int{}},
+	{"fd size negative", fdstoreWorkload + "[[workload.fd]]\nname = \"a\"\ntoken = 1\nsize = \"-1\"\n", `%d: workload[0].fd[0].size: size "-1": want a whole number`, [2]int{10, 8}, [2]int{}},
+	{"fd size overflow", fdstoreWorkload + "[[workload.fd]]\nname = \"a\"\ntoken = 1\nsize = \"9000000T\"\n", `%d: workload[0].fd[0].size: size "9000000T" is too large`, [2]int{10, 8}, [2]int{}},
+	{"fd size zero", fdstoreWorkload + "[[workload.fd]]\nname = \"a\"\ntoken = 1\nsize = \"0\"\n", `%d: workload "kv" fd "a": size is 0: leave it out`, [2]int{10, 8}, [2]int{}},
+	{"fd size too large", fdstoreWorkload + "[[workload.fd]]\nname = \"a\"\ntoken = 1\nsize = \"2T\"\n", `%d: workload "kv" fd "a": size 2199023255552: it must be 1 byte to 1TiB`, [2]int{10, 8}, [2]int{}},
+	{"stop_command empty", sockWorkload + "stop_command = []\n", `%d: workload "kv": stop_command is empty`, [2]int{7, 6}, [2]int{}},
+	{"stop_command relative", sockWorkload + "stop_command = [\"save\", \"--now\"]\n", `%d: workload "kv": stop_command[0] "save" is not an absolute path`, [2]int{7, 6}, [2]int{}},
+	{"stop_command nul", sockWorkload + "stop_command = [\"/bin/save\", \"a\\u0000\"]\n", `%d: workload "kv": stop_command[1] contains a NUL byte`, [2]int{7, 6}, [2]int{}},
 	{"stop", sockWorkload + "stop = \"kill\"\n", `%d: workload "kv": stop "kill": it must be "term" or "sigstop"`, [2]int{7, 6}, [2]int{}},
 	{"restart", sockWorkload + "restart = \"always\"\n", `%d: workload "kv": restart "always": it must be "never" or "on-failure"`, [2]int{7, 6}, [2]int{}},
 }

@@ -247,3 +247,78 @@ func TestMergeEnv(t *testing.T) {
 		t.Fatalf("mergeEnv = %q, want %q", got, want)
 	}
 }
+
+// memStart records, for every fd passed at a start, its size and seals.
+type memStart struct {
+	mu  sync.Mutex
+	fds []memInfo
+	env []string
+}
+
+type memInfo struct {
+	size    int64
+	seals   int
+	content string // the first bytes
+}
+
+func (m *memStart) Start(spec manifest.Workload, env []string, extra []*os.File) (Process, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.env = env
+	for _, f := range extra {
+		var st unix.Stat_t
+		unix.Fstat(int(f.Fd()), &st)
+		seals, _ := unix.FcntlInt(f.Fd(), unix.F_GET_SEALS, 0)
+		b := make([]byte, 4)
+		n, _ := f.ReadAt(b, 0)
+		m.fds = append(m.fds, memInfo{size: st.Size, seals: seals, content: string(b[:n])})
+	}
+	p := &goProc{pid: os.Getpid(), done: make(chan int, 1)}
+	p.done <- 0
+	return p, nil
+}
+
+// [[workload.fd]] size: PID 1 creates the memfd before the first start,
+// first in the store, sealed; a carried one is passed instead; a carried
+// one that was lost is not replaced.
+func TestFDStoreProvidedMemfds(t *testing.T) {
+	const size = 64 << 10
+	sealed := unix.F_SEAL_GROW | unix.F_SEAL_SHRINK
+	for _, tc := range []struct {
+		desc    string
+		fds     []manifest.FD
+		carried []string // contents of memfds that came back, named n0, n1, ...
+		want    []memInfo
+		names   string // LISTEN_FDNAMES
+		log     string
+	}{
+		{desc: "cold boot", fds: []manifest.FD{{Name: "ram", Size: size}, {Name: "other"}, {Name: "small", Size: 5}},
+			want: []memInfo{{size: size, seals: sealed, content: "\x00\x00\x00\x00"}, {size: 5, seals: sealed, content: "\x00\x00\x00\x00"}}, names: "ram:small",
+			log: `created memfd "ram" of 65536 bytes`},
+		{desc: "carried", fds: []manifest.FD{{Name: "n0", Size: size, Token: 1}}, carried: []string{"kept"},
+			want: []memInfo{{size: 4, seals: unix.F_SEAL_SEAL, content: "kept"}}, names: "n0"},
+		{desc: "carried and lost", fds: []manifest.FD{{Name: "ram", Size: size, Token: 1}, {Name: "n0", Token: 2}}, carried: []string{"kept"},
+			want: []memInfo{{size: 4, seals: unix.F_SEAL_SEAL, content: "kept"}}, names: "n0",
+			log: `memfd "ram" (65536 bytes) was carried by the live update and did not come back; luoinit does not replace it`},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			w, _ := fdstoreWorkload(t, tc.carried...)
+			w.Session, w.Spec.Env, w.Spec.FDs = nil, nil, tc.fds
+			st := &memStart{}
+			log, logged := quietLog()
+			sup := newSupervisor(st, log, Options{HandoffTimeout: time.Second, Notify: notify.NewRegistry(t.TempDir(), log)})
+			sup.Run([]*Workload{w})
+			st.mu.Lock()
+			defer st.mu.Unlock()
+			if !reflect.DeepEqual(st.fds, tc.want) {
+				t.Errorf("fds passed %+v, want %+v\n%s", st.fds, tc.want, logged())
+			}
+			if got, _ := envValue(st.env, "LISTEN_FDNAMES"); got != tc.names {
+				t.Errorf("LISTEN_FDNAMES=%q, want %q", got, tc.names)
+			}
+			if !strings.Contains(logged(), tc.log) {
+				t.Errorf("log lacks %q:\n%s", tc.log, logged())
+			}
+		})
+	}
+}
