@@ -358,18 +358,18 @@ func CheckOwnedSession(w *Workload, name string) error {
 
 // FD is one fd of a workload, preserved under a token of its session.
 type FD struct {
-	Name       string `toml:"name"`
-	Optional   bool   `toml:"optional,omitempty"`       // if LUO refuses it, drop it (recorded) instead of failing prepare
-	Number     *int   `toml:"number,omitempty"`         // pidfd mode: the fd number in the workload
+	Name     string `toml:"name"`
+	Optional bool   `toml:"optional,omitempty"` // if LUO refuses it, drop it (recorded) instead of failing prepare
+	Number   *int   `toml:"number,omitempty"`   // pidfd mode: the fd number in the workload
 	// Size makes the fd a memfd that PID 1 creates for the workload, of
 	// this size, before its first start (handoff "fdstore" only): a
 	// program that maps its memory from a path such as
 	// /proc/self/fd/N gets memory that survives the update.
-	Size ByteSize `toml:"size,omitempty,omitzero"`
-	Token      uint64 `toml:"token,omitempty,omitzero"` // manifest only: LUO token (prepare assigns from 1 up; 0 means none)
-	Kind       string `toml:"kind,omitempty"`           // manifest only: "memfd", ...
-	Dropped    bool   `toml:"dropped,omitempty"`        // manifest only: optional fd left out
-	DropReason string `toml:"drop_reason,omitempty"`    // manifest only: why (e.g. the errno)
+	Size       ByteSize `toml:"size,omitempty,omitzero"`
+	Token      uint64   `toml:"token,omitempty,omitzero"` // manifest only: LUO token (prepare assigns from 1 up; 0 means none)
+	Kind       string   `toml:"kind,omitempty"`           // manifest only: "memfd", ...
+	Dropped    bool     `toml:"dropped,omitempty"`        // manifest only: optional fd left out
+	DropReason string   `toml:"drop_reason,omitempty"`    // manifest only: why (e.g. the errno)
 }
 
 // The kinds of fd a manifest records (FD.Kind), as prepare finds them in
