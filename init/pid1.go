@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"github.com/luoinit/luoinit/status"
 	"github.com/luoinit/luoinit/wellknown"
 	"github.com/u-root/uio/ulog"
+	"golang.org/x/sys/unix"
 )
 
 // pid1Main is luoinit as PID 1 of the next kernel's initramfs. It never
@@ -90,7 +92,7 @@ func pid1Main() {
 		var boot bootState
 		go func() {
 			defer pid1.Recover(log)
-			if _, err := control.Listen(wellknown.ControlSocket, prepareHandler(log, boot.get, stores)); err != nil {
+			if _, err := control.Listen(wellknown.ControlSocket, prepareHandler(log, boot.get, stores, starter{reaper})); err != nil {
 				log.Printf("no control socket: `luoinit prepare` will refuse to run unless --standalone: %v", err)
 			}
 		}()
@@ -141,6 +143,17 @@ func switchRoot(log ulog.Logger) error {
 type starter struct{ r *pid1.Reaper }
 
 func (s starter) Start(spec manifest.Workload, env []string, extra []*os.File) (restore.Process, error) {
+	p, err := s.r.Start(spec.Argv, workloadAttr(spec, env, extra))
+	if err != nil {
+		return nil, err
+	}
+	return proc{p}, nil
+}
+
+// workloadAttr is how every program of a workload runs: as its uid and
+// gid, in its dir (default /), with env and a default PATH, the console
+// as stdout and stderr, and extra as fds 3, 4, ....
+func workloadAttr(spec manifest.Workload, env []string, extra []*os.File) *pid1.ProcAttr {
 	dir := spec.Dir
 	if dir == "" {
 		dir = "/"
@@ -150,18 +163,38 @@ func (s starter) Start(spec manifest.Workload, env []string, extra []*os.File) (
 	if !slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "PATH=") }) {
 		env = append([]string{"PATH=/bin:/sbin:/usr/bin:/usr/sbin"}, env...)
 	}
-	p, err := s.r.Start(spec.Argv, &pid1.ProcAttr{
+	return &pid1.ProcAttr{
 		Env:        env,
 		Dir:        dir,
 		Credential: &syscall.Credential{Uid: spec.UID, Gid: spec.GID},
 		ExtraFiles: extra,
 		Stdout:     os.Stdout,
 		Stderr:     os.Stderr,
-	})
-	if err != nil {
-		return nil, err
 	}
-	return proc{p}, nil
+}
+
+// runStopCommand runs workload w's stop_command as the workload (see
+// workloadAttr; LUOINIT_WORKLOAD names it) and waits at most timeout for
+// it, then kills its process group. It is prepare's Options.RunCommand.
+func (s starter) runStopCommand(w *manifest.Workload, timeout time.Duration) error {
+	env := append(slices.Clone(w.Env), wellknown.EnvWorkload+"="+w.Name)
+	p, err := s.r.Start(w.StopCommand, workloadAttr(*w, env, nil))
+	if err != nil {
+		return err
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-p.Done():
+	case <-t.C:
+		if err := p.SignalGroup(unix.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			return fmt.Errorf("%s (pid %d) still ran after %v, and killing it failed: %w", p.Path, p.Pid, timeout, err)
+		}
+		<-p.Done()
+		return fmt.Errorf("%s (pid %d) still ran after %v (stop_timeout): killed", p.Path, p.Pid, timeout)
+	}
+	_, err = p.Wait()
+	return err
 }
 
 type proc struct{ p *pid1.Proc }
@@ -245,7 +278,7 @@ const exitTryAgain = 75
 // prepareHandler runs a `luoinit prepare` that a command handed to PID 1.
 // boot says whether the restore is over, and gives the supervisor;
 // stores are the workloads' fd stores.
-func prepareHandler(log ulog.Logger, boot func() (*restore.Supervisor, bool), stores *notify.Registry) control.Handler {
+func prepareHandler(log ulog.Logger, boot func() (*restore.Supervisor, bool), stores *notify.Registry, start starter) control.Handler {
 	return func(ctx context.Context, req control.Request, out io.Writer, cont <-chan struct{}) int {
 		defer pid1.Recover(log)
 		sup, ready := boot()
@@ -263,6 +296,7 @@ func prepareHandler(log ulog.Logger, boot func() (*restore.Supervisor, bool), st
 		o.Log, o.Out, o.Continue = lineLogger(out), out, cont
 		o.FDStore = stores.FDStore
 		o.Requester = req.From
+		o.RunCommand = start.runStopCommand
 		if sup != nil {
 			o.Procs = sup.Pids()
 			o.Freezing, o.Cancelled = sup.Hold, sup.Release

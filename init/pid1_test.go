@@ -24,7 +24,7 @@ func (l testLogger) Printf(format string, args ...any) { l.t.Logf(format, args..
 // neither runs without the workloads' pids nor waits for the restore.
 func TestPrepareHandlerWhileRestoring(t *testing.T) {
 	var boot bootState
-	h := prepareHandler(testLogger{t}, boot.get, notify.NewRegistry("", ulogtest.Logger{TB: t}))
+	h := prepareHandler(testLogger{t}, boot.get, notify.NewRegistry("", ulogtest.Logger{TB: t}), starter{})
 	var out bytes.Buffer
 	code := h(context.Background(), control.Request{Config: "/nonexistent"}, &out, make(chan struct{}))
 	if code != exitTryAgain || !strings.Contains(out.String(), "PID 1 is still restoring the workloads") {
@@ -87,7 +87,7 @@ func TestHandToPID1Refused(t *testing.T) {
 	}
 	sock = filepath.Join(t.TempDir(), "control.sock")
 	var boot bootState
-	srv, err := control.Listen(sock, prepareHandler(testLogger{t}, boot.get, notify.NewRegistry("", ulogtest.Logger{TB: t})))
+	srv, err := control.Listen(sock, prepareHandler(testLogger{t}, boot.get, notify.NewRegistry("", ulogtest.Logger{TB: t}), starter{}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,11 +9,13 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"syscall"
 
 	"github.com/luoinit/luoinit/control"
 	"github.com/luoinit/luoinit/luo"
 	"github.com/luoinit/luoinit/manifest"
+	"github.com/luoinit/luoinit/pid1"
 	"github.com/luoinit/luoinit/prepare"
 	"github.com/luoinit/luoinit/status"
 	"github.com/luoinit/luoinit/wellknown"
@@ -36,10 +38,12 @@ manifest into a memfd preserved in luoinit's own session ("luoinit", token
 (--initrd, else /sys/firmware/initrd: the image this kernel booted from,
 kept by a kernel booted with retain_initrd) and luoinit.update=GENERATION
 on its command line.
-Phase frozen: stop the workloads (SIGTERM then SIGKILL after stop_timeout,
-or SIGSTOP; the workload this command runs under, if any, gets SIGSTOP: it
-waits for this reboot), sync, and reboot(LINUX_REBOOT_CMD_KEXEC) with the
-sessions still open.
+Phase frozen: run the stop_command of every workload that has one (all at
+once, each as its workload, bounded by its stop_timeout; one that fails
+cancels the update before any workload is stopped), stop the workloads
+(SIGTERM then SIGKILL after stop_timeout, or SIGSTOP; the workload this
+command runs under, if any, gets SIGSTOP: it waits for this reboot), sync,
+and reboot(LINUX_REBOOT_CMD_KEXEC) with the sessions still open.
 
 A failure, SIGINT or SIGTERM at any point before the reboot cancels: the
 sessions are closed (the kernel unpreserves their files), the kexec image is
@@ -103,6 +107,11 @@ func cmdPrepare(args []string) error {
 	o.Socket, o.Device = *socket, *device
 	o.Continue, o.Log, o.Out = cont, lineLogger(stderr), stdout
 	o.Requester = os.Getpid()
+	if slices.ContainsFunc(cfg.Workloads, func(w manifest.Workload) bool { return len(w.StopCommand) > 0 }) {
+		// A stop_command's child is reaped by the one wait4 of the process,
+		// as in PID 1 (pid1.Reaper).
+		o.RunCommand = starter{pid1.NewReaper(lineLogger(stderr))}.runStopCommand
+	}
 	if err := prepare.Run(ctx, o); err != nil {
 		return err
 	}

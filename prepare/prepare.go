@@ -93,6 +93,11 @@ type Options struct {
 	// it is waiting for this very reboot, and the freeze must not wait
 	// on it.
 	Requester int
+	// RunCommand runs a workload's stop_command as the workload and waits
+	// at most timeout for it (an init's own way of starting programs);
+	// an error means it did not exit with status 0. Needed only when a
+	// workload has a stop_command.
+	RunCommand func(w *manifest.Workload, timeout time.Duration) error
 	// StateDir holds the state file (package status) that prepare moves to
 	// prepared and frozen, and back on cancel; default wellknown.RunDir.
 	StateDir string
@@ -213,6 +218,11 @@ func (s *state) check() error {
 	if err := s.checkFDStore(); err != nil {
 		return err
 	}
+	for _, w := range o.Config.Workloads {
+		if len(w.StopCommand) > 0 && o.RunCommand == nil {
+			return fmt.Errorf("workload %q has a stop_command, and this prepare has no way to run it", w.Name)
+		}
+	}
 	if o.Kernel == "" {
 		return errors.New("no kernel given (--kernel)")
 	}
@@ -309,11 +319,16 @@ func (s *state) frozen() error {
 	if s.o.Freezing != nil {
 		s.o.Freezing()
 	}
+	// The freeze starts with the stop commands: a workload saving itself
+	// is out of service already.
+	first := manifest.Now()
+	if err := s.runStopCommands(); err != nil {
+		return err
+	}
 	s.log.Printf("phase frozen: stopping %d workload processes", len(s.procs))
 	s.sparesRequester()
 	// All at once: the freeze lasts as long as the slowest workload takes
 	// to exit, not as long as all of them one after another.
-	first := manifest.Now()
 	errs := make([]error, len(s.procs))
 	var wg sync.WaitGroup
 	for i, p := range s.procs {

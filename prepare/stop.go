@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/luoinit/luoinit/manifest"
@@ -179,4 +180,52 @@ func (s *state) sparesRequester() {
 			p.workload, p.pid, s.o.Requester)
 		p.mode = manifest.StopSigstop
 	}
+}
+
+// runStopCommands runs the stop_command of every workload that has one
+// and a process to stop, all at once, and waits for them all. One that
+// fails fails the freeze before any workload is stopped: the caller
+// cancels, and a workload that exited after its own command succeeded is
+// started again by its init (Options.Cancelled).
+func (s *state) runStopCommands() error {
+	running := map[string]bool{}
+	for _, p := range s.procs {
+		running[p.workload] = true
+	}
+	var ws []*manifest.Workload
+	for i := range s.m.Workloads {
+		w := &s.m.Workloads[i]
+		if len(w.StopCommand) == 0 {
+			continue
+		}
+		if !running[w.Name] {
+			s.log.Printf("workload %q is not running: its stop_command is not run", w.Name)
+			continue
+		}
+		ws = append(ws, w)
+	}
+	if len(ws) == 0 {
+		return nil
+	}
+	errs := make([]error, len(ws))
+	var wg sync.WaitGroup
+	for i, w := range ws {
+		timeout := w.StopTimeoutOrDefault()
+		s.log.Printf("workload %q: running its stop_command %q (at most %v)", w.Name, w.StopCommand, timeout)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t0 := time.Now()
+			if err := s.o.RunCommand(w, timeout); err != nil {
+				errs[i] = fmt.Errorf("workload %q: stop_command %q failed after %v: %w", w.Name, w.StopCommand, time.Since(t0).Round(time.Millisecond), err)
+				return
+			}
+			s.log.Printf("workload %q: stop_command exited 0 in %v", w.Name, time.Since(t0).Round(time.Millisecond))
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w; no workload was stopped", err)
+	}
+	return nil
 }
