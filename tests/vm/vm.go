@@ -72,6 +72,9 @@ type Result struct {
 	TimedOut bool
 	Elapsed  time.Duration
 	Console  []string // every console line
+	// Stamps are when each console line was read, from QEMU's start (the
+	// host's clock): Stamps[i] is Console[i]'s.
+	Stamps []time.Duration
 	Accel    string
 }
 
@@ -238,6 +241,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			cfg.Log("[%7.3fs] %s", at.Seconds(), line)
 			mu.Lock()
 			res.Console = append(res.Console, line)
+			res.Stamps = append(res.Stamps, at)
 			if strings.Contains(line, "Linux version ") {
 				res.Boots++
 			}

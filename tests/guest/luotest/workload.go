@@ -67,6 +67,9 @@ func workloadMain(args []string) {
 	case "sddriver":
 		sdDriverMain(args[1:])
 		return
+	case "vmhost":
+		vmHostMain(args[1:])
+		return
 	case "orphan":
 		orphanMain()
 		return
