@@ -10,71 +10,19 @@
 # "Newest" compares Debian versions (dpkg --compare-versions) over every
 # suite of the private index, so a sid upload beats a backport.
 #
-# It never touches the system's apt configuration: it reads the mirror URI
-# from the system's own deb822 sources, writes a private sources file for
-# the suites that carry new kernels, and runs apt with every directory
-# pointed into CACHE_DIR/apt.
+# It never touches the system's apt configuration: it asks the private
+# index of tests/apt/private.sh, kept under CACHE_DIR/apt.
 set -euo pipefail
 
 cache=${1:?usage: fetch-source.sh CACHE_DIR [SPEC]}
 spec=${2:-}
-aptdir=$cache/apt
-mkdir -p "$aptdir/sources" "$aptdir/lists/partial" "$aptdir/cache/archives/partial" "$cache/src"
+here=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$cache/src"
 
 log() { echo "fetch-source: $*" >&2; }
 
-sysfile=/etc/apt/sources.list.d/debian.sources
-[ -r "$sysfile" ] || { log "no $sysfile: cannot find the Debian mirror"; exit 1; }
-# The first URI line of a stanza whose suites are not the security archive.
-mirror=$(awk '
-  /^URIs:/ { uri=$2 }
-  /^Suites:/ { if ($0 !~ /-security/ && uri != "" && !found) { print uri; found=1 } }
-' "$sysfile")
-[ -n "$mirror" ] || { log "no mirror URI in $sysfile"; exit 1; }
-keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-
-cat > "$aptdir/sources/luoinit-kernel.sources" <<SRC
-Types: deb
-URIs: $mirror
-Suites: sid trixie-backports
-Components: main
-Signed-By: $keyring
-SRC
-
-apt_opts=(
-  -o Dir::Etc::SourceList=/dev/null
-  -o Dir::Etc::SourceParts="$aptdir/sources"
-  -o Dir::State::Lists="$aptdir/lists"
-  -o Dir::Cache="$aptdir/cache"
-  -o Dir::Cache::Archives="$aptdir/cache/archives"
-  -o Dir::Cache::pkgcache=""
-  -o Dir::Cache::srcpkgcache=""
-  -o APT::Sandbox::User=root
-  -o Debug::NoLocking=1
-  -q
-)
-
-# Reuse an index younger than a day; suites move on, so refresh after that.
-stamp=$aptdir/lists/.updated
-if [ -z "$(find "$stamp" -mmin -1440 2>/dev/null)" ]; then
-  log "updating the private package index (sid, trixie-backports)"
-  apt-get "${apt_opts[@]}" update >&2
-  touch "$stamp"
-fi
-
-# newest VERSION...: the highest Debian version among its arguments.
-newest() {
-  local best=
-  for v in "$@"; do
-    if [ -z "$best" ] || dpkg --compare-versions "$v" gt "$best"; then best=$v; fi
-  done
-  echo "$best"
-}
-
-# versions PKG: every version of PKG the private index offers.
-versions() {
-  apt-cache "${apt_opts[@]}" madison "$1" 2>/dev/null | awk -F'|' '{ gsub(/ /, "", $2); print $2 }' | sort -uV
-}
+. "$here/../apt/private.sh"
+private_apt "$cache"
 
 case $spec in
   "")
@@ -101,15 +49,15 @@ case $spec in
     ;;
 esac
 ver=${pkg#linux-source-}
-mapfile -t offered < <(versions "$pkg")
-[ ${#offered[@]} -gt 0 ] || { log "the private index has no $pkg (suites: sid, trixie-backports)"; exit 1; }
+mapfile -t offered < <(private_apt_versions "$pkg")
+[ ${#offered[@]} -gt 0 ] || { log "the private index has no $pkg (suites: ${private_apt_suites// /, })"; exit 1; }
 case $spec in
   *-*)
     pkgver=
     for v in "${offered[@]}"; do [ "$v" = "$spec" ] && pkgver=$v; done
     [ -n "$pkgver" ] || { log "$pkg $spec is not in the private index; it offers: ${offered[*]}"; exit 1; }
     ;;
-  *) pkgver=$(newest "${offered[@]}") ;;
+  *) pkgver=$(private_apt_newest "${offered[@]}") ;;
 esac
 log "source package: $pkg $pkgver (offered: ${offered[*]})"
 
