@@ -15,6 +15,17 @@ var guestSource []byte
 // -bios image at the top of 4 GiB and its last 64 KiB below 1 MiB too.
 const FirmwareSize = 64 << 10
 
+// Where the guest keeps what it checks, as guest physical addresses (STATE
+// and PATTERN in guest.S). On a pc machine with less than 3 GiB of RAM
+// they are offsets in its memory backend too: a memfd's, say.
+const (
+	CountAddr   = 0x1000  // the count of status lines, 32 bits
+	PatternAddr = 1 << 20 // the start of the pattern
+)
+
+// PatternWord is the 32-bit word the guest fills in at addr.
+func PatternWord(addr uint32) uint32 { return addr * 0x9e3779b1 }
+
 // DefaultWait is a busy-wait between two status lines that gives a few
 // lines a second under TCG on a current x86-64 host (about 7 on a loaded
 // 2-core one); nested inside an emulated VM, where the guest runs 20-100

@@ -63,6 +63,20 @@ func Fetch(cache string) (Install, error) {
 	return in, nil
 }
 
+// DefaultCache is the cache directory the tests use: $LUOINIT_CACHE, as
+// make sets it, else luoinit in the user's cache directory (make's default
+// too).
+func DefaultCache() string {
+	if c := os.Getenv("LUOINIT_CACHE"); c != "" {
+		return c
+	}
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		dir = os.TempDir()
+	}
+	return filepath.Join(dir, "luoinit")
+}
+
 // Argv returns the command line that runs the tree's qemu-system-x86_64
 // with args, through the tree's dynamic loader and libraries and with the
 // tree's firmware directories, the tree being at prefix: a directory the

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -30,6 +29,8 @@ func TestParseStatus(t *testing.T) {
 		{"vmguest count=xyz pass=00000000 bad=00000000", Status{}, false},
 		{"vmguest pass=00000000 count=00000001 bad=00000000", Status{}, false},
 		{"vmguest count=100000000 pass=00000000 bad=00000000", Status{}, false},
+		{"vmguest count=00000001 pass=00000000 bad=0000000", Status{}, false},
+		{"vmguest count=00000001 pass=00000000 bad=-0000000", Status{}, false},
 		{"", Status{}, false},
 	} {
 		got, ok := ParseStatus(tc.line)
@@ -138,23 +139,11 @@ var (
 	fetchErr  error
 )
 
-// fetchedQEMU is the QEMU of fetch.sh in the test cache ($LUOINIT_CACHE,
-// as make sets it, else the user's cache directory), fetched once per run;
-// the test skips if it cannot be had (no network, say).
+// fetchedQEMU is the QEMU of fetch.sh in DefaultCache, fetched once per
+// run; the test skips if it cannot be had (no network, say).
 func fetchedQEMU(t *testing.T) Install {
 	t.Helper()
-	fetchOnce.Do(func() {
-		cache := os.Getenv("LUOINIT_CACHE")
-		if cache == "" {
-			dir, err := os.UserCacheDir()
-			if err != nil {
-				fetchErr = err
-				return
-			}
-			cache = filepath.Join(dir, "luoinit")
-		}
-		fetched, fetchErr = Fetch(cache)
-	})
+	fetchOnce.Do(func() { fetched, fetchErr = Fetch(DefaultCache()) })
 	if fetchErr != nil {
 		t.Skipf("no QEMU from tests/qemu/fetch.sh: %v", fetchErr)
 	}
@@ -263,6 +252,7 @@ func TestFirmwareUnderQEMU(t *testing.T) {
 			if last.Passes < 1 {
 				t.Errorf("%d lines over %d MiB made %d full passes, want at least 1", last.Count, patternMiB, last.Passes)
 			}
+			checkRAM(t, ram, last, patternMiB, tc.corrupt)
 			wantBad := fmt.Sprintf("%s%08x", BadAtPrefix, addr)
 			switch {
 			case !tc.corrupt && (last.Bad != 0 || len(lines) != 0):
@@ -271,5 +261,31 @@ func TestFirmwareUnderQEMU(t *testing.T) {
 				t.Errorf("bad=%d, other lines %q; want bad>0 and [%q]", last.Bad, lines, wantBad)
 			}
 		})
+	}
+}
+
+// checkRAM reads what the guest wrote through the memfd: the count at
+// CountAddr, as far as the last line or beyond, and the pattern.
+func checkRAM(t *testing.T, ram *os.File, last Status, patternMiB int, corrupt bool) {
+	t.Helper()
+	word := make([]byte, 4)
+	if _, err := ram.ReadAt(word, CountAddr); err != nil {
+		t.Fatal(err)
+	}
+	if n := binary.LittleEndian.Uint32(word); n < last.Count {
+		t.Errorf("count in RAM %d, below the last line's %d", n, last.Count)
+	}
+	pattern := make([]byte, patternMiB<<20)
+	if _, err := ram.ReadAt(pattern, PatternAddr); err != nil {
+		t.Fatal(err)
+	}
+	wrong := 0
+	for off := 0; off < len(pattern); off += 4 {
+		if binary.LittleEndian.Uint32(pattern[off:]) != PatternWord(uint32(PatternAddr+off)) {
+			wrong++
+		}
+	}
+	if want := map[bool]int{false: 0, true: 1}[corrupt]; wrong != want {
+		t.Errorf("%d words of the pattern wrong in the memfd, want %d", wrong, want)
 	}
 }

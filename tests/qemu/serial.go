@@ -35,7 +35,9 @@ func ParseStatus(line string) (s Status, ok bool) {
 	}{{"count=", &s.Count}, {"pass=", &s.Passes}, {"bad=", &s.Bad}}
 	for i, fd := range fields {
 		v, found := strings.CutPrefix(f[i+1], fd.key)
-		if !found {
+		if !found || len(v) != 8 {
+			// 8 digits, always: a line cut short (a VM stopped mid-line)
+			// does not parse.
 			return Status{}, false
 		}
 		n, err := strconv.ParseUint(v, 16, 32)
