@@ -53,14 +53,15 @@ first so that a QEMU that dies loading a state does not load it again.)
 save: over the QMP socket, set capability x-ignore-shared and mode
 cpr-reboot, migrate to FILE.tmp (QEMU stops the VM for it), wait for
 the migration to complete, fsync FILE.tmp, rename it to FILE, fsync the
-directory, make QEMU quit and wait until it closes the socket; print
-the state's size. Shared guest RAM stays out of the state. --timeout D
-bounds the whole save (default 30s). On failure or timeout (then the
-migration is cancelled) no state file is left, the VM runs again if it
-ran before (QEMU resumes it after most failures, vmctl sends cont
-otherwise), and vmctl exits 1 with the reason, QEMU's error text
-included. A test can make a save fail on purpose with --state in a
-directory that does not exist: QEMU's migrate then fails.
+directory, make QEMU quit and wait until it closes the socket, and print
+"vmctl: saved state: N bytes in FILE ...". Shared guest RAM stays out
+of the state. --timeout D bounds the whole save (default 30s). On
+failure or timeout (then the migration is cancelled) no state file is
+left, the VM runs again if it ran before (QEMU resumes it after most
+failures, vmctl sends cont otherwise), and vmctl exits 1 with the
+reason, QEMU's error text included. A test can make a save fail on
+purpose with --state in a directory that does not exist: QEMU's
+migrate then fails.
 
 Exit status: 0 done, 1 failed, 2 bad usage.
 `

@@ -193,7 +193,7 @@ func TestSave(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if want := "(10 bytes); QEMU quit"; !strings.Contains(stdout.String(), want) {
+				if want := "vmctl: saved state: 10 bytes in " + state + " from the VM of " + f.socket + "; QEMU quit\n"; stdout.String() != want {
 					t.Errorf("stdout %q, want %q", stdout.String(), want)
 				}
 			} else {

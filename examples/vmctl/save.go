@@ -71,7 +71,7 @@ func save(ctx context.Context, cfg saveConfig, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "vmctl: saved the VM of %s to %s (%d bytes); QEMU quit\n", cfg.qmp, state, st.Size())
+	fmt.Fprintf(stdout, "vmctl: saved state: %d bytes in %s from the VM of %s; QEMU quit\n", st.Size(), state, cfg.qmp)
 	return nil
 }
 
