@@ -36,6 +36,14 @@ var (
 	skipWhy   string
 )
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if vmctlBin != "" {
+		os.RemoveAll(filepath.Dir(vmctlBin))
+	}
+	os.Exit(code)
+}
+
 // hostSetup fetches QEMU and builds vmctl, once; the test skips only when
 // QEMU cannot be fetched.
 func hostSetup(t *testing.T) (qemu.Install, string) {
