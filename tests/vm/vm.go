@@ -75,7 +75,7 @@ type Result struct {
 	// Stamps are when each console line was read, from QEMU's start (the
 	// host's clock): Stamps[i] is Console[i]'s.
 	Stamps []time.Duration
-	Accel    string
+	Accel  string
 }
 
 // BootConsoles splits the console into one part per kernel booted, each
