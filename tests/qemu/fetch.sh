@@ -107,6 +107,16 @@ rm -rf "$root"/usr/share/{doc,doc-base,man,info,locale,lintian,bug,bash-completi
 find "$root/usr/bin" -mindepth 1 ! -name qemu-system-x86_64 -delete
 find "$root" -type l -lname '/*' -delete
 
+# Unmodified: the binary matches the md5sums of its own package, as dpkg
+# would check it (`dpkg --verify`).
+qdeb=$(ls "$debs/${pkg}_${ver//:/%3a}_"*.deb | head -1)
+if ! sums=$(dpkg-deb --ctrl-tarfile "$qdeb" | tar -xO ./md5sums | grep ' usr/bin/qemu-system-x86_64$') ||
+   ! (cd "$root" && echo "$sums" | md5sum --check --quiet >&2); then
+  log "usr/bin/qemu-system-x86_64 does not match the md5sums of $(basename "$qdeb")"
+  exit 1
+fi
+log "usr/bin/qemu-system-x86_64 matches the md5sums of $(basename "$qdeb"): ${sums%% *}"
+
 echo "$ver" > "$root/version"
 libs=$root/usr/lib/x86_64-linux-gnu
 if ! banner=$("$root/usr/lib64/ld-linux-x86-64.so.2" --library-path "$libs" \
