@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -120,4 +121,37 @@ func TestDocExamples(t *testing.T) {
 		}
 	}
 	keys(reflect.TypeFor[Manifest]())
+}
+
+// Every complete config in the other docs (a TOML block with version =
+// 1 and a [[workload]]) is one luoinit accepts: a stranger copies them.
+func TestOtherDocsConfigs(t *testing.T) {
+	docs, err := filepath.Glob("../docs/*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs = append(docs, "../README.md")
+	n := 0
+	for _, doc := range docs {
+		if filepath.Base(doc) == "manifest.md" {
+			continue // TestDocExamples
+		}
+		md, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range fences(string(md)) {
+			if f.lang != "toml" || !strings.Contains(f.body, "version = 1") || !strings.Contains(f.body, "[[workload]]") {
+				continue
+			}
+			n++
+			if _, err := ParseConfig([]byte(f.body)); err != nil {
+				t.Errorf("%s: a config example is refused: %v\n%s", doc, err, f.body)
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no config examples found in docs/*.md and README.md")
+	}
+	t.Logf("%d config examples accepted", n)
 }
