@@ -41,13 +41,14 @@ type Address struct {
 	Scope string `toml:"scope,omitempty"` // "global" (default), "link", "host", "site"
 }
 
-// Route is one route of the main table.
+// Route is one route, of the main table or of the routing table Table.
 type Route struct {
 	Dst     string `toml:"dst"` // "default", "default6" (IPv6 default) or a CIDR
 	Gateway string `toml:"gateway,omitempty"`
 	Dev     string `toml:"dev,omitempty"`
 	Metric  int    `toml:"metric,omitempty,omitzero"`
-	Scope   string `toml:"scope,omitempty"` // "global" (default), "link", "host"
+	Table   int    `toml:"table,omitempty,omitzero"` // 0: the main table (254); a policy rule's table otherwise
+	Scope   string `toml:"scope,omitempty"`          // "global" (default), "link", "host"
 	Src     string `toml:"src,omitempty"`
 }
 
@@ -461,7 +462,23 @@ func (lc *linkCheck) addresses() {
 type routeKey struct {
 	dst    netip.Prefix
 	metric int
+	table  int
 }
+
+// TableOrMain is the route's routing table: Table, or the main table (254).
+func (r Route) TableOrMain() int {
+	if r.Table == 0 {
+		return MainTable
+	}
+	return r.Table
+}
+
+// MainTable is the kernel's main routing table (RT_TABLE_MAIN); the local
+// table (RT_TABLE_LOCAL) is the kernel's own and no route of a config's.
+const (
+	MainTable  = 254
+	localTable = 255
+)
 
 func (nc *netCheck) routes() {
 	seen := map[routeKey]int{}
@@ -488,6 +505,9 @@ func (nc *netCheck) route(i int, seen map[routeKey]int) {
 		rc.add(rc.rp+".metric", rc.ctx, "metric %d is out of range: 0 to 4294967295", r.Metric)
 	}
 	rc.scope()
+	if t := r.Table; t < 0 || t > math.MaxUint32 || t == localTable {
+		rc.add(rc.rp+".table", rc.ctx, "table %d: it must be 1 to 4294967295 and not 255 (the kernel's local table); leave it out for the main table", t)
+	}
 	rc.unique(i, seen)
 }
 
@@ -562,9 +582,9 @@ func (rc *routeCheck) unique(i int, seen map[routeKey]int) {
 	if !rc.parsed.IsValid() {
 		return
 	}
-	k := routeKey{rc.parsed, rc.r.Metric}
+	k := routeKey{rc.parsed, rc.r.Metric, rc.r.TableOrMain()}
 	if first, dup := seen[k]; dup {
-		rc.add(rc.rp+".dst", rc.ctx, "a route to %s with metric %d is listed twice", rc.r.Dst, rc.r.Metric).ref = fmt.Sprintf("network.route[%d].dst", first)
+		rc.add(rc.rp+".dst", rc.ctx, "a route to %s with metric %d in table %d is listed twice", rc.r.Dst, rc.r.Metric, k.table).ref = fmt.Sprintf("network.route[%d].dst", first)
 	} else {
 		seen[k] = i
 	}

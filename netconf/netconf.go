@@ -31,6 +31,7 @@ const (
 	ActRename    = "rename"
 	ActCreate    = "create"
 	ActSetMaster = "set-master"
+	ActBondMode  = "set-bond-mode" // a bond that exists already (the driver's bond0) in another mode
 	ActSetMTU    = "set-mtu"
 	ActSetMAC    = "set-mac"
 	ActAddAddr   = "add-address"
@@ -41,7 +42,7 @@ const (
 
 // Op is one change, in the order Plan gives them.
 type Op struct {
-	Action string // "create", "rename", "set-master", "set-mtu", "set-mac", "add-address", "set-up", "add-route", "add-rule" (or "missing")
+	Action string // "create", "rename", "set-bond-mode", "set-master", "set-mtu", "set-mac", "add-address", "set-up", "add-route", "add-rule" (or "missing")
 	Link   string // the link it is about (its wanted name); "" for a rule
 	Detail string // human readable: the address, the route, ...
 
@@ -165,6 +166,9 @@ func routeString(r manifest.Route) string {
 	}
 	if r.Metric != 0 {
 		fmt.Fprintf(&b, " metric %d", r.Metric)
+	}
+	if t := r.TableOrMain(); t != manifest.MainTable {
+		fmt.Fprintf(&b, " table %d", t)
 	}
 	b.WriteString(scopeSuffix(r.Scope))
 	if r.Src != "" {

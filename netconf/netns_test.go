@@ -56,6 +56,7 @@ func TestApplyInNetns(t *testing.T) {
 			{Dst: "default", Gateway: "10.0.0.254", Dev: "d0"},
 			{Dst: "10.50.0.0/16", Gateway: "10.2.0.254", Dev: "br0", Metric: 100},
 			{Dst: "10.60.0.0/24", Dev: "d0.10", Scope: "link"},
+			{Dst: "10.70.0.0/16", Gateway: "10.2.0.254", Dev: "br0", Table: 100}, // the rule's table
 		},
 		Rules: []manifest.Rule{{Priority: 100, Family: "inet", Src: "10.2.0.0/24", Table: 100}},
 	}
@@ -132,7 +133,7 @@ func TestApplyInNetns(t *testing.T) {
 		if g := strings.Join(names, " "); g != "br0 v0 v1" {
 			t.Errorf("carry listed: links %q", g)
 		}
-		if len(listed.Routes) != 1 || len(listed.Rules) != 1 {
+		if len(listed.Routes) != 2 || len(listed.Rules) != 1 {
 			t.Errorf("carry listed: %d routes, %d rules", len(listed.Routes), len(listed.Rules))
 		}
 		if none, err := Snapshot("none", nil); err != nil || Dump(none) != "" {

@@ -47,6 +47,7 @@ func Plan(cur, want manifest.Network) []Op {
 	}
 	p.match(cur)
 	p.create()
+	p.bondModes()
 	p.masters()
 	p.mtus()
 	p.macs()
@@ -373,6 +374,38 @@ func (p *planner) createLink(w *manifest.Link, alsoMakes []string) {
 	p.state[name].created = true
 }
 
+// bondModes sets the mode of each wanted bond that exists already in
+// another mode: a built-in bonding driver makes bond0 at boot, in
+// balance-rr. The kernel changes a bond's mode only while it is down and
+// has no ports, so this comes before any port is added.
+func (p *planner) bondModes() {
+	for i := range p.want.Links {
+		w := &p.want.Links[i]
+		s := p.state[w.Name]
+		if w.Kind != manifest.KindBond || w.BondMode == "" || s.created || s.cur == nil || s.cur.BondMode == w.BondMode {
+			continue
+		}
+		name, mode := w.Name, w.BondMode
+		p.add(Op{Action: ActBondMode, Link: name, Detail: s.cur.BondMode + " -> " + mode, needs: []string{name},
+			apply: func(h *netlink.Handle) error {
+				l, err := h.LinkByName(name)
+				if err != nil {
+					return fmt.Errorf("set the bond mode of %s: %w", name, err)
+				}
+				if err := h.LinkSetDown(l); err != nil {
+					return fmt.Errorf("set the bond mode of %s: LinkSetDown: %w", name, err)
+				}
+				b := netlink.NewLinkBond(netlink.LinkAttrs{Name: name, Index: l.Attrs().Index})
+				b.Mode = netlink.StringToBondMode(mode)
+				if err := h.LinkModify(b); err != nil {
+					return fmt.Errorf("set the bond mode of %s to %s: LinkModify: %w", name, mode, err)
+				}
+				return nil
+			}})
+		s.up = false
+	}
+}
+
 func (p *planner) masters() {
 	for i := range p.want.Links {
 		w := &p.want.Links[i]
@@ -630,7 +663,7 @@ func (p *planner) routes(cur manifest.Network) {
 			Dst:      &net.IPNet{IP: net.IP(dst.Addr().AsSlice()), Mask: net.CIDRMask(dst.Bits(), dst.Addr().BitLen())},
 			Priority: r.Metric,
 			Scope:    routeScopes[r.Scope],
-			Table:    254, // main
+			Table:    r.TableOrMain(),
 		}
 		if r.Gateway != "" {
 			nr.Gw = net.ParseIP(r.Gateway)

@@ -504,3 +504,40 @@ func TestPlanVethPeerNotWanted(t *testing.T) {
 type printf func(format string, args ...any)
 
 func (f printf) Printf(format string, args ...any) { f(format, args...) }
+
+// A bond that exists already in another mode (a built-in bonding driver
+// makes bond0 at boot, in balance-rr) gets the wanted mode before any
+// port is added; one in the wanted mode gets no op.
+func TestPlanBondModeOfExistingBond(t *testing.T) {
+	want := manifest.Network{Links: []manifest.Link{
+		{Name: "bond0", Kind: "bond", BondMode: "active-backup", Up: true},
+		{Name: "p0", Kind: "dummy", Master: "bond0", Up: true},
+	}}
+	for _, tc := range []struct {
+		cur  string // bond0's mode now, "" if there is no bond0
+		want string // the set-bond-mode op's detail, "" for none
+	}{
+		{cur: "balance-rr", want: "balance-rr -> active-backup"},
+		{cur: "active-backup"},
+		{cur: ""}, // created in the wanted mode
+	} {
+		cur := manifest.Network{Links: []manifest.Link{lo(true)}}
+		if tc.cur != "" {
+			cur.Links = append(cur.Links, manifest.Link{Name: "bond0", Kind: "bond", BondMode: tc.cur})
+		}
+		ops := Plan(cur, want)
+		var detail string
+		for _, o := range ops {
+			if o.Action == ActBondMode {
+				detail = o.Detail
+			}
+		}
+		if detail != tc.want {
+			t.Errorf("bond0 in mode %q: set-bond-mode %q, want %q:\n%s", tc.cur, detail, tc.want, opsText(ops))
+			continue
+		}
+		if tc.want != "" {
+			before(t, ops, [3]string{ActBondMode, "bond0", tc.want}, [3]string{ActSetMaster, "p0", "bond bond0"})
+		}
+	}
+}

@@ -272,11 +272,13 @@ func dropOrphans(links []manifest.Link) ([]manifest.Link, map[string]bool) {
 	return links, kept
 }
 
-// readRoutes describes the main table's routes on the links kept.
+// readRoutes describes the routes on the links kept, of the main table
+// and of every other table but the kernel's local one (the tables of
+// policy rules).
 func readRoutes(h *netlink.Handle, names map[int]string, kept map[string]bool, raw bool) ([]manifest.Route, error) {
-	routes, err := h.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: mainTable}, netlink.RT_FILTER_TABLE)
+	routes, err := h.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
 	if err != nil {
-		return nil, fmt.Errorf("netconf: snapshot: RouteListFiltered (main table): %w", err)
+		return nil, fmt.Errorf("netconf: snapshot: RouteListFiltered (every table): %w", err)
 	}
 	var out []manifest.Route
 	for _, r := range routes {
@@ -288,11 +290,11 @@ func readRoutes(h *netlink.Handle, names map[int]string, kept map[string]bool, r
 }
 
 // routeOf describes a route; ok is false for one the manifest does not
-// describe: not a unicast route of the main table, multipath, on a link
+// describe: not a unicast route, of the local table, multipath, on a link
 // not kept, with a scope Plan could not give it, or (unless raw) made by
 // the kernel.
 func routeOf(r netlink.Route, names map[int]string, kept map[string]bool, raw bool) (mr manifest.Route, ok bool) {
-	if r.Table != mainTable || r.Type != unix.RTN_UNICAST || len(r.MultiPath) > 0 {
+	if r.Table == unix.RT_TABLE_LOCAL || r.Table == unix.RT_TABLE_UNSPEC || r.Type != unix.RTN_UNICAST || len(r.MultiPath) > 0 {
 		return mr, false
 	}
 	dev := names[r.LinkIndex]
@@ -308,6 +310,9 @@ func routeOf(r netlink.Route, names map[int]string, kept map[string]bool, raw bo
 		return mr, false // site, nowhere: Plan could not give a route that scope
 	}
 	mr = manifest.Route{Dst: dstName(pf), Dev: dev, Metric: r.Priority, Scope: scope}
+	if r.Table != mainTable {
+		mr.Table = r.Table
+	}
 	if len(r.Gw) > 0 {
 		mr.Gateway = ipString(r.Gw)
 	}
