@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"time"
 
@@ -83,4 +87,29 @@ func push(name, socket string, files []handoff.File) {
 	} else {
 		fmt.Printf("\nLUOTEST:WORKLOAD_ACK %s ok\n", name)
 	}
+}
+
+// reportStatus prints `luoinit status --json`, compacted to one line, as
+// a marker of kind.
+func reportStatus(kind string) {
+	js, err := exec.Command("/bin/luoinit", "status", "--json").Output()
+	if err != nil {
+		vmEnd("FAIL", fmt.Sprintf("luoinit status --json: %v", err))
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, js); err != nil {
+		vmEnd("FAIL", fmt.Sprintf("luoinit status --json: %v: %s", err, js))
+	}
+	fmt.Printf("\nLUOTEST:%s %s\n", kind, compact.String())
+}
+
+// generationOf is the generation= of luoinit's state file, 0 if none.
+func generationOf(state string) int {
+	for _, kv := range strings.Fields(state) {
+		if v, ok := strings.CutPrefix(kv, "generation="); ok {
+			n, _ := strconv.Atoi(v)
+			return n
+		}
+	}
+	return 0
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -58,20 +57,8 @@ func demoMain(args []string) {
 		fmt.Printf("\nLUOTEST:DEMO_BEFORE keys=%s\n", strings.TrimPrefix(strings.TrimSpace(out), "COUNT "))
 	} else {
 		fmt.Printf("\nLUOTEST:DEMO_STATE %s\n", strings.ReplaceAll(strings.TrimSpace(state), "\n", " "))
-		js, err := exec.Command("/bin/luoinit", "status", "--json").Output()
-		if err != nil {
-			vmEnd("FAIL", fmt.Sprintf("luoinit status --json: %v", err))
-		}
-		var compact bytes.Buffer
-		if err := json.Compact(&compact, js); err != nil {
-			vmEnd("FAIL", fmt.Sprintf("luoinit status --json: %v: %s", err, js))
-		}
-		fmt.Printf("\nLUOTEST:DEMO_STATUS %s\n", compact.String())
-		for _, kv := range strings.Fields(state) {
-			if v, ok := strings.CutPrefix(kv, "generation="); ok {
-				generation, _ = strconv.Atoi(v)
-			}
-		}
+		reportStatus("DEMO_STATUS")
+		generation = generationOf(state)
 		mustFile("/run/kvcache.sock")
 		out, err := kv("verify", keys)
 		if err != nil {

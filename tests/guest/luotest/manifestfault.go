@@ -97,12 +97,7 @@ func manifestFaultMain() {
 		return st != "" && !stateIs("restoring")(st) && strings.Contains(st, "handoff_done_ns=")
 	})
 	time.Sleep(500 * time.Millisecond) // kv prints FRESH or RESTORED right after its ACK
-	gen := 0
-	for _, kv := range strings.Fields(state) {
-		if v, ok := strings.CutPrefix(kv, "generation="); ok {
-			gen, _ = strconv.Atoi(v)
-		}
-	}
+	gen := generationOf(state)
 	if !strings.Contains(state, "boot=normal") {
 		if gen < 1 || gen > len(manifestFaults) {
 			vmEnd("FAIL", fmt.Sprintf("generation %d in a fault boot: %s", gen, state))

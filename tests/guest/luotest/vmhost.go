@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -46,24 +44,11 @@ func vmHostMain(args []string) {
 		vmEnd("FAIL", err.Error())
 	}
 	st := waitState("settled", func(s string) bool { return !stateIs("restoring")(s) })
-	generation := 0
-	for _, kv := range strings.Fields(st) {
-		if v, ok := strings.CutPrefix(kv, "generation="); ok {
-			generation, _ = strconv.Atoi(v)
-		}
-	}
+	generation := generationOf(st)
 	boot := "normal"
 	if strings.Contains(st, "boot=updated") {
 		boot = "updated"
-		js, err := exec.Command("/bin/luoinit", "status", "--json").Output()
-		if err != nil {
-			vmEnd("FAIL", fmt.Sprintf("luoinit status --json: %v", err))
-		}
-		var compact bytes.Buffer
-		if err := json.Compact(&compact, js); err != nil {
-			vmEnd("FAIL", fmt.Sprintf("luoinit status --json: %v: %s", err, js))
-		}
-		fmt.Printf("\nLUOTEST:VM_STATUS %s\n", compact.String())
+		reportStatus("VM_STATUS")
 	} else {
 		out, err := exec.Command(*qemu, "--version").Output()
 		if err != nil {
