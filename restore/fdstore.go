@@ -129,7 +129,7 @@ func (s *Supervisor) finishFDStoreSession(w *Workload) (bool, string) {
 	if w.Session == nil {
 		return false, ""
 	}
-	if err := finish(w.Session, s.o.FinishTries); err != nil {
+	if err := finish(w.Session, s.o.FinishTries, s.log); err != nil {
 		s.log.Printf("workload %q: %v", w.Spec.Name, err)
 		return false, fmt.Sprintf("; session %q not finished", w.Spec.FDSession)
 	}

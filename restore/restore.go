@@ -280,7 +280,7 @@ func (s *Supervisor) launch(w *Workload, first bool) (Process, error) {
 	finished := false
 	hadSession := w.Session != nil
 	if w.Session != nil {
-		if err := finish(w.Session, s.o.FinishTries); err != nil {
+		if err := finish(w.Session, s.o.FinishTries, s.log); err != nil {
 			s.log.Printf("workload %q: %v", name, err)
 		} else {
 			finished = true

@@ -237,6 +237,12 @@ func TestSupervisorHandoff(t *testing.T) {
 				}
 				time.Sleep(10 * time.Millisecond)
 			}
+			if n := len(tc.finishErr); n > 0 && !strings.Contains(logged(), fmt.Sprintf(`session "luoinit.kv": FINISH failed (try %d of 3)`, min(n, 2))) {
+				t.Errorf("the failed FINISH tries are not logged:\n%s", logged())
+			}
+			if tc.finished && len(tc.finishErr) > 0 && !strings.Contains(logged(), fmt.Sprintf("FINISH done at try %d of 3", len(tc.finishErr)+1)) {
+				t.Errorf("the FINISH that needed retries is not logged as done:\n%s", logged())
+			}
 			if res.Delivered != tc.delivered || res.Finished != tc.finished {
 				t.Fatalf("delivered %d finished %v (err %v), want %d %v\nlog:\n%s", res.Delivered, res.Finished, res.Err, tc.delivered, tc.finished, logged())
 			}

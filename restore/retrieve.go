@@ -166,21 +166,28 @@ func retrieveRecord(s Session, log ulog.Logger) []byte {
 		log.Printf("freeze record: reading: %v", err)
 		return nil
 	}
-	if err := finish(s, 3); err != nil {
+	if err := finish(s, 3, log); err != nil {
 		log.Printf("freeze record: %v", err)
 	}
 	return b
 }
 
 // finish calls FINISH, retrying a failure: if FINISH fails the kernel
-// keeps the resources preserved and allows another try.
-func finish(s Session, tries int) error {
+// keeps the resources preserved and allows another try. Each failed try
+// is logged, a later success too, so that a FINISH that needed retries is
+// seen.
+func finish(s Session, tries int, log ulog.Logger) error {
 	var err error
 	for i := 0; i < tries; i++ {
 		if i > 0 {
-			time.Sleep(time.Duration(i*i) * 10 * time.Millisecond)
+			wait := time.Duration(i*i) * 10 * time.Millisecond
+			log.Printf("session %q: FINISH failed (try %d of %d): %v; trying again in %v", s.Name(), i, tries, err, wait)
+			time.Sleep(wait)
 		}
 		if err = s.Finish(); err == nil {
+			if i > 0 {
+				log.Printf("session %q: FINISH done at try %d of %d", s.Name(), i+1, tries)
+			}
 			return nil
 		}
 		if errors.Is(err, luo.ErrClosed) {
