@@ -26,6 +26,7 @@ KERNEL_PREV_SERIES ?= 7.2
 KERNEL_ABI_VARIANT ?= luo-v6
 KERNEL_PREV_CMD = tests/kernel/build.sh --source $(KERNEL_PREV_SERIES) "$(CACHE)"
 KERNEL_ABI_CMD = tests/kernel/build.sh --luo-abi $(KERNEL_ABI_VARIANT) "$(CACHE)"
+KERNEL_FAULTS_CMD = tests/kernel/build.sh --luo-faults "$(CACHE)"
 
 .PHONY: all build bench perf deps kernel test lint unit layout vmtest demo fuzz clean
 
@@ -63,10 +64,10 @@ layout: deps
 	$(GO) test -count=1 -v -run TestUAPIMatchesKernelHeader ./luo/
 
 vmtest: deps
-	@k=$$($(KERNEL_CMD)) && prev=$$($(KERNEL_PREV_CMD)) && abi=$$($(KERNEL_ABI_CMD)) && \
+	@k=$$($(KERNEL_CMD)) && prev=$$($(KERNEL_PREV_CMD)) && abi=$$($(KERNEL_ABI_CMD)) && faults=$$($(KERNEL_FAULTS_CMD)) && \
 	echo "VM tests on kernel $$(cat $$(dirname $$k)/version) ($$k)," \
 	  "across versions with $$(cat $$(dirname $$prev)/version), refusing $$(cat $$(dirname $$abi)/version)" && \
-	LUOINIT_KERNEL=$$k LUOINIT_KERNEL_PREV=$$prev LUOINIT_KERNEL_ABI=$$abi LUOINIT_VMTEST=required \
+	LUOINIT_KERNEL=$$k LUOINIT_KERNEL_PREV=$$prev LUOINIT_KERNEL_ABI=$$abi LUOINIT_KERNEL_FAULTS=$$faults LUOINIT_VMTEST=required \
 	$(GO) test -count=1 -v -timeout 60m ./tests/scenarios/
 
 test: deps lint unit layout vmtest

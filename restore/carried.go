@@ -12,6 +12,7 @@ import (
 	"github.com/luoinit/luoinit/carry"
 	"github.com/luoinit/luoinit/luo"
 	"github.com/luoinit/luoinit/manifest"
+	"golang.org/x/sys/unix"
 )
 
 // source is where a boot's state comes from: nothing (a cold boot), or
@@ -42,9 +43,12 @@ func (b *boot) load() *source {
 	}
 	dev, err := b.o.OpenDevice()
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
 			src.err = fmt.Errorf("no %s: the kernel was booted without liveupdate=on, or built without LUO (%w)", luo.DefaultPath, err)
-		} else {
+		case errors.Is(err, unix.EIO):
+			src.err = fmt.Errorf("%s gives EIO: the kernel could not deserialise the incoming sessions, so none can be retrieved (%w)", luo.DefaultPath, err)
+		default:
 			src.err = fmt.Errorf("cannot open %s: %w", luo.DefaultPath, err)
 		}
 		return src

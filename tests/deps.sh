@@ -5,7 +5,7 @@
 set -euo pipefail
 
 pkgs=(make gcc libc6-dev flex bison bc libelf-dev libssl-dev cpio xz-utils util-linux
-      qemu-system-x86 zstd e2fsprogs erofs-utils fdisk)
+      qemu-system-x86 zstd e2fsprogs erofs-utils fdisk patch)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,5 +1,5 @@
 #!/bin/bash
-# build.sh [--source SPEC] [--luo-abi COMPAT] [CACHE_DIR]
+# build.sh [--source SPEC] [--luo-abi COMPAT | --luo-faults] [CACHE_DIR]
 #
 # Builds (or reuses) a minimal LUO kernel for the VM tests and prints the
 # path of its bzImage on stdout; progress goes to stderr.
@@ -14,9 +14,15 @@
 #                    luo-v6, and the release suffixed with -COMPAT. Such a
 #                    kernel cannot read the state of an unpatched one: it
 #                    exists to prove that luoinit refuses to kexec into it.
+#   --luo-faults     a test-only variant: the same source with
+#                    tests/kernel/luo-faults.patch, whose command-line
+#                    parameters make RETRIEVE_FD, FINISH or the
+#                    deserialisation of the incoming sessions fail with EIO
+#                    (luo_fault_session=, luo_fault_token=, luo_fault_finish=,
+#                    luo_fault_deserialize=), release suffixed -luofaults.
 #
 # The result is cached under
-#   CACHE_DIR/kernel/<source version>-<fragment hash>[-luoabi-COMPAT]/
+#   CACHE_DIR/kernel/<source version>-<fragment hash>[-luoabi-COMPAT|-luofaults]/
 # with bzImage, config, version and the uapi header the tests compare
 # against. A lock serialises concurrent builds, and a finished build is
 # published by rename, so a reader never sees half a kernel.
@@ -35,6 +41,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 spec=
 luoabi=
+faults=
 cache=
 while [ $# -gt 0 ]; do
   case $1 in
@@ -42,6 +49,7 @@ while [ $# -gt 0 ]; do
     --source=*) spec=${1#*=}; shift ;;
     --luo-abi) luoabi=${2:?--luo-abi needs a compatible string}; shift 2 ;;
     --luo-abi=*) luoabi=${1#*=}; shift ;;
+    --luo-faults) faults=1; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 0 ;;
     -*) echo "build.sh: unknown option $1" >&2; exit 2 ;;
     *) [ -z "$cache" ] || { echo "build.sh: more than one CACHE_DIR" >&2; exit 2; }; cache=$1; shift ;;
@@ -52,6 +60,11 @@ if [ -n "$luoabi" ] && ! [[ $luoabi =~ ^luo-v[0-9]+$ ]]; then
   echo "build.sh: --luo-abi $luoabi: want luo-vN" >&2
   exit 2
 fi
+if [ -n "$luoabi" ] && [ -n "$faults" ]; then
+  echo "build.sh: --luo-abi and --luo-faults are two variants: build one at a time" >&2
+  exit 2
+fi
+variant=$luoabi${faults:+luofaults}
 fragment=$here/luo.config
 mkdir -p "$cache/kernel"
 
@@ -67,18 +80,23 @@ src=$("$here/fetch-source.sh" "$cache" "$spec")
 srcver=$(basename "$src")
 fraghash=$(sha256sum < "$fragment" | cut -c1-12)
 base=$srcver-$fraghash
-key=$base${luoabi:+-luoabi-$luoabi}
+key=$base${luoabi:+-luoabi-$luoabi}${faults:+-luofaults}
 out=$cache/kernel/$key
 objs=$cache/kernel/.obj-$base
 
 abi_header=$src/include/linux/kho/abi/luo.h
 abi_saved=$abi_header.luoinit-orig
+faults_patch=$here/luo-faults.patch
+faults_file=$src/kernel/liveupdate/luo_session.c
+faults_saved=$faults_file.luoinit-orig
 # A variant build patches the shared source tree and puts it back when it
 # ends; a build that was killed halfway is undone here, before any build.
-if [ -e "$abi_saved" ]; then
-  log "restoring $abi_header left patched by an interrupted variant build"
-  mv -f "$abi_saved" "$abi_header"
-fi
+for f in "$abi_header" "$faults_file"; do
+  if [ -e "$f.luoinit-orig" ]; then
+    log "restoring $f left patched by an interrupted variant build"
+    mv -f "$f.luoinit-orig" "$f"
+  fi
+done
 
 if [ -f "$out/bzImage" ]; then
   log "reusing cached kernel $(cat "$out/version") ($out)"
@@ -148,7 +166,7 @@ start=$(date +%s)
 localversion=
 
 # The unpacked base build: kept afterwards as the object tree of variants.
-if [ -z "$luoabi" ] || [ ! -f "$objs/vmlinux" ]; then
+if [ -z "$variant" ] || [ ! -f "$objs/vmlinux" ]; then
   log "building $srcver with fragment $fraghash (takes 8-11 minutes on 2 cores)"
   build=$cache/kernel/.build-$base
   rm -rf "$build"
@@ -158,19 +176,49 @@ if [ -z "$luoabi" ] || [ ! -f "$objs/vmlinux" ]; then
   # A variant's base may be cached already (without its objects).
   [ -f "$cache/kernel/$base/bzImage" ] || publish "$build" "$base"
   rm -rf "$objs"
-  if [ -z "$spec" ] || [ -n "$luoabi" ]; then
+  if [ -z "$spec" ] || [ -n "$variant" ]; then
     mv "$build" "$objs"
   else
     rm -rf "$build"
   fi
-  if [ -z "$luoabi" ]; then
+  if [ -z "$variant" ]; then
     echo "$out/bzImage"
     exit 0
   fi
 fi
 
-# The variant: a copy of the base object tree, the header patched in the
-# source for the length of one incremental build.
+# The faults variant: a copy of the base object tree, luo_session.c
+# patched in the source for the length of one incremental build.
+if [ -n "$faults" ]; then
+  log "building the luofaults variant of $srcver from the object tree $objs"
+  start=$(date +%s)
+  build=$cache/kernel/.build-$key
+  rm -rf "$build"
+  cp -a "$objs" "$build"
+  : > "$build/build.log"
+  localversion=-luofaults
+  cp -p "$faults_file" "$faults_saved"
+  trap 'mv -f "$faults_saved" "$faults_file"' EXIT
+  if ! patch --quiet --forward -p1 -d "$src" < "$faults_patch" >> "$build/build.log" 2>&1; then
+    tail -20 "$build/build.log" >&2
+    log "$faults_patch does not apply to $srcver"
+    exit 1
+  fi
+  compile "$build"
+  mv -f "$faults_saved" "$faults_file"
+  trap - EXIT
+  if ! grep -qaF "injected fault: RETRIEVE_FD" "$build/vmlinux"; then
+    log "the luofaults variant's vmlinux does not carry the injected faults"
+    exit 1
+  fi
+  publish "$build" "$key" "LUO faults injectable on the command line (tests/kernel/luo-faults.patch)"
+  rm -rf "$build"
+  echo "$out/bzImage"
+  exit 0
+fi
+
+# The ABI variant: a copy of the base object tree, the header patched in
+# the source for the length of one incremental build.
 log "building the $luoabi variant of $srcver from the object tree $objs"
 start=$(date +%s)
 current=$(sed -n 's/^#define[[:space:]]\{1,\}LUO_ABI_COMPATIBLE[[:space:]]\{1,\}"\([^"]*\)".*/\1/p' "$abi_header")

@@ -30,6 +30,10 @@ const (
 	// EnvKernelABI: the default kernel with its LUO ABI string changed
 	// (build.sh --luo-abi), which cannot read the default's state.
 	EnvKernelABI = "LUOINIT_KERNEL_ABI"
+	// EnvKernelFaults: the default kernel with tests/kernel/luo-faults.patch,
+	// whose command line can make RETRIEVE_FD, FINISH and the
+	// deserialisation of the incoming sessions fail (build.sh --luo-faults).
+	EnvKernelFaults = "LUOINIT_KERNEL_FAULTS"
 )
 
 // FindKernel returns the kernel named by $LUOINIT_KERNEL (the path of a

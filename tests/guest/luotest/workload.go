@@ -70,6 +70,9 @@ func workloadMain(args []string) {
 	case "vmhost":
 		vmHostMain(args[1:])
 		return
+	case "luofaults":
+		luoFaultsMain(args[1:])
+		return
 	case "orphan":
 		orphanMain()
 		return
