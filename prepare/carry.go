@@ -6,6 +6,7 @@ import (
 	"github.com/luoinit/luoinit/carry"
 	"github.com/luoinit/luoinit/luo"
 	"github.com/luoinit/luoinit/manifest"
+	"github.com/u-root/uio/ulog"
 )
 
 // createOwn creates luoinit's own session (package carry) with the
@@ -60,8 +61,15 @@ func (s *state) carryManifest() error {
 		return fmt.Errorf("manifest: %w", err)
 	}
 	s.log.Printf("manifest (%d bytes, generation %d) sealed into session %q token %d", len(b), s.m.Generation, carry.Session, carry.ManifestToken)
+	testStep("manifest", s.log)
 	return nil
 }
+
+// testStep is set only in a build with the luoinittest tag (testhook.go):
+// prepare calls it at each named step, so that a VM test can stop it
+// exactly there and kill it ("collect", "preserve:WORKLOAD" after the
+// first fd of that workload, "manifest", "kexec-load").
+var testStep = func(step string, log ulog.Logger) {}
 
 // testManifest is set only in a build with the luoinittest tag
 // (testhook.go): the VM tests' way to carry a manifest that is broken or

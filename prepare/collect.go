@@ -60,6 +60,7 @@ func (s *state) collect(ctx context.Context, dev *luo.Device) error {
 	}
 	defer func() { srv.stop(); s.listener = nil }()
 	s.log.Printf("waiting up to %v for %d workloads to push their fds to %s", s.o.CollectTimeout, len(pending), s.o.Socket)
+	testStep("collect", s.log)
 
 	timer := time.NewTimer(s.o.CollectTimeout)
 	defer timer.Stop()
@@ -286,6 +287,9 @@ func (s *state) preserve(dev *luo.Device, i int, files map[string]*os.File) (str
 		fd.Token = token
 		token++
 		plog.fd(fd.Name, fd.Kind, size, fd.Token, time.Since(t0))
+		if fd.Token == 1 {
+			testStep("preserve:"+w.Name, s.log)
+		}
 	}
 	return "", nil
 }

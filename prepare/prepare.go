@@ -303,6 +303,7 @@ func (s *state) prepared(ctx context.Context) error {
 	}
 	s.kexecDone = true
 	s.log.Printf("loaded %s with initramfs %s as it is, command line %q", o.Kernel, o.Initrd, cmd)
+	testStep("kexec-load", s.log)
 	s.log.Printf("prepared in %v", time.Duration(manifest.Now().MonotonicNS-start.MonotonicNS).Round(time.Millisecond))
 	return nil
 }

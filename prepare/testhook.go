@@ -8,6 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+
+	"github.com/u-root/uio/ulog"
+	"golang.org/x/sys/unix"
 )
 
 // In a test build, LUOINIT_TEST_MANIFEST_FILTER names a command (its
@@ -16,6 +19,15 @@ import (
 // and writes what is carried instead, unsealed if it starts with
 // TestUnsealed.
 func init() {
+	// LUOINIT_TEST_STOP_AT=STEP: at that step (see testStep) prepare says
+	// so and stops itself with SIGSTOP, for the test to kill it there.
+	testStep = func(step string, log ulog.Logger) {
+		if os.Getenv("LUOINIT_TEST_STOP_AT") != step {
+			return
+		}
+		log.Printf("test hook: stopping at step %s (pid %d)", step, os.Getpid())
+		unix.Kill(os.Getpid(), unix.SIGSTOP)
+	}
 	testManifest = func(b []byte) ([]byte, bool, error) {
 		filter := strings.Split(os.Getenv("LUOINIT_TEST_MANIFEST_FILTER"), ",")
 		if filter[0] == "" {

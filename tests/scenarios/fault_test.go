@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -26,10 +27,10 @@ import (
 // workloads running and not stopped, no kexec image loaded (but where
 // the table says it stays).
 var prepareFaults = []struct{ name, outcome string }{
-	{"kill-during-collect", "prepare SIGKILLed while it waits for pushes: the kernel drops the sessions with prepare's fds; nothing loaded; the stale socket is replaced by the next prepare"},
-	{"kill-during-preserve", "SIGKILLed as the first fd of kv is preserved: sessions dropped by the kernel, workloads running (an image, if the kill came after the load, is unloaded by the check)"},
-	{"kill-after-manifest", "SIGKILLed once the manifest is sealed into luoinit's session: as above; the next prepare creates the session anew"},
-	{"kill-after-kexec-load", "SIGKILLed while prepared (--no-reboot): sessions dropped; the kexec image stays loaded, since only prepare could unload it"},
+	{"kill-during-collect", "prepare stopped (SIGSTOP, its test hook) at step collect, waiting for pushes, then SIGKILLed: the kernel drops the sessions with prepare's fds; nothing loaded; the stale socket is replaced by the next prepare"},
+	{"kill-during-preserve", "stopped right after kv's first fd is preserved, then SIGKILLed: sessions dropped by the kernel, workloads running, nothing loaded"},
+	{"kill-after-manifest", "stopped once the manifest is sealed into luoinit's session, then SIGKILLed: as above; the next prepare creates the session anew"},
+	{"kill-after-kexec-load", "stopped right after the kexec load (--no-reboot), then SIGKILLed: sessions dropped; the kexec image stays loaded, since only prepare could unload it"},
 	{"replace-stale-image", "the next prepare loads its own image over the stale one and unloads it on cancel"},
 	{"collect-timeout", "a socket workload never pushes: exit 1 after --collect-timeout naming it, sessions closed"},
 	{"push-dies-after-connect", "a pusher connects and exits: logged as closed by peer, prepare goes on and kv's real push is preserved"},
@@ -54,6 +55,13 @@ func TestFaultPrepare(t *testing.T) {
 		t.Fatalf("%d kernels booted, want 1 (nothing may kexec)", res.Boots)
 	}
 	got := markers(res, "FAULT")
+	// What each fault left, as the guest found it: every session a
+	// fault's config named could be created again (none was left), and
+	// kexec_loaded. The kills land at a step prepare stopped itself at
+	// (prepare/testhook.go), which its last line names.
+	kills := map[string]string{"kill-during-collect": "collect", "kill-during-preserve": "preserve:kv", "kill-after-manifest": "manifest", "kill-after-kexec-load": "kexec-load"}
+	stillLoaded := map[string]bool{"kill-after-kexec-load": true, "kill-during-freeze": true}
+	sessions := []string{"luoinit", "luoinit.holder", "luoinit.kv"}
 	for _, f := range prepareFaults {
 		outcome, ok := got[f.name]
 		if !ok {
@@ -61,6 +69,30 @@ func TestFaultPrepare(t *testing.T) {
 			continue
 		}
 		t.Logf("fault %-24s %s", f.name, outcome)
+		switch f.name {
+		case "non-root-push":
+			sessions = append(sessions, "luoinit.user")
+		case "kill-during-freeze":
+			sessions = append(sessions, "luoinit.stubborn")
+		}
+		_, left, ok := strings.Cut(outcome, " | left: ")
+		l := fields(left)
+		free := strings.Split(l["sessions_free"], ",")
+		for _, s := range sessions {
+			if !slices.Contains(free, s) {
+				t.Errorf("fault %s: session %s was not checked free afterwards (%q)", f.name, s, left)
+			}
+		}
+		want := "0"
+		if stillLoaded[f.name] {
+			want = "1"
+		}
+		if !ok || l["kexec_loaded"] != want {
+			t.Errorf("fault %s: kexec_loaded %q afterwards, want %s", f.name, l["kexec_loaded"], want)
+		}
+		if step, ok := kills[f.name]; ok && !strings.Contains(outcome, "test hook: stopping at step "+step+" ") {
+			t.Errorf("fault %s: the kill did not land at step %s: %s", f.name, step, outcome)
+		}
 	}
 	if len(got) != len(prepareFaults) {
 		t.Errorf("%d faults reported, want %d: %v", len(got), len(prepareFaults), got)

@@ -4,9 +4,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -40,14 +42,13 @@ type image int
 const (
 	unloaded image = iota // nothing may stay loaded
 	loaded                // the image must still be loaded
-	either                // killed around the load: unloaded here if it is
 )
 
 var prepFaults = []prepFault{
 	{name: "kill-during-collect", run: killDuringCollect},
-	{name: "kill-during-preserve", run: killAt("preserved kv/", "--dry-run"), loaded: either},
-	{name: "kill-after-manifest", run: killAt("sealed into session", "--dry-run"), loaded: either},
-	{name: "kill-after-kexec-load", run: killAt("holding the sessions", "--no-reboot"), loaded: loaded},
+	{name: "kill-during-preserve", run: killAt("preserve:kv", "--dry-run")},
+	{name: "kill-after-manifest", run: killAt("manifest", "--dry-run")},
+	{name: "kill-after-kexec-load", run: killAt("kexec-load", "--no-reboot"), loaded: loaded},
 	{name: "replace-stale-image", run: replaceStaleImage},
 	{name: "collect-timeout", run: collectTimeout},
 	{name: "push-dies-after-connect", run: pushDies("connect")},
@@ -75,10 +76,11 @@ func faultPrepare() error {
 		if err != nil {
 			return fmt.Errorf("fault %s: %w", f.name, err)
 		}
-		if err := nothingLeft(f.loaded); err != nil {
+		left, err := nothingLeft(f.loaded)
+		if err != nil {
 			return fmt.Errorf("fault %s: after it: %w", f.name, err)
 		}
-		guest.Mark("FAULT", "%s %s", f.name, outcome)
+		guest.Mark("FAULT", "%s %s | left: %s", f.name, outcome, left)
 	}
 	guest.Pass("%d prepare faults, each with its defined outcome and nothing left behind", len(prepFaults))
 	return nil
@@ -94,7 +96,7 @@ var running []*proc
 // EEXIST while one of that name exists), /dev/liveupdate free, and no
 // kexec image unless loaded says a SIGKILL left one. Then it ends the
 // fault's workloads.
-func nothingLeft(img image) error {
+func nothingLeft(img image) (string, error) {
 	for _, p := range running {
 		select {
 		case <-p.done:
@@ -102,38 +104,35 @@ func nothingLeft(img image) error {
 		default:
 		}
 		if st := p.state(); st != 'S' && st != 'R' {
-			return fmt.Errorf("workload pid %d is in state %q, want running", p.cmd.Process.Pid, st)
+			return "", fmt.Errorf("workload pid %d is in state %q, want running", p.cmd.Process.Pid, st)
 		}
 	}
 	dev, err := luo.Open(luo.DefaultPath)
 	if err != nil {
-		return fmt.Errorf("/dev/liveupdate not free: %w", err)
+		return "", fmt.Errorf("/dev/liveupdate not free: %w", err)
 	}
-	for _, name := range []string{"luoinit.kv", "luoinit.holder", carry.Session} {
+	names := append(slices.Sorted(maps.Keys(sessionsNamed)), carry.Session)
+	for _, name := range names {
 		s, err := dev.CreateSession(name)
 		if err != nil {
 			dev.Close()
-			return fmt.Errorf("session %q still exists: %w", name, err)
+			return "", fmt.Errorf("session %q still exists: %w", name, err)
 		}
 		s.Close()
 	}
 	dev.Close()
 	got := kexecLoaded()
 	switch {
-	case img == either && got == "1":
-		guest.Info("killed after the kexec load: unloading the image it left")
-		if err := unix.KexecFileLoad(-1, -1, "", unix.KEXEC_FILE_UNLOAD|unix.KEXEC_FILE_NO_INITRAMFS); err != nil {
-			return fmt.Errorf("kexec_file_load(KEXEC_FILE_UNLOAD): %w", err)
-		}
 	case img == loaded && got != "1", img == unloaded && got != "0":
-		return fmt.Errorf("kexec_loaded is %s", got)
+		return "", fmt.Errorf("kexec_loaded is %s", got)
 	}
+	left := fmt.Sprintf("sessions_free=%s kexec_loaded=%s", strings.Join(names, ","), got)
 	for _, p := range running {
 		p.cmd.Process.Signal(unix.SIGKILL)
 		<-p.done
 	}
 	running = nil
-	return nil
+	return left, nil
 }
 
 func kexecLoaded() string {
@@ -180,7 +179,42 @@ func startKV(buf *syncBuffer) error {
 // prepareCmd starts a prepare of the faults' config, with a line per
 // preserved fd (--log-fds): some faults act at one.
 func prepareCmd(extra ...string) (*exec.Cmd, *syncBuffer, error) {
-	return startPrepare(append([]string{"--config", configPath, "--kernel", vm.GuestKernel, "--initrd", vm.GuestInitramfs2, "--log-fds"}, extra...)...)
+	return prepareCmdEnv(nil, extra...)
+}
+
+// prepareCmdEnv is prepareCmd with env added.
+func prepareCmdEnv(env []string, extra ...string) (*exec.Cmd, *syncBuffer, error) {
+	return startPrepareEnv(env, append([]string{"--config", configPath, "--kernel", vm.GuestKernel, "--initrd", vm.GuestInitramfs2, "--log-fds"}, extra...)...)
+}
+
+// stopEnv makes a prepare of the test build stop itself with SIGSTOP at
+// step (prepare/testhook.go).
+func stopEnv(step string) []string { return []string{"LUOINIT_TEST_STOP_AT=" + step} }
+
+// killStopped waits (up to a minute) until prepare has stopped itself at
+// step, checks that the last line it wrote says so, and SIGKILLs it. It
+// returns that line: the proof of where the kill landed.
+func killStopped(cmd *exec.Cmd, buf *syncBuffer, step string) (string, error) {
+	pid := cmd.Process.Pid
+	for i := 0; ; i++ {
+		if st, err := procStateOf(pid); err == nil && st == 'T' {
+			break
+		}
+		if i == 6000 {
+			cmd.Process.Kill()
+			return "", fmt.Errorf("prepare never stopped at step %s: %s", step, lastLines(buf.String(), 4))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	last := strings.TrimSpace(lastLines(buf.String(), 1))
+	cmd.Process.Kill()
+	if code := exitOf(cmd); code != 128+9 {
+		return "", fmt.Errorf("prepare exit %d, want killed", code)
+	}
+	if want := "test hook: stopping at step " + step + " "; !strings.Contains(last, want) {
+		return "", fmt.Errorf("prepare stopped, but its last line is %q, not %q", last, want)
+	}
+	return last, nil
 }
 
 // waitOutput waits up to a minute for text in buf.
@@ -228,33 +262,29 @@ func killDuringCollect() (string, error) {
 	if err := workloads(false); err != nil {
 		return "", err
 	}
-	cmd, buf, err := prepareCmd("--dry-run")
+	cmd, buf, err := prepareCmdEnv(stopEnv("collect"), "--dry-run")
 	if err != nil {
 		return "", err
 	}
-	if err := waitOutput(buf, "waiting up to"); err != nil {
-		cmd.Process.Kill()
+	last, err := killStopped(cmd, buf, "collect")
+	if err != nil {
 		return "", err
-	}
-	cmd.Process.Kill()
-	if code := exitOf(cmd); code != 128+9 {
-		return "", fmt.Errorf("prepare exit %d, want killed", code)
 	}
 	if _, err := os.Lstat(filepath.Join("/run/luoinit", "prepare.sock")); err != nil {
 		return "", fmt.Errorf("no stale socket left to test the next prepare with: %v", err)
 	}
-	return "sessions dropped by the kernel, nothing loaded, stale socket left", nil
+	return fmt.Sprintf("killed at %q: sessions dropped by the kernel, nothing loaded, stale socket left", last), nil
 }
 
 // killAt: prepare (with mode) is SIGKILLed when it says text. Defined
 // outcome: as killDuringCollect; with --no-reboot after the kexec load
 // the image stays loaded (see replaceStaleImage).
-func killAt(text, mode string) func() (string, error) {
+func killAt(step, mode string) func() (string, error) {
 	return func() (string, error) {
 		if err := workloads(false); err != nil {
 			return "", err
 		}
-		cmd, buf, err := prepareCmd(mode)
+		cmd, buf, err := prepareCmdEnv(stopEnv(step), mode)
 		if err != nil {
 			return "", err
 		}
@@ -262,15 +292,11 @@ func killAt(text, mode string) func() (string, error) {
 			cmd.Process.Kill()
 			return "", err
 		}
-		if err := waitOutput(buf, text); err != nil {
-			cmd.Process.Kill()
+		last, err := killStopped(cmd, buf, step)
+		if err != nil {
 			return "", err
 		}
-		cmd.Process.Kill()
-		if code := exitOf(cmd); code != 128+9 {
-			return "", fmt.Errorf("prepare exit %d, want killed", code)
-		}
-		return fmt.Sprintf("killed at %q: sessions dropped by the kernel, workloads running", text), nil
+		return fmt.Sprintf("killed at %q: sessions dropped by the kernel, workloads running", last), nil
 	}
 }
 
@@ -513,7 +539,7 @@ func nonRootPush() (string, error) {
 	}
 	defer writeConfig("")
 	user := "\n[[workload]]\nname = \"user\"\nargv = [\"/init\", \"workload\", \"push\", \"--name\", \"user\"]\nhandoff = \"socket\"\nuid = 1000\ngid = 1000\n\n  [[workload.fd]]\n  name = \"u\"\n"
-	if err := os.WriteFile(configPath, []byte(fmt.Sprintf(baseConfig, "")+user), 0o644); err != nil {
+	if err := writeConfigText(fmt.Sprintf(baseConfig, "") + user); err != nil {
 		return "", err
 	}
 	cmd, buf, err := prepareCmd("--dry-run", "--collect-timeout", "60s")
@@ -584,7 +610,7 @@ func killDuringFreeze() (string, error) {
 	}
 	defer writeConfig("")
 	stubborn := "\n[[workload]]\nname = \"stubborn\"\nargv = [\"/init\", \"workload\", \"auto\", \"--name\", \"stubborn\"]\nhandoff = \"socket\"\nstop_timeout = \"5s\"\n\n  [[workload.fd]]\n  name = \"s\"\n"
-	if err := os.WriteFile(configPath, []byte(fmt.Sprintf(baseConfig, "")+stubborn), 0o644); err != nil {
+	if err := writeConfigText(fmt.Sprintf(baseConfig, "") + stubborn); err != nil {
 		return "", err
 	}
 	cmd, buf, err := prepareCmd("--collect-timeout", "60s")

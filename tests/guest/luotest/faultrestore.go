@@ -63,8 +63,14 @@ func faultRestoreBefore() error {
 // startPrepare starts luoinit prepare with args, its output on the
 // console and kept.
 func startPrepare(args ...string) (*exec.Cmd, *syncBuffer, error) {
+	return startPrepareEnv(nil, args...)
+}
+
+// startPrepareEnv is startPrepare with env added to luotest's environment.
+func startPrepareEnv(env []string, args ...string) (*exec.Cmd, *syncBuffer, error) {
 	buf := new(syncBuffer)
 	cmd := exec.Command(luoinitBin, append([]string{"prepare"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout = ioTee(buf)
 	cmd.Stderr = ioTee(buf)
 	return cmd, buf, cmd.Start()

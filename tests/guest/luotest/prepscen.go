@@ -71,7 +71,25 @@ stop_timeout = "2s"
 `
 
 func writeConfig(extraKVFD string) error {
-	return os.WriteFile(configPath, []byte(fmt.Sprintf(baseConfig, extraKVFD)), 0o644)
+	return writeConfigText(fmt.Sprintf(baseConfig, extraKVFD))
+}
+
+// sessionsNamed are the sessions of every workload of every config written
+// in this boot (writeConfigText): the fault campaign checks that none of
+// them is left behind.
+var sessionsNamed = map[string]bool{}
+
+// writeConfigText writes text as the scenario's config and notes its
+// workloads' session names.
+func writeConfigText(text string) error {
+	cfg, err := manifest.ParseConfig([]byte(text))
+	if err != nil {
+		return err
+	}
+	for _, w := range cfg.Workloads {
+		sessionsNamed[manifest.SessionName(w.Name)] = true
+	}
+	return os.WriteFile(configPath, []byte(text), 0o644)
 }
 
 type proc struct {
