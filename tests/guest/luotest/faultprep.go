@@ -652,6 +652,15 @@ func killDuringFreeze() (string, error) {
 	if ended != 2 {
 		return "", fmt.Errorf("%d of holder and kv ended by the freeze, want 2", ended)
 	}
+	// The one the freeze was still waiting for runs on.
+	select {
+	case <-st.done:
+		return "", errors.New("stubborn, which the freeze was still waiting for, ended")
+	default:
+	}
+	if state := st.state(); state != 'S' && state != 'R' {
+		return "", fmt.Errorf("stubborn is in state %q after the kill, want running", state)
+	}
 	if kexecLoaded() != "1" {
 		return "", errors.New("the image prepare loaded is gone")
 	}
