@@ -272,6 +272,7 @@ func (s *state) preserve(dev *luo.Device, i int, files map[string]*os.File) (str
 		}
 		t0 := time.Now()
 		if err := sess.PreserveFD(int(f.Fd()), token); err != nil {
+			err = explainPreserve(err)
 			var errno unix.Errno
 			reason := err.Error()
 			if errors.As(err, &errno) {
@@ -293,6 +294,18 @@ func (s *state) preserve(dev *luo.Device, i int, files map[string]*os.File) (str
 	}
 	return "", nil
 }
+
+// explainPreserve adds to a PRESERVE_FD error what its errno means
+// there, where the errno alone misleads.
+func explainPreserve(err error) error {
+	if errors.Is(err, unix.EBUSY) {
+		return fmt.Errorf("%w: %s", err, preservedAlready)
+	}
+	return err
+}
+
+// preservedAlready is what EBUSY from PRESERVE_FD means.
+const preservedAlready = "the file is preserved already, in another session of this update or in an incoming session that was never FINISHed (see the restore's log)"
 
 func sizeString(n int64) string {
 	switch {

@@ -274,6 +274,9 @@ func (s *state) prepared(ctx context.Context) error {
 	}
 
 	dev, err := luo.Open(o.Device)
+	if errors.Is(err, unix.EIO) {
+		return fmt.Errorf("%w: the kernel could not deserialise the sessions this boot came with, and refuses every open until the next cold boot: no live update can be prepared before then", err)
+	}
 	if err != nil {
 		return err
 	}

@@ -194,5 +194,5 @@ func finish(s Session, tries int, log ulog.Logger) error {
 			return err
 		}
 	}
-	return fmt.Errorf("FINISH failed %d times, the kernel keeps session %q until the next live update: %w", tries, s.Name(), err)
+	return fmt.Errorf("FINISH failed %d times: the kernel keeps session %q, and the files in it stay preserved, so that a live update cannot preserve them again (EBUSY) before the next boot: %w", tries, s.Name(), err)
 }

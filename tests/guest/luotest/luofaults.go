@@ -15,9 +15,11 @@ var luoFaultSteps = []string{
 	// RETRIEVE_FD of kv's second fd fails; FINISH of kv's session fails
 	// twice, then works.
 	"luo_fault_session=luoinit.kv luo_fault_token=2 luo_fault_finish=2",
-	// FINISH of kv's session fails every time.
-	"luo_fault_session=luoinit.kv luo_fault_finish=100",
-	// The incoming sessions cannot be deserialised: /dev/liveupdate EIO.
+	// FINISH of kw's session fails every time: its memfd stays preserved,
+	// and the next update drops it (optional) with EBUSY explained.
+	"luo_fault_session=luoinit.kw luo_fault_finish=100",
+	// The incoming sessions cannot be deserialised: /dev/liveupdate EIO,
+	// at every open, for the rest of the boot.
 	"luo_fault_deserialize=1",
 }
 
@@ -39,6 +41,20 @@ func luoFaultsMain(args []string) {
 	reportStatus("LUOFAULT_STATUS")
 	gen := generationOf(state)
 	if gen >= len(luoFaultSteps) {
+		// The kernel refuses every open of /dev/liveupdate after it
+		// failed to deserialise: a dry run of the next update shows it.
+		prep := exec.Command("/bin/luoinit", "prepare", "--config", "/etc/luoinit/config.toml",
+			"--kernel", "/boot/bzImage-faults", "--reuse-cmdline", "--dry-run")
+		out, err := prep.CombinedOutput()
+		os.Stdout.Write(out)
+		code := 0
+		if err != nil {
+			code = -1
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			}
+		}
+		fmt.Printf("\nLUOTEST:LUOFAULT_NEXT exit=%d\n", code)
 		vmEnd("PASS", fmt.Sprintf("%d live updates into the faults kernel reported", gen))
 	}
 	b, err := os.ReadFile("/proc/cmdline")
