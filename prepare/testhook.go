@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 
 	"github.com/u-root/uio/ulog"
@@ -26,7 +27,11 @@ func init() {
 			return
 		}
 		log.Printf("test hook: stopping at step %s (pid %d)", step, os.Getpid())
-		unix.Kill(os.Getpid(), unix.SIGSTOP)
+		// To this very thread: a SIGSTOP to the process may be taken by
+		// another thread, and this one would go on a little first.
+		runtime.LockOSThread()
+		unix.Tgkill(os.Getpid(), unix.Gettid(), unix.SIGSTOP)
+		runtime.UnlockOSThread()
 	}
 	testManifest = func(b []byte) ([]byte, bool, error) {
 		filter := strings.Split(os.Getenv("LUOINIT_TEST_MANIFEST_FILTER"), ",")
