@@ -88,7 +88,6 @@ abi_header=$src/include/linux/kho/abi/luo.h
 abi_saved=$abi_header.luoinit-orig
 faults_patch=$here/luo-faults.patch
 faults_file=$src/kernel/liveupdate/luo_session.c
-faults_saved=$faults_file.luoinit-orig
 # A variant build patches the shared source tree and puts it back when it
 # ends; a build that was killed halfway is undone here, before any build.
 for f in "$abi_header" "$faults_file"; do
@@ -187,61 +186,65 @@ if [ -z "$variant" ] || [ ! -f "$objs/vmlinux" ]; then
   fi
 fi
 
-# The faults variant: a copy of the base object tree, luo_session.c
-# patched in the source for the length of one incremental build.
-if [ -n "$faults" ]; then
-  log "building the luofaults variant of $srcver from the object tree $objs"
+# variant NAME FILE APPLY CHECK DESCRIPTION: the variant NAME, an
+# incremental build of a copy of the base object tree with FILE of the
+# source patched by the function APPLY (which writes FILE in place) for
+# the length of the build, then checked by the function CHECK on the
+# vmlinux and published with DESCRIPTION. FILE is saved with its mtime
+# and put back by rename: once restored, the base object tree sees it
+# unchanged.
+variant() {
+  local name=$1 file=$2 apply=$3 check=$4 description=$5
+  log "building the $name variant of $srcver from the object tree $objs"
   start=$(date +%s)
   build=$cache/kernel/.build-$key
   rm -rf "$build"
   cp -a "$objs" "$build"
   : > "$build/build.log"
-  localversion=-luofaults
-  cp -p "$faults_file" "$faults_saved"
-  trap 'mv -f "$faults_saved" "$faults_file"' EXIT
+  localversion=-$name
+  cp -p "$file" "$file.luoinit-orig"
+  trap 'mv -f "$file.luoinit-orig" "$file"' EXIT
+  "$apply"
+  compile "$build"
+  mv -f "$file.luoinit-orig" "$file"
+  trap - EXIT
+  "$check" "$build/vmlinux"
+  publish "$build" "$key" "$description"
+  rm -rf "$build"
+  echo "$out/bzImage"
+}
+
+# The faults variant: luo_session.c with tests/kernel/luo-faults.patch.
+apply_faults() {
   if ! patch --quiet --forward -p1 -d "$src" < "$faults_patch" >> "$build/build.log" 2>&1; then
     tail -20 "$build/build.log" >&2
     log "$faults_patch does not apply to $srcver"
     exit 1
   fi
-  compile "$build"
-  mv -f "$faults_saved" "$faults_file"
-  trap - EXIT
-  if ! grep -qaF "injected fault: RETRIEVE_FD" "$build/vmlinux"; then
+}
+check_faults() {
+  if ! grep -qaF "injected fault: RETRIEVE_FD" "$1"; then
     log "the luofaults variant's vmlinux does not carry the injected faults"
     exit 1
   fi
-  publish "$build" "$key" "LUO faults injectable on the command line (tests/kernel/luo-faults.patch)"
-  rm -rf "$build"
-  echo "$out/bzImage"
+}
+if [ -n "$faults" ]; then
+  variant luofaults "$faults_file" apply_faults check_faults "LUO faults injectable on the command line (tests/kernel/luo-faults.patch)"
   exit 0
 fi
 
-# The ABI variant: a copy of the base object tree, the header patched in
-# the source for the length of one incremental build.
-log "building the $luoabi variant of $srcver from the object tree $objs"
-start=$(date +%s)
+# The ABI variant: the header's LUO_ABI_COMPATIBLE replaced by $luoabi.
 current=$(sed -n 's/^#define[[:space:]]\{1,\}LUO_ABI_COMPATIBLE[[:space:]]\{1,\}"\([^"]*\)".*/\1/p' "$abi_header")
 [ -n "$current" ] || { log "no '#define LUO_ABI_COMPATIBLE \"...\"' in $abi_header"; exit 1; }
 [ "$current" != "$luoabi" ] || { log "$srcver already has $luoabi: a variant would be the same kernel"; exit 1; }
-build=$cache/kernel/.build-$key
-rm -rf "$build"
-cp -a "$objs" "$build"
-: > "$build/build.log"
-localversion=-$luoabi
-# mv keeps the original's inode and mtime: once restored, the base object
-# tree sees the header unchanged.
-mv "$abi_header" "$abi_saved"
-trap 'mv -f "$abi_saved" "$abi_header"' EXIT
-sed "s/^\(#define[[:space:]]\{1,\}LUO_ABI_COMPATIBLE[[:space:]]\{1,\}\)\"$current\"/\1\"$luoabi\"/" "$abi_saved" > "$abi_header"
-compile "$build"
-mv -f "$abi_saved" "$abi_header"
-trap - EXIT
+apply_abi() {
+  sed "s/^\(#define[[:space:]]\{1,\}LUO_ABI_COMPATIBLE[[:space:]]\{1,\}\)\"$current\"/\1\"$luoabi\"/" "$abi_saved" > "$abi_header"
+}
 # The strings the kernel will compare: the new one in, the old one out.
-if ! grep -qaF "$luoabi" "$build/vmlinux" || grep -qaxF "$current" <(tr -c '[:print:]' '\n' < "$build/vmlinux"); then
-  log "the $luoabi variant's vmlinux does not carry $luoabi alone (still $current?)"
-  exit 1
-fi
-publish "$build" "$key" "LUO_ABI_COMPATIBLE=$luoabi (was $current)"
-rm -rf "$build"
-echo "$out/bzImage"
+check_abi() {
+  if ! grep -qaF "$luoabi" "$1" || grep -qaxF "$current" <(tr -c '[:print:]' '\n' < "$1"); then
+    log "the $luoabi variant's vmlinux does not carry $luoabi alone (still $current?)"
+    exit 1
+  fi
+}
+variant "$luoabi" "$abi_header" apply_abi check_abi "LUO_ABI_COMPATIBLE=$luoabi (was $current)"
