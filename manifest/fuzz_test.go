@@ -36,6 +36,9 @@ func seeds(f *testing.F) {
 		pidfdWorkload + "fd = [{name = \"a\", number = 3, token = 1}]\n",
 		"version = 1\nwritten = 2025-01-01T00:00:00+02:00\n[timing]\nreboot = {monotonic_ns = 5, realtime = 2025-01-01T00:00:00Z}\n",
 		"version = 1\nworkload = []\n",
+		// The memfd PID 1 makes, the stop command, a route of a rule's table.
+		"version = 1\n[[workload]]\nname = \"vm\"\nargv = [\"/bin/vm\"]\nhandoff = \"fdstore\"\nstop_command = [\"/bin/save\", \"--now\"]\nstop_timeout = \"60s\"\n[[workload.fd]]\nname = \"ram\"\nsize = \"64MiB\"\n",
+		"version = 1\n[network]\nroute = [{dst = \"default\", gateway = \"10.0.0.254\", table = 100}]\nrule = [{priority = 10, family = \"inet\", table = 100}]\n",
 		"version = 1\n[network]\ncarry = \"listed\"\ninterfaces = [\"eth0\"]\nlink = [{name = \"d0\", kind = \"dummy\", mtu = 1400, address = [{cidr = \"10.0.0.1/24\"}]}]\nroute = [{dst = \"default\", gateway = \"10.0.0.254\", dev = \"d0\"}]\nrule = [{priority = 10, family = \"inet\", table = 10, fwmark = 1}]\n",
 	} {
 		f.Add([]byte(s))
