@@ -184,6 +184,13 @@ func (s *Supervisor) supervise(w *Workload) {
 	backoff := s.o.Backoff
 	for {
 		p, err := s.launch(w, first)
+		// Listed as running before Run returns, so that whoever asks
+		// right after the first handoff finds it.
+		if p != nil {
+			s.mu.Lock()
+			s.pids[w.Spec.Name] = p.Pid()
+			s.mu.Unlock()
+		}
 		if first && p != nil {
 			s.awaitReady(w, p)
 		}
@@ -195,9 +202,6 @@ func (s *Supervisor) supervise(w *Workload) {
 			s.log.Printf("workload %q: %v", w.Spec.Name, err)
 		}
 		if p != nil {
-			s.mu.Lock()
-			s.pids[w.Spec.Name] = p.Pid()
-			s.mu.Unlock()
 			code := p.Wait()
 			s.exited(w)
 			s.mu.Lock()
