@@ -2,7 +2,9 @@ package scenarios
 
 import (
 	"fmt"
+	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,31 +22,62 @@ import (
 // under emulation). Faults the kernel cannot be made to commit on purpose
 // are listed at the end of this file with the reason.
 
-// prepareFaults are the faults of TestFaultPrepare with their defined
-// outcome, as the guest (tests/guest/luotest/faultprep.go) checks it.
-// After every one the guest also checks that nothing stays behind: no
-// LUO session (each can be created again), /dev/liveupdate free, the
-// workloads running and not stopped, no kexec image loaded (but where
-// the table says it stays).
-var prepareFaults = []struct{ name, outcome string }{
-	{"kill-during-collect", "prepare stopped (SIGSTOP, its test hook) at step collect, waiting for pushes, then SIGKILLed: the kernel drops the sessions with prepare's fds; nothing loaded; the stale socket is replaced by the next prepare"},
-	{"kill-during-preserve", "stopped right after kv's first fd is preserved, then SIGKILLed: sessions dropped by the kernel, workloads running, nothing loaded"},
-	{"kill-after-manifest", "stopped once the manifest is sealed into luoinit's session, then SIGKILLed: as above; the next prepare creates the session anew"},
-	{"kill-after-kexec-load", "stopped right after the kexec load (--no-reboot), then SIGKILLed: sessions dropped; the kexec image stays loaded, since only prepare could unload it"},
-	{"replace-stale-image", "the next prepare loads its own image over the stale one and unloads it on cancel"},
-	{"collect-timeout", "a socket workload never pushes: exit 1 after --collect-timeout naming it, sessions closed"},
-	{"push-dies-after-connect", "a pusher connects and exits: logged as closed by peer, prepare goes on and kv's real push is preserved"},
-	{"push-dies-after-hello", "a pusher says HELLO and exits: logged, prepare goes on"},
-	{"push-dies-mid-fds", "a pusher sends one FDS and exits before DONE: the received fd is closed, logged, prepare goes on"},
-	{"push-dies-before-ack", "a pusher sends everything and exits before the ACK: its fds are preserved, the failed ACK is logged"},
-	{"push-garbage", "a peer sends bytes that are not the protocol: answered with ERROR (bad magic), prepare goes on"},
-	{"second-prepare", "a prepare while another holds its sessions: exit 1 with EEXIST, the first stays prepared and then cancels cleanly"},
-	{"kexec-refused", "the next kernel is not a kernel: the preflight refuses it before anything is preserved, naming kexec_file_load's rule, exit 1, nothing held, nobody stopped"},
-	{"initrd-not-initramfs", "--initrd names a kernel image: the preflight refuses it, saying what it starts with, exit 1, nothing held, nobody stopped"},
-	{"device-held", "another process holds /dev/liveupdate: EBUSY named, exit 1, nothing touched"},
-	{"hostile-config", "the 40 KB config of nested inline tables: refused at once naming file and line 2"},
-	{"non-root-push", "a socket workload running as uid 1000 pushes its own fd (socket 0666 in a 0755 directory); a process of uid 1001 claiming to be it gets ERROR naming both uids"},
-	{"kill-during-freeze", "SIGKILLed in the freeze while a workload ignores SIGTERM: the point of no return; the workloads already ended stay ended (what they held is lost with the sessions the kernel drops), the one waited for runs on, the image stays loaded, nothing reboots"},
+// prepFault is a fault of TestFaultPrepare with its defined outcome, as
+// the host judges it from what the guest reported
+// (tests/guest/luotest/faultprep.go): the data of its FAULT report and
+// the fault's own console lines, from the guest's `fault <name>: start`
+// to its report.
+type prepFault struct {
+	name, outcome string
+	data          map[string]string // reported values that must be exactly these
+	say           []string          // texts its console lines must hold
+	not           []string          // texts they must not hold
+	ended         []string          // its processes that must have ended; every other must run (S or R)
+	stopAt        string            // prepare stopped itself at this step (and was killed): its last line says so
+	loaded        bool              // the kexec image stays loaded afterwards
+	sessions      []string          // sessions, besides every earlier fault's, that must be free afterwards
+	alone         bool              // played without workloads: no processes to report
+}
+
+var prepareFaults = []prepFault{
+	{name: "kill-during-collect", outcome: "prepare stopped (SIGSTOP, its test hook) at step collect, waiting for pushes, then SIGKILLed: the kernel drops the sessions with prepare's fds; nothing loaded; the stale socket is replaced by the next prepare",
+		stopAt: "collect", data: map[string]string{"exit": "137", "stale_socket": "true"}},
+	{name: "kill-during-preserve", outcome: "stopped right after kv's first fd is preserved, then SIGKILLed: sessions dropped by the kernel, workloads running, nothing loaded",
+		stopAt: "preserve:kv", data: map[string]string{"exit": "137"}, say: []string{"preserved kv/"}},
+	{name: "kill-after-manifest", outcome: "stopped once the manifest is sealed into luoinit's session, then SIGKILLed: as above; the next prepare creates the session anew",
+		stopAt: "manifest", data: map[string]string{"exit": "137"}},
+	{name: "kill-after-kexec-load", outcome: "stopped right after the kexec load (--no-reboot), then SIGKILLed: sessions dropped; the kexec image stays loaded, since only prepare could unload it",
+		stopAt: "kexec-load", data: map[string]string{"exit": "137"}, loaded: true},
+	{name: "replace-stale-image", outcome: "the next prepare loads its own image over the stale one and unloads it at the end of its dry run",
+		data: map[string]string{"loaded_before": "1", "exit": "0"}, say: []string{"kexec image unloaded"}},
+	{name: "collect-timeout", outcome: "a socket workload never pushes: exit 1 after --collect-timeout naming it, sessions closed",
+		data: map[string]string{"exit": "1"}, say: []string{`workloads "kv" did not push their fds within 3s`, "sessions closed"}},
+	{name: "push-dies-after-connect", outcome: "a pusher connects and exits: logged as closed by peer, prepare goes on and kv's real push is preserved",
+		data: map[string]string{"exit": "0"}, say: []string{"closed by peer", `session = "luoinit.kv"`, "preserved kv/arena", "preserved kv/index"}},
+	{name: "push-dies-after-hello", outcome: "a pusher says HELLO and exits: logged, prepare goes on",
+		data: map[string]string{"exit": "0"}, say: []string{"closed by peer", `session = "luoinit.kv"`, "preserved kv/arena", "preserved kv/index"}},
+	{name: "push-dies-mid-fds", outcome: "a pusher sends one FDS and exits before DONE: the received fd is closed, logged, prepare goes on",
+		data: map[string]string{"exit": "0"}, say: []string{"closed by peer", `session = "luoinit.kv"`, "preserved kv/arena", "preserved kv/index"}},
+	{name: "push-dies-before-ack", outcome: "a pusher sends everything and exits before the ACK: its fds are preserved, the ACK cannot be delivered, so prepare cancels (the workload's belief that its push failed stays true)",
+		data: map[string]string{"exit": "1"}, say: []string{"preserved kv/arena", `workload "kv": its ACK could not be delivered`, "cancelling the live update"}},
+	{name: "push-garbage", outcome: "a peer sends bytes that are not the protocol: answered with ERROR (bad magic), prepare goes on",
+		data: map[string]string{"exit": "0"}, say: []string{"bad magic", "pushfault garbage was answered with", "preserved kv/arena", "preserved kv/index"}},
+	{name: "second-prepare", outcome: "a prepare while another holds its sessions: exit 1 with EEXIST, the first stays prepared and then cancels cleanly",
+		data: map[string]string{"second_exit": "1", "loaded_between": "1", "first_exit": "1"}, say: []string{"EEXIST", "holding the sessions", "kexec image unloaded"}},
+	{name: "kexec-refused", outcome: "the next kernel is not a kernel: the preflight refuses it before anything is preserved, naming kexec_file_load's rule, exit 1, nothing held, nobody stopped",
+		data: map[string]string{"exit": "1"}, say: []string{"not a bzImage kexec_file_load can load", "preflight refused the live update", "nothing was held"}, not: []string{"phase frozen", "preserved kv/", "preserved holder/"}},
+	{name: "initrd-not-initramfs", outcome: "--initrd names a kernel image: the preflight refuses it, saying what it starts with, exit 1, nothing held, nobody stopped",
+		data: map[string]string{"exit": "1"}, say: []string{"FAIL initramfs: " + vm.GuestKernel + ": not an initramfs: at byte 0 it starts with ", "preflight refused the live update", "nothing was held"}, not: []string{"phase prepared", "preserved kv/", "preserved holder/"}},
+	{name: "device-held", outcome: "another process holds /dev/liveupdate: EBUSY named, exit 1, nothing touched",
+		data: map[string]string{"exit": "1"}, say: []string{"EBUSY"}, not: []string{"preserved kv/", "preserved holder/"}},
+	{name: "hostile-config", outcome: "the 40 KB config of nested inline tables: refused at once naming file and line 2",
+		data: map[string]string{"exit": "1"}, say: []string{"/tmp/hostile.toml:2:", "nested more than 16 deep"}, alone: true},
+	{name: "non-root-push", outcome: "a socket workload running as uid 1000 pushes its own fd (socket 0666 in a 0755 directory); a process of uid 1001 claiming to be it gets ERROR naming both uids, and nothing of it is preserved",
+		data: map[string]string{"exit": "0"}, say: []string{"WORKLOAD_ACK user error", "runs as uid 1000, the connection is from uid 1001", "WORKLOAD_ACK user ok", "preserved user/u", `name = "user"`},
+		sessions: []string{"luoinit.user"}},
+	{name: "kill-during-freeze", outcome: "SIGKILLed in the freeze while a workload ignores SIGTERM: the point of no return; the workloads already ended stay ended (what they held is lost with the sessions the kernel drops), the one waited for runs on, the image stays loaded, nothing reboots",
+		data: map[string]string{"exit": "137", "loaded_after_kill": "1"}, say: []string{"phase frozen"}, ended: []string{"holder", "kv"}, loaded: true,
+		sessions: []string{"luoinit.stubborn"}},
 }
 
 // TestFaultPrepare: the faults of luoinit prepare in the old kernel (see
@@ -55,48 +88,147 @@ func TestFaultPrepare(t *testing.T) {
 		t.Fatalf("%d kernels booted, want 1 (nothing may kexec)", res.Boots)
 	}
 	got := markers(res, "FAULT")
-	// What each fault left, as the guest found it: every session a
-	// fault's config named could be created again (none was left), and
-	// kexec_loaded. The kills land at a step prepare stopped itself at
-	// (prepare/testhook.go), which its last line names.
-	kills := map[string]string{"kill-during-collect": "collect", "kill-during-preserve": "preserve:kv", "kill-after-manifest": "manifest", "kill-after-kexec-load": "kexec-load"}
-	stillLoaded := map[string]bool{"kill-after-kexec-load": true, "kill-during-freeze": true}
+	// Every fault is followed by a check that the sessions of every config
+	// written so far can be created again (none was left).
 	sessions := []string{"luoinit", "luoinit.holder", "luoinit.kv"}
 	for _, f := range prepareFaults {
-		outcome, ok := got[f.name]
+		report, ok := got[f.name]
 		if !ok {
 			t.Errorf("fault %s: not reported (defined outcome: %s)", f.name, f.outcome)
 			continue
 		}
-		t.Logf("fault %-24s %s", f.name, outcome)
-		switch f.name {
-		case "non-root-push":
-			sessions = append(sessions, "luoinit.user")
-		case "kill-during-freeze":
-			sessions = append(sessions, "luoinit.stubborn")
+		t.Logf("fault %-24s %s", f.name, report)
+		d, err := reportData(report)
+		if err != nil {
+			t.Errorf("fault %s: %v", f.name, err)
+			continue
 		}
-		_, left, ok := strings.Cut(outcome, " | left: ")
-		l := fields(left)
-		free := strings.Split(l["sessions_free"], ",")
-		for _, s := range sessions {
-			if !slices.Contains(free, s) {
-				t.Errorf("fault %s: session %s was not checked free afterwards (%q)", f.name, s, left)
-			}
-		}
-		want := "0"
-		if stillLoaded[f.name] {
-			want = "1"
-		}
-		if !ok || l["kexec_loaded"] != want {
-			t.Errorf("fault %s: kexec_loaded %q afterwards, want %s", f.name, l["kexec_loaded"], want)
-		}
-		if step, ok := kills[f.name]; ok && !strings.Contains(outcome, "test hook: stopping at step "+step+" ") {
-			t.Errorf("fault %s: the kill did not land at step %s: %s", f.name, step, outcome)
+		for _, e := range judgeFault(f, d, faultConsole(res, f.name), &sessions) {
+			t.Errorf("fault %s: %s (defined outcome: %s)", f.name, e, f.outcome)
 		}
 	}
 	if len(got) != len(prepareFaults) {
 		t.Errorf("%d faults reported, want %d: %v", len(got), len(prepareFaults), got)
 	}
+}
+
+// judgeFault checks one fault's report d and console lines against its
+// defined outcome, and returns what differs. sessions accumulates the
+// sessions every later fault must also find free.
+func judgeFault(f prepFault, d map[string]string, console []string, sessions *[]string) []string {
+	var errs []string
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
+	for _, k := range slices.Sorted(maps.Keys(f.data)) {
+		if d[k] != f.data[k] {
+			bad("%s=%q, want %q", k, d[k], f.data[k])
+		}
+	}
+	text := strings.Join(console, "\n")
+	if len(console) == 0 {
+		bad("no console lines between its start and its report")
+	}
+	for _, w := range f.say {
+		if !strings.Contains(text, w) {
+			bad("its console lines lack %q", w)
+		}
+	}
+	for _, w := range f.not {
+		if strings.Contains(text, w) {
+			bad("its console lines hold %q", w)
+		}
+	}
+	if f.stopAt != "" && !strings.Contains(d["last"], "test hook: stopping at step "+f.stopAt+" ") {
+		bad("the kill did not land at step %s: prepare's last line was %q", f.stopAt, d["last"])
+	}
+	switch {
+	case f.alone && d["procs"] != "":
+		bad("processes %s reported, want none", d["procs"])
+	case !f.alone && d["procs"] == "":
+		bad("no processes reported")
+	}
+	for _, p := range strings.Split(d["procs"], ",") {
+		if p == "" {
+			continue
+		}
+		name, state, _ := strings.Cut(p, ":")
+		switch want := slices.Contains(f.ended, name); {
+		case want && state != "ended":
+			bad("process %s is %s, want ended", name, state)
+		case !want && state != "S" && state != "R":
+			bad("process %s is %s, want running (S or R)", name, state)
+		}
+	}
+	for _, name := range f.ended {
+		if !strings.Contains(","+d["procs"], ","+name+":") {
+			bad("process %s not reported", name)
+		}
+	}
+	*sessions = append(*sessions, f.sessions...)
+	free := strings.Split(d["sessions_free"], ",")
+	for _, s := range *sessions {
+		if !slices.Contains(free, s) {
+			bad("session %s was not free afterwards (left: %q)", s, d["sessions_left"])
+		}
+	}
+	if d["sessions_left"] != "" {
+		bad("sessions left: %s", d["sessions_left"])
+	}
+	if d["device"] != "free" {
+		bad("/dev/liveupdate: %s", d["device"])
+	}
+	want := "0"
+	if f.loaded {
+		want = "1"
+	}
+	if d["kexec_loaded"] != want {
+		bad("kexec_loaded %q afterwards, want %s", d["kexec_loaded"], want)
+	}
+	return errs
+}
+
+// reportData parses a FAULT report's key=value words; a value may be
+// Go-quoted.
+func reportData(s string) (map[string]string, error) {
+	out := map[string]string{}
+	all := s
+	for s = strings.TrimSpace(s); s != ""; s = strings.TrimLeft(s, " ") {
+		k, rest, ok := strings.Cut(s, "=")
+		if !ok || k == "" || strings.Contains(k, " ") {
+			return nil, fmt.Errorf("report %q: not key=value at %q", all, s)
+		}
+		v := rest
+		if strings.HasPrefix(rest, `"`) {
+			q, err := strconv.QuotedPrefix(rest)
+			if err != nil {
+				return nil, fmt.Errorf("report: value of %s: %w", k, err)
+			}
+			v, _ = strconv.Unquote(q)
+			s = rest[len(q):]
+		} else {
+			v, s, _ = strings.Cut(rest, " ")
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// faultConsole returns the console lines of one fault of the campaign:
+// after the guest's `fault <name>: start` and before its FAULT report.
+func faultConsole(res *vm.Result, name string) []string {
+	var out []string
+	in := false
+	for _, line := range res.Console {
+		m, isMarker := vm.ParseMarker(line)
+		switch {
+		case isMarker && m.Kind == "INFO" && strings.HasPrefix(m.Text, "fault "+name+": start"):
+			in = true
+		case in && isMarker && m.Kind == "FAULT":
+			return out
+		case in:
+			out = append(out, line)
+		}
+	}
+	return out
 }
 
 // faultRestoreConfig: the workloads of TestFaultRestore, each with its
