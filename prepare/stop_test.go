@@ -2,10 +2,12 @@ package prepare
 
 import (
 	"fmt"
+	"io"
 	"log"
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -17,35 +19,46 @@ import (
 func TestStopModes(t *testing.T) {
 	for _, tc := range []struct {
 		desc    string
-		script  string
+		script  string // prints "ready" once its signal dispositions are set
 		mode    string
 		timeout time.Duration
-		exited  bool
+		ended   syscall.Signal // the signal it must end by; 0: it must not end
 		state   byte
 	}{
-		{"term obeyed", "sleep 30", "term", 2 * time.Second, true, 0},
-		{"term ignored, killed", "trap '' TERM; while :; do sleep 0.05; done", "term", 300 * time.Millisecond, true, 0},
-		{"sigstop", "while :; do sleep 0.05; done", "sigstop", 2 * time.Second, false, 'T'},
+		{"term obeyed", "echo ready; exec sleep 30", "term", 2 * time.Second, syscall.SIGTERM, 0},
+		{"term ignored, killed", "trap '' TERM; echo ready; while :; do sleep 0.05; done", "term", 300 * time.Millisecond, syscall.SIGKILL, 0},
+		{"sigstop", "echo ready; while :; do sleep 0.05; done", "sigstop", 2 * time.Second, 0, 'T'},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			cmd := exec.Command("/bin/sh", "-c", tc.script)
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
+			}
+			ready := make([]byte, 6)
+			if _, err := io.ReadFull(out, ready); err != nil || string(ready) != "ready\n" {
+				t.Fatalf("the script did not say ready: %q, %v", ready, err)
 			}
 			done := make(chan struct{})
 			go func() { cmd.Wait(); close(done) }()
 			defer func() { cmd.Process.Kill(); <-done }()
-			time.Sleep(100 * time.Millisecond) // let the shell set its trap
 			p := newProcess("w", cmd.Process.Pid, manifest.StopMode(tc.mode), tc.timeout)
 			defer p.close()
 			if err := p.stop(ulogtest.Logger{TB: t}); err != nil {
 				t.Fatal(err)
 			}
-			if tc.exited {
+			if tc.ended != 0 {
 				select {
 				case <-done:
 				case <-time.After(5 * time.Second):
 					t.Fatal("process still running after stop")
+				}
+				ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
+				if !ws.Signaled() || ws.Signal() != tc.ended {
+					t.Fatalf("ended with %v, want by %v", cmd.ProcessState, tc.ended)
 				}
 				return
 			}
