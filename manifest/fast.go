@@ -65,7 +65,12 @@ func fastDecode(data []byte, v any) (map[string]bool, bool) {
 	// built when it has escapes.
 	text := string(data)
 	for len(text) > 0 {
-		line, rest, _ := strings.Cut(text, "\n")
+		line, rest, ended := strings.Cut(text, "\n")
+		// A CR is a line's end only as the first half of CRLF: the last
+		// line, with no LF after it, cannot end in one.
+		if !ended && strings.HasSuffix(line, "\r") {
+			return nil, false
+		}
 		if !f.line(line) {
 			return nil, false
 		}
