@@ -394,10 +394,13 @@ func writeRecord(b *bytes.Buffer, kind string, fields []field) {
 
 func q(s string) string { return strconv.Quote(s) }
 
-// bare keeps a global value on its line: the state words never need more.
+// bare keeps a global value on its line, quoted unless it is a plain word
+// (the state words always are): empty, a blank, '=', or anything that
+// strconv.Quote would escape (a quote, a backslash, a CR or another
+// control character, invalid UTF-8) is quoted.
 func bare(s string) string {
-	if s == "" || strings.ContainsAny(s, " \n\"=") {
-		return strconv.Quote(s)
+	if quoted := strconv.Quote(s); s == "" || strings.ContainsAny(s, " =") || quoted[1:len(quoted)-1] != s {
+		return quoted
 	}
 	return s
 }
