@@ -23,8 +23,13 @@ set -euo pipefail
 
 pkg=${*: -1}
 log=$(mktemp)
-stamp=$(mktemp) # anything under testdata/fuzz newer than this is a finding
-trap 'rm -f "$log" "$stamp"' EXIT
+# The files under testdata/fuzz before the run: a file that is not among
+# them afterwards is a finding. (Not by mtime: a file written in the same
+# clock tick as a stamp is not newer than it.)
+before=$(mktemp)
+trap 'rm -f "$log" "$before"' EXIT
+corpus() { { find "$pkg" -path '*/testdata/fuzz/*' -type f 2>/dev/null || true; } | LC_ALL=C sort; }
+corpus >"$before"
 
 status=0
 "$@" 2>&1 | tee "$log" || status=$?
@@ -33,7 +38,7 @@ status=0
 # What the target said between its --- FAIL line and go test's FAIL.
 said=$(sed -n '/^--- FAIL: /,/^FAIL$/p' "$log" | sed '1d;$d')
 target=$(sed -n 's/^--- FAIL: \(Fuzz[A-Za-z0-9_]*\) .*/\1/p' "$log" | head -1)
-written=$(find "$pkg" -path '*/testdata/fuzz/*' -type f -newer "$stamp" | head -1)
+written=$(corpus | LC_ALL=C comm -13 "$before" - | head -1)
 if [ -n "$target" ] && [ "$said" = "    context deadline exceeded" ] && [ -z "$written" ] &&
    ! grep -q -e 'Failing input written to' -e '^panic: ' "$log"; then
   echo "fuzz: $target: not a finding: the run ended on the fuzzing coordinator's own -fuzztime deadline" \
