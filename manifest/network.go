@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // Network is the network state carried across a live update: the links,
@@ -476,8 +478,8 @@ func (r Route) TableOrMain() int {
 // MainTable is the kernel's main routing table (RT_TABLE_MAIN); the local
 // table (RT_TABLE_LOCAL) is the kernel's own and no route of a config's.
 const (
-	MainTable  = 254
-	localTable = 255
+	MainTable  = unix.RT_TABLE_MAIN
+	localTable = unix.RT_TABLE_LOCAL
 )
 
 func (nc *netCheck) routes() {

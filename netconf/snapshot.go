@@ -14,8 +14,6 @@ import (
 	"github.com/luoinit/luoinit/manifest"
 )
 
-const mainTable = unix.RT_TABLE_MAIN
-
 // Snapshot reads links, addresses, main-table routes and policy rules
 // through netlink. carry is "all" (or ""), "listed" (only the links named
 // in ifaces, plus what they need: their master, parent and veth peer, and
@@ -310,7 +308,7 @@ func routeOf(r netlink.Route, names map[int]string, kept map[string]bool, raw bo
 		return mr, false // site, nowhere: Plan could not give a route that scope
 	}
 	mr = manifest.Route{Dst: dstName(pf), Dev: dev, Metric: r.Priority, Scope: scope}
-	if r.Table != mainTable {
+	if r.Table != manifest.MainTable {
 		mr.Table = r.Table
 	}
 	if len(r.Gw) > 0 {
@@ -420,7 +418,7 @@ func defaultRule(r manifest.Rule) bool {
 	case 0:
 		return r.Table == unix.RT_TABLE_LOCAL
 	case 32766:
-		return r.Table == unix.RT_TABLE_MAIN
+		return r.Table == manifest.MainTable
 	case 32767:
 		return r.Table == unix.RT_TABLE_DEFAULT
 	}

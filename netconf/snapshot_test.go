@@ -170,7 +170,7 @@ func TestRouteOf(t *testing.T) {
 	names := map[int]string{2: "eth0", 3: "tun0"}
 	kept := map[string]bool{"eth0": true}
 	route := func(f func(*netlink.Route)) netlink.Route {
-		r := netlink.Route{Table: mainTable, Type: unix.RTN_UNICAST, LinkIndex: 2, Family: netlink.FAMILY_V4,
+		r := netlink.Route{Table: manifest.MainTable, Type: unix.RTN_UNICAST, LinkIndex: 2, Family: netlink.FAMILY_V4,
 			Dst: &net.IPNet{IP: net.IPv4(10, 50, 0, 0).To4(), Mask: net.CIDRMask(16, 32)}}
 		if f != nil {
 			f(&r)

@@ -157,7 +157,7 @@ func (s *state) preserveStored(dev *luo.Device, w *manifest.Workload, carry []st
 		token := uint64(len(fds) + 1)
 		t0 := time.Now()
 		if err := sess.PreserveFD(int(sf.File.File.Fd()), token); err != nil {
-			reason := fmt.Sprintf("memfd refused by LUO: %v", explainPreserve(err))
+			reason := fmt.Sprintf("memfd refused by LUO: %v", err)
 			var errno unix.Errno
 			if errors.As(err, &errno) {
 				reason = "memfd refused by LUO: " + unix.ErrnoName(errno)
