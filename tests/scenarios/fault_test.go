@@ -363,22 +363,13 @@ var manifestFaults = []struct{ name, reason string }{
 // unretrieved and the kernel drops them at the next live update.
 func TestFaultManifest(t *testing.T) {
 	k := kernel(t)
-	g := luotest(t)
 	config := "version = 1\n" + workloadTOML("kv", `, "--memfds", "arena:1048576:21"`, "arena") + `
 [[workload]]
 name = "manifestfault"
 argv = ["/bin/luotest", "workload", "manifestfault"]
 handoff = "socket"
 `
-	img, err := vm.Image(t.TempDir(), "manifestfaults.cpio",
-		vm.File{Guest: "init", Host: luoinitBin},
-		vm.File{Guest: "bin/luoinit", Host: luoinitBin},
-		vm.File{Guest: "bin/luotest", Host: g},
-		vm.File{Guest: "etc/luoinit/config.toml", Host: writeTemp(t, "config.toml", config)},
-		vm.File{Guest: vm.GuestKernel, Host: k.BzImage})
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := luoinitImage(t, "manifestfaults.cpio", config, vm.File{Guest: vm.GuestKernel, Host: k.BzImage})
 	// The filter's variable reaches PID 1, which answers the prepares, from
 	// the command line; prepare passes it on with --reuse-cmdline.
 	res := runVM(t, img, "liveupdate=on LUOINIT_TEST_MANIFEST_FILTER=/bin/luotest,manifestfilter", 12*time.Minute)

@@ -68,21 +68,11 @@ var readyLine = regexp.MustCompile(`sdstore: (\d+) fds READY=1 (\S+) after init 
 // 1's fd store kept them.
 func TestSystemdFDStore(t *testing.T) {
 	k := kernel(t)
-	g := luotest(t)
-	dir := t.TempDir()
-	sd := filepath.Join(dir, "sdstore")
+	sd := filepath.Join(t.TempDir(), "sdstore")
 	buildC(t, "tests/guest/sdstore/sdstore.c", sd)
-	cfg := writeTemp(t, "config.toml", sdstoreConfig)
-	img, err := vm.Image(dir, "sdstore.cpio",
-		vm.File{Guest: "init", Host: luoinitBin},
-		vm.File{Guest: "bin/luoinit", Host: luoinitBin},
-		vm.File{Guest: "bin/luotest", Host: g},
+	img := luoinitImage(t, "sdstore.cpio", sdstoreConfig,
 		vm.File{Guest: "bin/sdstore", Host: sd},
-		vm.File{Guest: "etc/luoinit/config.toml", Host: cfg},
 		vm.File{Guest: vm.GuestKernel, Host: k.BzImage})
-	if err != nil {
-		t.Fatal(err)
-	}
 	res := runVM(t, img, "liveupdate=on", 8*time.Minute)
 	if res.Boots != 3 {
 		t.Fatalf("%d kernels booted, want 3", res.Boots)

@@ -11,32 +11,16 @@ import (
 // luoFaultsConfig: kv keeps two memfds (arena, index) and reports what
 // came back rather than failing on a missing one; kw keeps one; the driver
 // runs the live updates into the faults kernel (luotest luofaults).
-const luoFaultsConfig = `version = 1
-[[workload]]
-name = "kv"
-argv = ["/bin/luotest", "workload", "auto", "--name", "kv", "--memfds", "arena:65536:31,index:4096:32", "--allow-missing"]
-handoff = "socket"
-
-  [[workload.fd]]
-  name = "arena"
-
-  [[workload.fd]]
-  name = "index"
-
-[[workload]]
-name = "kw"
-argv = ["/bin/luotest", "workload", "auto", "--name", "kw", "--memfds", "w:4096:33"]
-handoff = "socket"
-
-  [[workload.fd]]
-  name = "w"
-  optional = true
-
+func luoFaultsConfig() string {
+	return "version = 1\n" +
+		workloadTOML("kv", `, "--memfds", "arena:65536:31,index:4096:32", "--allow-missing"`, "arena", "index") +
+		workloadTOML("kw", `, "--memfds", "w:4096:33"`, "w") + "  optional = true\n" + `
 [[workload]]
 name = "driver"
 argv = ["/bin/luotest", "workload", "luofaults"]
 handoff = "socket"
 `
+}
 
 // TestLUOFaults: the kernel itself fails, in the faults variant of the
 // default kernel (tests/kernel/luo-faults.patch), three live updates in a
@@ -56,18 +40,8 @@ handoff = "socket"
 //     a dry run of a next update is refused, explained.
 func TestLUOFaults(t *testing.T) {
 	k, faults := kernel(t), kernelEnv(t, vm.EnvKernelFaults)
-	g := luotest(t)
-	dir := t.TempDir()
-	cfg := writeTemp(t, "config.toml", luoFaultsConfig)
-	img, err := vm.Image(dir, "luofaults.cpio",
-		vm.File{Guest: "init", Host: luoinitBin},
-		vm.File{Guest: "bin/luoinit", Host: luoinitBin},
-		vm.File{Guest: "bin/luotest", Host: g},
-		vm.File{Guest: "etc/luoinit/config.toml", Host: cfg},
+	img := luoinitImage(t, "luofaults.cpio", luoFaultsConfig(),
 		vm.File{Guest: "boot/bzImage-faults", Host: faults.BzImage})
-	if err != nil {
-		t.Fatal(err)
-	}
 	t.Logf("booting %s, each live update into %s", k.Version, faults.Version)
 	res := runVM(t, img, "liveupdate=on", 8*time.Minute)
 	if res.Boots != 4 {

@@ -136,6 +136,21 @@ func liveUpdateImages(t *testing.T, config string, extra ...vm.File) string {
 	return first
 }
 
+// luoinitImage: one initramfs booted with luoinit as /init (and at
+// /bin/luoinit, for the prepares), luotest, config, and the extra files.
+func luoinitImage(t *testing.T, name, config string, extra ...vm.File) string {
+	t.Helper()
+	img, err := vm.Image(t.TempDir(), name, append([]vm.File{
+		{Guest: "init", Host: luoinitBin},
+		{Guest: "bin/luoinit", Host: luoinitBin},
+		{Guest: "bin/luotest", Host: luotest(t)},
+		{Guest: "etc/luoinit/config.toml", Host: writeTemp(t, "config.toml", config)}}, extra...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
 func markers(res *vm.Result, kind string) map[string]string {
 	out := map[string]string{}
 	for _, m := range res.Find(kind) {
